@@ -1,0 +1,69 @@
+// `shrinkwrap plan`: the selection as text for people or as one JSON document for programs.
+import { display, fsPath, isValidUtf8 } from '../model/bytes.js';
+import type { Warning } from '../model/diagnostics.js';
+import { type Entry, type EntryType, modeString } from '../model/entry.js';
+import type { PlanSummary } from '../model/plan.js';
+import { type Out, humanBytes } from './output.js';
+
+function isoMinute(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+export async function renderPlanText(entries: readonly Entry[], summary: PlanSummary, warnings: readonly Warning[], out: Out): Promise<void> {
+  for (const e of entries) {
+    const link = e.type === 'symlink' ? ` -> ${display(e.target!)}` : e.type === 'hardlink' ? ` => ${display(e.target!)}` : '';
+    await out.write(
+      `${modeString(e.type, e.mode)} ${`${e.uid}/${e.gid}`.padEnd(11)} ${String(e.size).padStart(12)} ${isoMinute(e.mtime)} ${display(e.path)}${link}  [${display(e.reason)}]\n`,
+    );
+  }
+  for (const line of summaryLines(summary, warnings.length)) await out.write(line + '\n');
+  await out.flush();
+}
+
+const typeOrder: EntryType[] = ['dir', 'file', 'symlink', 'hardlink', 'char', 'block', 'fifo', 'socket'];
+
+export function summaryLines(summary: PlanSummary, warnings: number): string[] {
+  const counts = typeOrder.filter((t) => summary.types[t] > 0).map((t) => `${summary.types[t]} ${t}`);
+  const lines = [`summary: ${summary.entries} entries (${counts.join(', ') || 'none'}), ${humanBytes(summary.bytes)} of file content`];
+  const repos = Object.keys(summary.repositories).sort();
+  const width = Math.max(0, ...repos.map((r) => display(r).length));
+  for (const r of repos) {
+    const s = summary.repositories[r]!;
+    lines.push(`  ${display(r).padEnd(width)}  ${String(s.entries).padStart(9)} entries  ${humanBytes(s.bytes).padStart(10)}`);
+  }
+  if (warnings > 0) lines.push(`  ${warnings} warning${warnings === 1 ? '' : 's'} (on stderr)`);
+  return lines;
+}
+
+/** Text of a byte string for JSON, plus its exact bytes in base64 when it is not valid UTF-8. */
+function jsonPathFields(key: string, bytes: string): string {
+  let s = `${JSON.stringify(key)}:${JSON.stringify(display(bytes))}`;
+  if (!isValidUtf8(bytes)) s += `,${JSON.stringify(key + 'Base64')}:${JSON.stringify(fsPath(bytes).toString('base64'))}`;
+  return s;
+}
+
+export function entryJson(e: Entry): string {
+  let s = `{${jsonPathFields('path', e.path)},"type":"${e.type}","size":${e.size},"mode":${e.mode},"uid":${e.uid},"gid":${e.gid},"mtime":${e.mtime}`;
+  if (e.target !== undefined) s += ',' + jsonPathFields('target', e.target);
+  if (e.rdev !== undefined) s += `,"rdev":${e.rdev}`;
+  return s + `,"reason":${JSON.stringify(display(e.reason))}}`;
+}
+
+export async function renderPlanJson(
+  entries: readonly Entry[],
+  summary: PlanSummary & Record<string, unknown>,
+  warnings: readonly Warning[],
+  out: Out,
+): Promise<void> {
+  await out.write('{"entries":[');
+  let first = true;
+  for (const e of entries) {
+    await out.write((first ? '\n' : ',\n') + entryJson(e));
+    first = false;
+  }
+  const repositories: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(summary.repositories)) repositories[display(k)] = v;
+  const doc = { ...summary, repositories, warnings: warnings.map((w) => ({ kind: w.kind, message: w.message })) };
+  await out.write(`\n],\n"summary":${JSON.stringify(doc)}}\n`);
+  await out.flush();
+}

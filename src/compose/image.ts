@@ -1,0 +1,80 @@
+// compose: one image tree from a base root filesystem (optional) and the /cvmfs payload.
+import type { Diagnostics } from '../model/diagnostics.js';
+import { display } from '../model/bytes.js';
+import type { Entry } from '../model/entry.js';
+import { InputError } from '../model/errors.js';
+import { sortEntries } from '../model/plan.js';
+
+export interface ComposeOptions {
+  /** Entries of the base root filesystem ("/" first), or null for a /cvmfs-only image. */
+  base: Entry[] | null;
+  /** Payload entries under `mount`, sorted. */
+  payload: Entry[];
+  mount: string;
+  /** Time for directories shrinkwrap makes itself. */
+  epoch: number;
+}
+
+/** SOURCE_DATE_EPOCH when set (it must be an integer), else the newest mtime in the payload. */
+export function imageEpoch(payload: readonly Entry[]): number {
+  const env = process.env['SOURCE_DATE_EPOCH'];
+  if (env !== undefined && env !== '') {
+    if (!/^\d+$/.test(env)) throw new InputError(`SOURCE_DATE_EPOCH=${env}: not a whole number of seconds`);
+    return Number(env);
+  }
+  let newest = 0;
+  for (const e of payload) if (e.mtime > newest) newest = e.mtime;
+  return newest;
+}
+
+function syntheticDir(path: string, epoch: number, reason: string): Entry {
+  return { path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason };
+}
+
+/**
+ * The image tree, sorted. With a base, the payload lands under `mount` and wins over whatever the
+ * base has at the same paths; without one, the payload is the image and `mount` becomes "/".
+ */
+export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
+  const { base, payload, mount, epoch } = opts;
+  if (!base) {
+    const cut = mount.length;
+    const out: Entry[] = [syntheticDir('/', epoch, `image root (mounted at ${mount})`)];
+    for (const e of payload) {
+      const moved: Entry = { ...e, path: e.path.slice(cut) };
+      if (e.type === 'hardlink') moved.target = e.target!.slice(cut);
+      out.push(moved);
+    }
+    return out;
+  }
+
+  const byPath = new Map<string, Entry>();
+  for (const e of base) byPath.set(e.path, e);
+  const mountEntry = byPath.get(mount);
+  if (mountEntry && mountEntry.type !== 'dir') {
+    diag.warn('base-conflict', `base image has ${display(mount)} as a ${mountEntry.type}; replaced by a directory`);
+    byPath.delete(mount);
+  }
+  if (!byPath.has(mount)) byPath.set(mount, syntheticDir(mount, epoch, 'mount point of the /cvmfs payload'));
+  const replaced: string[] = [];
+  for (const e of payload) {
+    const old = byPath.get(e.path);
+    if (old && old.type === 'dir' && e.type !== 'dir') replaced.push(e.path);
+    byPath.set(e.path, e);
+  }
+  // A base directory replaced by a payload file or link takes its subtree with it.
+  let out = [...byPath.values()];
+  if (replaced.length > 0) {
+    const fromPayload = new Set(payload);
+    out = out.filter((e) => fromPayload.has(e) || !replaced.some((r) => e.path.startsWith(r + '/')));
+  }
+  sortEntries(out);
+  // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
+  const present = new Set(out.map((e) => e.path));
+  for (const e of out) {
+    if (e.type === 'hardlink' && !present.has(e.target!)) {
+      throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+// Paths inside shrinkwrap are "byte strings": JS strings whose code units are the raw bytes of the
+// name (latin1 decoding). File names on Linux are bytes, not text; this keeps names that are not
+// UTF-8 intact from readdir to every writer, and makes `<` on two paths a raw byte comparison.
+
+/** Byte string of a Buffer (as returned by fs calls with encoding 'buffer'). */
+export function fromBuffer(buf: Buffer): string {
+  return buf.toString('latin1');
+}
+
+/** Buffer for fs calls: every fs call on a byte-string path must go through this. */
+export function fsPath(bytes: string): Buffer {
+  return Buffer.from(bytes, 'latin1');
+}
+
+/** Byte string of text the user typed (CLI arguments are UTF-8). */
+export function fromText(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** True when every code unit is ASCII, so the byte string is already valid text. */
+function isAscii(bytes: string): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Text for humans and JSON. Valid UTF-8 is decoded; other bytes are shown as \xNN so that nothing
+ * is silently replaced (backslashes are doubled in that case only, to stay unambiguous).
+ */
+export function display(bytes: string): string {
+  if (isAscii(bytes)) return bytes;
+  const buf = fsPath(bytes);
+  try {
+    return strictUtf8.decode(buf);
+  } catch {
+    let out = '';
+    for (let i = 0; i < bytes.length; i++) {
+      const c = bytes.charCodeAt(i);
+      if (c === 0x5c) out += '\\\\';
+      else if (c < 0x20 || c >= 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+      else out += bytes[i];
+    }
+    return out;
+  }
+}
+
+/** True when `display` had to escape (the name is not valid UTF-8). */
+export function isValidUtf8(bytes: string): boolean {
+  if (isAscii(bytes)) return true;
+  try {
+    strictUtf8.decode(fsPath(bytes));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,86 @@
+// The one data model every stage shares: an entry of an image tree.
+
+export type EntryType = 'dir' | 'file' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'socket';
+
+export interface Entry {
+  /** Absolute path in the image, a byte string (see bytes.ts), no trailing slash; "/" for the root. */
+  path: string;
+  type: EntryType;
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time in whole seconds since the epoch. */
+  mtime: number;
+  /** Bytes of content for files; length of the target for symlinks; 0 otherwise. */
+  size: number;
+  /** Symlink: the link text (a byte string). Hardlink: the image path of the first name of the inode. */
+  target?: string;
+  /** Device number for char and block devices. */
+  rdev?: number;
+  /** Where the bytes and metadata come from: a host path (byte string). */
+  source?: string;
+  /** Host identity of the inode (`dev:ino`) when it has several names; used to find hard links. */
+  inode?: string;
+  /** Why the entry is in the image: a spec line, a closure step, the base image. */
+  reason: string;
+}
+
+/**
+ * Order of entries everywhere: component by component, raw bytes. Equivalently, byte order with
+ * '/' below every other byte, so that a directory is followed directly by its whole subtree.
+ */
+export function comparePaths(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
+  }
+  return a.length - b.length;
+}
+
+export function parentPath(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? '/' + name : dir + '/' + name;
+}
+
+/** Ancestors of an absolute path, outermost first, excluding "/" and the path itself. */
+export function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) out.push(path.slice(0, i));
+  return out;
+}
+
+const typeChar: Record<EntryType, string> = {
+  dir: 'd',
+  file: '-',
+  symlink: 'l',
+  hardlink: 'h',
+  char: 'c',
+  block: 'b',
+  fifo: 'p',
+  socket: 's',
+};
+
+/** `ls -l` style mode string, e.g. drwxr-xr-x. */
+export function modeString(type: EntryType, mode: number): string {
+  const rwx = (bits: number, special: boolean, specialChar: string) =>
+    (bits & 4 ? 'r' : '-') +
+    (bits & 2 ? 'w' : '-') +
+    (special ? (bits & 1 ? specialChar : specialChar.toUpperCase()) : bits & 1 ? 'x' : '-');
+  return (
+    typeChar[type] +
+    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
+    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
+    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
+  );
+}

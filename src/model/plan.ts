@@ -1,0 +1,58 @@
+// A plan: the sorted entries of an image tree (or of its /cvmfs payload) and what they add up to.
+import { type Entry, type EntryType, comparePaths } from './entry.js';
+
+export interface RepositorySummary {
+  entries: number;
+  bytes: number;
+}
+
+export interface PlanSummary {
+  entries: number;
+  types: Record<EntryType, number>;
+  /** Bytes of file content; each inode counted once. */
+  bytes: number;
+  repositories: Record<string, RepositorySummary>;
+}
+
+/** Sort in path order. V8's sort is a TimSort: a walk's output plus a few closure runs sorts in near-linear time. */
+export function sortEntries(entries: Entry[]): void {
+  entries.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/**
+ * Files sharing an inode: the first in path order stays a file, the others become hard links to it
+ * (size 0, as in tar), so that every writer can reproduce them and byte counts are not doubled.
+ */
+export function assignHardLinks(sorted: Entry[]): void {
+  const first = new Map<string, string>();
+  for (const e of sorted) {
+    if (e.type !== 'file' || e.inode === undefined) continue;
+    const owner = first.get(e.inode);
+    if (owner === undefined) {
+      first.set(e.inode, e.path);
+    } else {
+      e.type = 'hardlink';
+      e.target = owner;
+      e.size = 0;
+    }
+  }
+}
+
+/** Summary of payload entries under `mount` (/cvmfs): repositories are its first-level names. */
+export function summarize(entries: readonly Entry[], mount: string): PlanSummary {
+  const types: Record<EntryType, number> = { dir: 0, file: 0, symlink: 0, hardlink: 0, char: 0, block: 0, fifo: 0, socket: 0 };
+  const repositories: Record<string, RepositorySummary> = {};
+  let bytes = 0;
+  const prefix = mount + '/';
+  for (const e of entries) {
+    types[e.type]++;
+    bytes += e.size * (e.type === 'file' ? 1 : 0);
+    if (!e.path.startsWith(prefix)) continue;
+    const end = e.path.indexOf('/', prefix.length);
+    const repo = end < 0 ? e.path.slice(prefix.length) : e.path.slice(prefix.length, end);
+    const r = (repositories[repo] ??= { entries: 0, bytes: 0 });
+    r.entries++;
+    if (e.type === 'file') r.bytes += e.size;
+  }
+  return { entries: entries.length, types, bytes, repositories };
+}

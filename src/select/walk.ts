@@ -1,0 +1,51 @@
+// Walk the source tree where the spec tree says to, and nowhere else.
+import { display } from '../model/bytes.js';
+import { joinPath } from '../model/entry.js';
+import { BuildError, describeSystemError } from '../model/errors.js';
+import { listDir } from '../sources/posix.js';
+import type { Selection } from './selection.js';
+import type { Pick, SpecTree } from './spec/tree.js';
+
+/**
+ * Select `imagePath` (already picked, with `pick`) and, if it is a directory, whatever the spec tree
+ * selects below it. Pre-order with an explicit stack: trees can be deeper than the JS call stack.
+ * Returns the symlinks it added, for the closure.
+ */
+export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): string[] {
+  const links: string[] = [];
+  const stack: Array<[string, Pick]> = [[imagePath, pick]];
+  while (stack.length > 0) {
+    const [path, p] = stack.pop()!;
+    const st = sel.source.stat(path);
+    if (!st) continue; // named by the spec but absent: reported once per rule by the caller
+    let e = sel.byPath.get(path) ?? null;
+    if (!e) {
+      e = sel.entryAt(path, st, p.reason);
+      if (!e) continue;
+      sel.add(e);
+      if (e.type === 'symlink') {
+        links.push(path);
+        if (p.state.deep) sel.deepLinks.add(path);
+      }
+    }
+    if (e.type !== 'dir') continue;
+    const listing = tree.listing(p.state);
+    let names: string[];
+    if (listing === 'fs') {
+      const host = sel.source.host(path);
+      try {
+        names = listDir(host);
+      } catch (err) {
+        throw new BuildError(`cannot list ${display(host)}: ${describeSystemError(err)}`);
+      }
+    } else {
+      names = listing;
+    }
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i]!;
+      const childPick = tree.pick(p.state, name);
+      if (childPick) stack.push([joinPath(path, name), childPick]);
+    }
+  }
+  return links;
+}

@@ -1,0 +1,118 @@
+// A POSIX directory tree as a source of entries: the /cvmfs tree, or a base root filesystem.
+import * as fs from 'node:fs';
+import { display, fromBuffer, fsPath } from '../model/bytes.js';
+import type { Diagnostics } from '../model/diagnostics.js';
+import { type Entry, type EntryType, joinPath } from '../model/entry.js';
+import { BuildError, InputError, describeSystemError } from '../model/errors.js';
+
+const S_IFMT = fs.constants.S_IFMT;
+
+export function entryType(mode: number): EntryType {
+  switch (mode & S_IFMT) {
+    case fs.constants.S_IFDIR:
+      return 'dir';
+    case fs.constants.S_IFREG:
+      return 'file';
+    case fs.constants.S_IFLNK:
+      return 'symlink';
+    case fs.constants.S_IFCHR:
+      return 'char';
+    case fs.constants.S_IFBLK:
+      return 'block';
+    case fs.constants.S_IFIFO:
+      return 'fifo';
+    default:
+      return 'socket';
+  }
+}
+
+/** lstat a host path (byte string); null when it does not exist. */
+export function lstatOrNull(hostPath: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(fsPath(hostPath), { throwIfNoEntry: false }) ?? null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENOENT') return null;
+    throw new BuildError(`cannot stat ${display(hostPath)}: ${describeSystemError(err)}`);
+  }
+}
+
+export function readLink(hostPath: string): string {
+  return fromBuffer(fs.readlinkSync(fsPath(hostPath), { encoding: 'buffer' }));
+}
+
+/** The entry for an existing host object, placed at `imagePath`. */
+export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string): Entry {
+  const type = entryType(st.mode);
+  const e: Entry = {
+    path: imagePath,
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtime: Math.floor(st.mtimeMs / 1000),
+    size: type === 'file' ? st.size : 0,
+    source: hostPath,
+    reason,
+  };
+  if (type === 'symlink') {
+    e.target = readLink(hostPath);
+    e.size = e.target.length;
+  } else if (type === 'char' || type === 'block') {
+    e.rdev = st.rdev;
+  }
+  if (type === 'file' && st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
+  return e;
+}
+
+/** Names in a host directory, sorted by raw bytes. */
+export function listDir(hostDir: string): string[] {
+  const names = fs.readdirSync(fsPath(hostDir), { encoding: 'buffer' }).map(fromBuffer);
+  return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** A directory that must exist, for `--cvmfs-root` and `--base`. */
+export function requireDirectory(hostPath: string, what: string): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(fsPath(hostPath), { throwIfNoEntry: false });
+  } catch (err) {
+    throw new InputError(`${what} ${display(hostPath)}: ${describeSystemError(err)}`);
+  }
+  if (!st) throw new InputError(`${what} ${display(hostPath)}: no such directory`);
+  if (!st.isDirectory()) throw new InputError(`${what} ${display(hostPath)}: not a directory`);
+}
+
+/**
+ * Every entry of a host tree, placed under `imagePrefix` ("/" for a root filesystem), in path
+ * order. Nothing is followed. Sockets are left out with a warning: no image format can carry a live
+ * socket usefully and tar drops them too.
+ */
+export function walkTree(hostRoot: string, imagePrefix: string, reason: string, diag: Diagnostics): Entry[] {
+  const out: Entry[] = [];
+  // Pre-order with an explicit stack (trees can be deeper than the JS call stack); children are
+  // pushed in reverse so that entries come out in path order.
+  const stack: Array<[string, string]> = [[hostRoot, imagePrefix]];
+  while (stack.length > 0) {
+    const [hostPath, imagePath] = stack.pop()!;
+    const st = lstatOrNull(hostPath);
+    if (!st) continue; // vanished between readdir and lstat
+    const e = entryFromStat(imagePath, hostPath, st, reason);
+    if (e.type === 'socket') {
+      diag.warnPath('socket-skipped', hostPath, 'socket skipped');
+      continue;
+    }
+    out.push(e);
+    if (e.type !== 'dir') continue;
+    let names: string[];
+    try {
+      names = listDir(hostPath);
+    } catch (err) {
+      throw new BuildError(`cannot list ${display(hostPath)}: ${describeSystemError(err)}`);
+    }
+    for (let i = names.length - 1; i >= 0; i--) {
+      stack.push([hostPath + '/' + names[i], joinPath(imagePath, names[i]!)]);
+    }
+  }
+  return out;
+}

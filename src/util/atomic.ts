@@ -1,0 +1,96 @@
+// Outputs appear at their final path only when complete: they are written under a temporary name
+// beside the target (same file system, so the final rename is atomic) and removed on failure or on
+// SIGINT/SIGTERM.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXIT, InputError, BuildError, describeSystemError } from '../model/errors.js';
+
+const active = new Set<AtomicOutput>();
+let handlersInstalled = false;
+
+function installSignalHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const onSignal = (signal: NodeJS.Signals, code: number) => () => {
+    for (const out of active) out.abort();
+    process.stderr.write(`shrinkwrap: interrupted by ${signal}; temporary output removed\n`);
+    process.exit(code);
+  };
+  process.on('SIGINT', onSignal('SIGINT', EXIT.sigint));
+  process.on('SIGTERM', onSignal('SIGTERM', EXIT.sigterm));
+  process.on('exit', () => {
+    for (const out of active) out.abort();
+  });
+}
+
+export class AtomicOutput {
+  private done = false;
+
+  private constructor(
+    /** Final path, as given (absolute). */
+    readonly target: string,
+    /** Temporary path beside it: write here. */
+    readonly tmp: string,
+    private readonly force: boolean,
+  ) {}
+
+  /** Check that the output may be written, and reserve a temporary name beside it. */
+  static prepare(target: string, force: boolean): AtomicOutput {
+    const abs = path.resolve(target);
+    const dir = path.dirname(abs);
+    const st = fs.statSync(dir, { throwIfNoEntry: false });
+    if (!st) throw new InputError(`output ${target}: directory ${dir} does not exist`);
+    if (!st.isDirectory()) throw new InputError(`output ${target}: ${dir} is not a directory`);
+    if (fs.lstatSync(abs, { throwIfNoEntry: false }) && !force) {
+      throw new InputError(`output ${target} already exists (use --force to replace it)`);
+    }
+    const tmp = path.join(dir, `.${path.basename(abs)}.shrinkwrap-tmp-${process.pid}`);
+    fs.rmSync(tmp, { recursive: true, force: true }); // left by a killed run with our pid
+    installSignalHandlers();
+    const out = new AtomicOutput(abs, tmp, force);
+    active.add(out);
+    return out;
+  }
+
+  /** Move the complete output into place (replacing an old one only with --force). */
+  commit(): void {
+    if (this.done) return;
+    const old = this.tmp.replace(/\.shrinkwrap-tmp-/, '.shrinkwrap-old-');
+    try {
+      if (fs.lstatSync(this.target, { throwIfNoEntry: false })) {
+        if (!this.force) throw new InputError(`output ${this.target} appeared while building (use --force to replace it)`);
+        fs.renameSync(this.target, old);
+      }
+      fs.renameSync(this.tmp, this.target);
+    } catch (err) {
+      this.abort();
+      if (err instanceof InputError) throw err;
+      throw new BuildError(`cannot move output into place at ${this.target}: ${describeSystemError(err)}`);
+    }
+    this.done = true;
+    active.delete(this);
+    fs.rmSync(old, { recursive: true, force: true });
+  }
+
+  /** Remove the temporary output (idempotent; safe in signal handlers). */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    active.delete(this);
+    try {
+      makeWritable(this.tmp);
+      fs.rmSync(this.tmp, { recursive: true, force: true });
+    } catch {
+      // Nothing more we can do; the name says what it is.
+    }
+  }
+}
+
+/** Directories copied with mode 0555 cannot be emptied by a non-root user; give them u+wx first. */
+function makeWritable(p: string): void {
+  if (process.getuid?.() === 0) return;
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) return;
+  fs.chmodSync(p, (st.mode & 0o7777) | 0o700);
+  for (const name of fs.readdirSync(p)) makeWritable(path.join(p, name));
+}

@@ -1,0 +1,126 @@
+// writers/dir: an image tree as a plain directory (a sandbox for Apptainer/Charliecloud, or a tree to
+// bind-mount at /cvmfs). Contents are copied straight from their sources; no staging.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { display, fsPath } from '../../model/bytes.js';
+import type { Diagnostics } from '../../model/diagnostics.js';
+import type { Entry } from '../../model/entry.js';
+import { BuildError, describeSystemError } from '../../model/errors.js';
+import { Pool } from '../../util/pool.js';
+
+export interface DirWriteResult {
+  entries: number;
+  files: number;
+  bytes: number;
+}
+
+export interface DirWriteOptions {
+  /** Keep uid/gid (needs root); otherwise everything belongs to the user running shrinkwrap. */
+  keepOwnership: boolean;
+  /** Copies in flight: file copies are I/O-bound, and a parallel file system rewards depth. */
+  concurrency?: number;
+}
+
+/** Major and minor numbers of a Linux dev_t (glibc's encoding). */
+function devNumbers(rdev: number): [number, number] {
+  const big = BigInt(rdev);
+  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
+  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
+  return [major, minor];
+}
+
+/**
+ * Write `entries` (sorted, "/" first) into the directory `out` (a byte string; must not exist).
+ * Directories are made writable while they fill, and get their real modes and times at the end,
+ * children before parents, so that creating a child does not change a parent's mtime.
+ */
+export async function writeDir(entries: readonly Entry[], out: string, opts: DirWriteOptions, diag: Diagnostics): Promise<DirWriteResult> {
+  const dest = (e: Entry) => fsPath(e.path === '/' ? out : out + e.path);
+  const result: DirWriteResult = { entries: 0, files: 0, bytes: 0 };
+  const pool = new Pool(opts.concurrency ?? 16);
+  const written: Entry[] = [];
+  const hardLinks: Entry[] = [];
+  const fail = (e: Entry, what: string, err: unknown): never => {
+    throw new BuildError(`${what} ${display(e.source ?? e.path)}: ${describeSystemError(err)}`);
+  };
+
+  for (const e of entries) {
+    const to = dest(e);
+    switch (e.type) {
+      case 'dir':
+        try {
+          fs.mkdirSync(to, { mode: 0o700 });
+        } catch (err) {
+          fail(e, 'cannot create directory for', err);
+        }
+        break;
+      case 'file':
+        result.files++;
+        result.bytes += e.size;
+        await pool.run(async () => {
+          try {
+            await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);
+          } catch (err) {
+            fail(e, 'cannot copy', err);
+          }
+        });
+        break;
+      case 'hardlink':
+        hardLinks.push(e);
+        continue; // after the copies: the first name must exist
+      case 'symlink':
+        try {
+          fs.symlinkSync(fsPath(e.target!), to);
+        } catch (err) {
+          fail(e, 'cannot create symlink for', err);
+        }
+        break;
+      case 'fifo':
+      case 'char':
+      case 'block': {
+        if (e.type !== 'fifo' && !opts.keepOwnership) {
+          diag.warnPath('device-skipped', e.path, `${e.type} device skipped (creating devices needs root)`);
+          continue;
+        }
+        const args = e.type === 'fifo' ? ['p'] : [e.type === 'char' ? 'c' : 'b', ...devNumbers(e.rdev ?? 0).map(String)];
+        try {
+          // Node has no mknod(2); mknod(1) from coreutils is everywhere shrinkwrap runs.
+          execFileSync('mknod', ['-m', (e.mode & 0o777).toString(8), to.toString('latin1'), ...args], { stdio: 'pipe' });
+        } catch (err) {
+          fail(e, `cannot create ${e.type} for`, err);
+        }
+        break;
+      }
+      case 'socket':
+        diag.warnPath('socket-skipped', e.path, 'socket skipped');
+        continue;
+    }
+    written.push(e);
+  }
+  await pool.drain();
+
+  for (const e of hardLinks) {
+    try {
+      fs.linkSync(fsPath(out + e.target!), dest(e));
+    } catch (err) {
+      fail(e, 'cannot create hard link for', err);
+    }
+    written.push(e);
+  }
+
+  // Metadata, deepest first. chown before chmod: chown clears setuid/setgid bits.
+  for (let i = written.length - 1; i >= 0; i--) {
+    const e = written[i]!;
+    const to = dest(e);
+    try {
+      if (e.type === 'hardlink') continue; // shares the inode of its first name
+      if (opts.keepOwnership) fs.lchownSync(to, e.uid, e.gid);
+      if (e.type !== 'symlink') fs.chmodSync(to, e.mode);
+      fs.lutimesSync(to, e.mtime, e.mtime);
+    } catch (err) {
+      fail(e, 'cannot set metadata of', err);
+    }
+  }
+  result.entries = written.length;
+  return result;
+}
