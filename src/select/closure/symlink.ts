@@ -50,6 +50,7 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
   let rest = target.split('/');
   if (target.startsWith('/')) dir = '/';
   let hops = 0;
+  const via: string[] = [];
   while (rest.length > 0) {
     const c = rest.shift()!;
     if (c === '' || c === '.') continue;
@@ -88,6 +89,7 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
         const e = sel.entryAt(path, st, reason);
         if (e) sel.add(e);
       }
+      via.push(display(path));
       const t = sel.byPath.get(path)!.target!;
       if (t.startsWith('/')) dir = '/';
       rest = [...t.split('/'), ...rest];
@@ -102,12 +104,13 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
       continue;
     }
     // The end of the chain: select it, with its ancestors.
+    const endReason = via.length > 0 ? `${reason} via ${via.join(', ')}` : reason;
     sel.addAncestors(path, ancestorReason);
     if (st.isDirectory() && deep) {
-      newLinks.push(...walkSelected(sel, tree, path, { reason, state: { node: tree.nodeAt(path), deep: closureRule(path, reason), flat: null } }));
+      newLinks.push(...walkSelected(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } }));
       for (const l of newLinks) sel.deepLinks.add(l);
     } else if (!sel.has(path)) {
-      const e = sel.entryAt(path, st, reason);
+      const e = sel.entryAt(path, st, endReason);
       if (e) sel.add(e);
     }
     return newLinks;

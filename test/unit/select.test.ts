@@ -1,0 +1,165 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { display } from '../../src/model/bytes.js';
+import { Diagnostics } from '../../src/model/diagnostics.js';
+import { selectPayload } from '../../src/select/index.js';
+import { makeTree, tmpDir, writeSpec } from '../helpers/tree.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function setup(nodes: Parameters<typeof makeTree>[1]) {
+  const dir = tmpDir();
+  dirs.push(dir);
+  makeTree(path.join(dir, 'cvmfs'), nodes);
+  return dir;
+}
+
+function select(dir: string, lines: string[], opts: { closure?: boolean; repo?: string; specName?: string } = {}) {
+  const spec = writeSpec(dir, opts.specName ?? 'r.ch.spec', lines);
+  const diag = new Diagnostics();
+  const payload = selectPayload({ cvmfsRoot: path.join(dir, 'cvmfs'), specs: [spec], repo: opts.repo ?? null, closure: opts.closure ?? true }, diag);
+  const byPath = new Map(payload.entries.map((e) => [display(e.path), e]));
+  return { payload, diag, paths: payload.entries.map((e) => display(e.path)), byPath, kinds: diag.warnings.map((w) => w.kind) };
+}
+
+describe('selection over a real tree', () => {
+  it('walks only where the spec says, in path order, with the repository root', () => {
+    const dir = setup({ 'r.ch/a/x': '1', 'r.ch/a/y/z': '2', 'r.ch/a.b': '3', 'r.ch/b/q': '4', 'r.ch/c/d/e': '5' });
+    const { paths } = select(dir, ['/a/*', '/c/d/e']);
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/a', '/cvmfs/r.ch/a/x', '/cvmfs/r.ch/a/y', '/cvmfs/r.ch/a/y/z', '/cvmfs/r.ch/c', '/cvmfs/r.ch/c/d', '/cvmfs/r.ch/c/d/e']);
+  });
+
+  it('orders a directory before its subtree, and names by raw bytes', () => {
+    const dir = setup({ 'r.ch/lib/x': '1', 'r.ch/lib.txt': '2', 'r.ch/Z': '3', 'r.ch/a': '4' });
+    expect(select(dir, ['/*']).paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/Z', '/cvmfs/r.ch/a', '/cvmfs/r.ch/lib', '/cvmfs/r.ch/lib/x', '/cvmfs/r.ch/lib.txt']);
+  });
+
+  it('keeps metadata: modes, sizes, mtimes, owners', () => {
+    const dir = setup({ 'r.ch/bin/tool': { file: '#!/bin/sh\n', mode: 0o755 }, 'r.ch/secret': { file: 'x', mode: 0o000 } });
+    fs.utimesSync(path.join(dir, 'cvmfs/r.ch/bin/tool'), 1557878400, 1557878400);
+    const { byPath } = select(dir, ['/*']);
+    const tool = byPath.get('/cvmfs/r.ch/bin/tool')!;
+    expect([tool.type, tool.mode, tool.size, tool.mtime]).toEqual(['file', 0o755, 10, 1557878400]);
+    expect(byPath.get('/cvmfs/r.ch/secret')!.mode).toBe(0);
+    expect(tool.uid).toBe(process.getuid!());
+  });
+
+  it('selects symlinks as symlinks and never walks through them', () => {
+    const dir = setup({ 'r.ch/real/f': 'x', 'r.ch/a/link': { link: '../real' } });
+    const { paths, byPath, kinds } = select(dir, ['/a/link/*'], { closure: false });
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/a', '/cvmfs/r.ch/a/link']);
+    expect(byPath.get('/cvmfs/r.ch/a/link')!.target).toBe('../real');
+    expect(kinds).toContain('symlink-not-followed');
+  });
+
+  it('says when a spec line names a missing path or runs through a symlink', () => {
+    const dir = setup({ 'r.ch/real/f': 'x', 'r.ch/link': { link: 'real' } });
+    const { diag } = select(dir, ['/nope/x', '/link/f'], { closure: false });
+    const msgs = diag.warnings.map((w) => `${w.kind} ${w.message}`);
+    expect(msgs.some((m) => /^spec-not-found .*r\.ch\.spec:1: '\/nope\/x': .*\/cvmfs\/r\.ch\/nope does not exist$/.test(m))).toBe(true);
+    expect(msgs.some((m) => /^spec-through-symlink .*r\.ch\.spec:2: .*\/cvmfs\/r\.ch\/link is a symlink/.test(m))).toBe(true);
+  });
+
+  it('skips FIFOs with a warning', () => {
+    const dir = setup({ 'r.ch/log/lastUpdate': 'x', 'r.ch/log/pipe': { fifo: true } });
+    const { paths, diag } = select(dir, ['/log/*']);
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/log', '/cvmfs/r.ch/log/lastUpdate']);
+    expect(diag.warnings.find((w) => w.kind === 'special-skipped')!.message).toMatch(/log\/pipe: FIFO skipped/);
+  });
+
+  it('turns the later names of an inode into hard links to the first in path order', () => {
+    const dir = setup({ 'r.ch/d/b': 'same', 'r.ch/d/a': { hardlinkOf: 'r.ch/d/b' }, 'r.ch/d/c': { hardlinkOf: 'r.ch/d/b' } });
+    const { byPath, payload } = select(dir, ['/d/*']);
+    expect(byPath.get('/cvmfs/r.ch/d/a')!.type).toBe('file');
+    expect(byPath.get('/cvmfs/r.ch/d/b')).toMatchObject({ type: 'hardlink', target: '/cvmfs/r.ch/d/a', size: 0 });
+    expect(byPath.get('/cvmfs/r.ch/d/c')).toMatchObject({ type: 'hardlink', target: '/cvmfs/r.ch/d/a' });
+    expect(payload.summary.bytes).toBe(4);
+    // Only one name selected: a plain file.
+    expect(select(dir, ['/d/c']).byPath.get('/cvmfs/r.ch/d/c')!.type).toBe('file');
+  });
+
+  it('keeps names that are not UTF-8', () => {
+    const dir = setup({ 'r.ch/d/ok': 'x' });
+    const bad = Buffer.concat([Buffer.from(path.join(dir, 'cvmfs/r.ch/d/')), Buffer.from([0x66, 0xff, 0x0a, 0x67])]);
+    fs.writeFileSync(bad, 'bad name');
+    const { payload } = select(dir, ['/d/*']);
+    const names = payload.entries.map((e) => Buffer.from(e.path, 'latin1'));
+    expect(names.some((n) => n.equals(Buffer.concat([Buffer.from('/cvmfs/r.ch/d/'), Buffer.from([0x66, 0xff, 0x0a, 0x67])])))).toBe(true);
+  });
+});
+
+describe('symlink closure', () => {
+  it('adds relative targets with their ancestors, transitively', () => {
+    const dir = setup({
+      'r.ch/lib/libfoo.so': { link: 'libfoo.so.1' },
+      'r.ch/lib/libfoo.so.1': { link: 'libfoo.so.1.2' },
+      'r.ch/lib/libfoo.so.1.2': 'elf',
+      'r.ch/lib/other': 'no',
+    });
+    const { paths, payload } = select(dir, ['/lib/libfoo.so']);
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/lib', '/cvmfs/r.ch/lib/libfoo.so', '/cvmfs/r.ch/lib/libfoo.so.1', '/cvmfs/r.ch/lib/libfoo.so.1.2']);
+    expect(payload.entries[4]!.reason).toBe('symlink closure: target of /cvmfs/r.ch/lib/libfoo.so via /cvmfs/r.ch/lib/libfoo.so.1');
+  });
+
+  it('follows absolute links into another repository and links met along the way', () => {
+    const dir = setup({
+      'a.ch/sw/gcc/6.2.0': { link: '/cvmfs/s.ch/lcg/gcc/6.2.0-b9934' },
+      's.ch/lcg/gcc/6.2.0-b9934/x86_64/lib64': { link: '../../../../../a.ch/sw/gcc-runtime/lib64' },
+      's.ch/lcg/gcc/6.2.0-b9934/x86_64/setup.sh': 'echo gcc',
+      'a.ch/sw/gcc-runtime/lib64/libstdc++.so.6': 'so',
+      'a.ch/sw/unrelated': 'no',
+    });
+    // Naming the link pulls in the chain, across repositories and back.
+    const { paths } = select(dir, ['/sw/gcc/6.2.0'], { specName: 'a.ch.spec' });
+    expect(paths).toEqual(['/cvmfs/a.ch', '/cvmfs/a.ch/sw', '/cvmfs/a.ch/sw/gcc', '/cvmfs/a.ch/sw/gcc/6.2.0', '/cvmfs/s.ch', '/cvmfs/s.ch/lcg', '/cvmfs/s.ch/lcg/gcc', '/cvmfs/s.ch/lcg/gcc/6.2.0-b9934']);
+  });
+
+  it('takes the whole target tree of a link selected by a recursive line', () => {
+    const dir = setup({
+      'r.ch/LCG_88/ROOT/6.08/x86_64': { link: '../../../ROOT/6.08-abc/x86_64' },
+      'r.ch/ROOT/6.08-abc/x86_64/lib/libCore.so': 'so',
+      'r.ch/ROOT/6.08-abc/x86_64/lib64': { link: '../../../gcc/lib64' },
+      'r.ch/gcc/lib64/libgcc_s.so.1': 'so',
+      'r.ch/ROOT/6.08-abc/other/f': 'no',
+    });
+    const { paths } = select(dir, ['/LCG_88/*']);
+    expect(paths).toContain('/cvmfs/r.ch/ROOT/6.08-abc/x86_64/lib/libCore.so');
+    expect(paths).toContain('/cvmfs/r.ch/gcc/lib64/libgcc_s.so.1');
+    expect(paths).not.toContain('/cvmfs/r.ch/ROOT/6.08-abc/other');
+  });
+
+  it('keeps dangling links, links outside /cvmfs and link loops as links, and reports them', () => {
+    const dir = setup({
+      'r.ch/d/dangling': { link: 'missing.so.1' },
+      'r.ch/d/system': { link: '/usr/bin/python3' },
+      'r.ch/d/upper': { link: '../../../../etc/passwd' },
+      'r.ch/d/norepo': { link: '/cvmfs/absent.ch/x' },
+      'r.ch/d/loop1': { link: 'loop2' },
+      'r.ch/d/loop2': { link: 'loop1' },
+      'r.ch/d/notdir': { link: 'file/x' },
+      'r.ch/d/file': 'f',
+    });
+    const { paths, diag, payload } = select(dir, ['/d/*']);
+    for (const n of ['dangling', 'system', 'upper', 'norepo', 'loop1', 'loop2', 'notdir']) expect(paths).toContain(`/cvmfs/r.ch/d/${n}`);
+    expect(paths.filter((p) => !p.startsWith('/cvmfs/r.ch'))).toEqual([]);
+    const msgs = diag.warnings.map((w) => w.message);
+    expect(msgs).toContain('/cvmfs/r.ch/d/dangling -> missing.so.1: /cvmfs/r.ch/d/missing.so.1 does not exist; kept as a link');
+    expect(msgs).toContain('/cvmfs/r.ch/d/system -> /usr/bin/python3: points outside /cvmfs; kept as a link');
+    expect(msgs).toContain('/cvmfs/r.ch/d/upper -> ../../../../etc/passwd: points outside /cvmfs; kept as a link');
+    expect(msgs).toContain('/cvmfs/r.ch/d/norepo -> /cvmfs/absent.ch/x: repository absent.ch is not in the source tree; kept as a link');
+    expect(msgs.filter((m) => m.includes('too many levels of symbolic links'))).toHaveLength(2);
+    expect(msgs).toContain('/cvmfs/r.ch/d/notdir -> file/x: /cvmfs/r.ch/d/file is not a directory; kept as a link');
+    expect(payload.closure).toMatchObject({ dangling: 4, outside: 3 });
+  });
+
+  it('does not pull in a target that a spec line excludes', () => {
+    const dir = setup({ 'r.ch/a/link': { link: '../b/f' }, 'r.ch/b/f': 'x' });
+    const { paths, diag } = select(dir, ['/a/*', '!/b']);
+    expect(paths).not.toContain('/cvmfs/r.ch/b/f');
+    expect(diag.warnings.find((w) => w.kind === 'symlink-excluded')!.message).toMatch(/excluded by .*r\.ch\.spec:2 '!\/b'/);
+  });
+});
