@@ -5,8 +5,15 @@ import { type Entry, type EntryType, modeString } from '../model/entry.js';
 import type { PlanSummary } from '../model/plan.js';
 import { type Out, humanBytes } from './output.js';
 
+// Trees share few distinct mtimes (releases are installed in one go): format each once.
+let lastSeconds = NaN;
+let lastText = '';
 function isoMinute(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' ');
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastText = new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' ');
+  }
+  return lastText;
 }
 
 export async function renderPlanText(entries: readonly Entry[], summary: PlanSummary, warnings: readonly Warning[], out: Out): Promise<void> {

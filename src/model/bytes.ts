@@ -2,6 +2,8 @@
 // name (latin1 decoding). File names on Linux are bytes, not text; this keeps names that are not
 // UTF-8 intact from readdir to every writer, and makes `<` on two paths a raw byte comparison.
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Byte string of a Buffer (as returned by fs calls with encoding 'buffer'). */
 export function fromBuffer(buf: Buffer): string {
   return buf.toString('latin1');
@@ -12,6 +14,15 @@ export function fsPath(bytes: string): Buffer {
   return Buffer.from(bytes, 'latin1');
 }
 
+/**
+ * Argument for fs calls: the string itself when it is ASCII (the common case, and cheaper for
+ * Node than a Buffer), else its bytes.
+ */
+export function fsArg(bytes: string): string | Buffer {
+  return NON_ASCII.test(bytes) ? Buffer.from(bytes, 'latin1') : bytes;
+}
+
+
 /** Byte string of text the user typed (CLI arguments are UTF-8). */
 export function fromText(text: string): string {
   return Buffer.from(text, 'utf8').toString('latin1');
@@ -21,8 +32,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** True when every code unit is ASCII, so the byte string is already valid text. */
 function isAscii(bytes: string): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes.charCodeAt(i) > 0x7f) return false;
-  return true;
+  return !NON_ASCII.test(bytes);
 }
 
 /**

@@ -14,9 +14,35 @@ export interface PlanSummary {
   repositories: Record<string, RepositorySummary>;
 }
 
-/** Sort in path order. V8's sort is a TimSort: a walk's output plus a few closure runs sorts in near-linear time. */
+/** Sort in path order. */
 export function sortEntries(entries: Entry[]): void {
   entries.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/**
+ * `sorted` (in path order) with `extra` merged in: a walk's output is already sorted, and closures
+ * add comparatively few entries, so each finds its place by binary search rather than the whole
+ * list being compared again.
+ */
+export function mergeSorted(sorted: Entry[], extra: Entry[]): Entry[] {
+  if (extra.length === 0) return sorted;
+  sortEntries(extra);
+  const out: Entry[] = new Array(sorted.length + extra.length);
+  let from = 0;
+  let k = 0;
+  for (const e of extra) {
+    let lo = from;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (comparePaths(sorted[mid]!.path, e.path) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    while (from < lo) out[k++] = sorted[from++]!;
+    out[k++] = e;
+  }
+  while (from < sorted.length) out[k++] = sorted[from++]!;
+  return out;
 }
 
 /**

@@ -4,7 +4,7 @@ import { display, fromText } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import type { Entry } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
-import { type PlanSummary, assignHardLinks, sortEntries, summarize } from '../model/plan.js';
+import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
 import { requireDirectory } from '../sources/posix.js';
 import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
 import { CvmfsSource, Selection } from './selection.js';
@@ -53,6 +53,14 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
 
   const tree = new SpecTree(rules, diag);
   const sel = new Selection(source, diag);
+  try {
+    return finishSelection(opts, sel, tree, rules, diag);
+  } finally {
+    source.release();
+  }
+}
+
+function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, rules: SpecRule[], diag: Diagnostics): Payload {
   const mount = tree.match(MOUNT);
   const links: string[] = [];
   if (mount) {
@@ -61,20 +69,21 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
       if (pick) links.push(...walkSelected(sel, tree, `${MOUNT}/${repo}`, pick));
     }
   }
+  sel.endWalk();
+  for (const r of rules) if (r.kind === 'recursive' && sel.has(r.path) && !tree.exclusionOf(r.path)) sel.deepRoots.add(r.path);
   reportUnmatchedRules(sel, tree, rules);
 
   const closure = opts.closure ? symlinkClosure(sel, tree, links) : null;
   if (!opts.closure) {
     for (const l of links) {
-      const t = sel.byPath.get(l)!.target!;
+      const t = sel.get(l)!.target!;
       diag.warn('symlink-not-followed', `${display(l)} -> ${display(t)}: not followed (--no-closure)`);
     }
   }
 
-  const entries = sel.entries;
-  sortEntries(entries);
+  const entries = sel.sorted();
   assignHardLinks(entries);
-  return { entries, summary: summarize(entries, MOUNT), rules, closure, sourceRoot: source.root };
+  return { entries, summary: summarize(entries, MOUNT), rules, closure, sourceRoot: sel.source.root };
 }
 
 /** Say why an inclusion line selected nothing: its path is missing, or it runs through a symlink. */

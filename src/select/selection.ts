@@ -1,16 +1,69 @@
 // The growing set of selected entries, keyed by image path, and the mapping from image paths under
 // /cvmfs to host paths under the source root.
 import * as fs from 'node:fs';
-import { display, fsPath } from '../model/bytes.js';
+import { display, fsArg, fsPath, isValidUtf8 } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
-import { type Entry, ancestors } from '../model/entry.js';
+import { type Entry, ancestors, baseName, comparePaths, parentPath } from '../model/entry.js';
+import { mergeSorted } from '../model/plan.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
-import { entryFromStat, lstatOrNull } from '../sources/posix.js';
+import { entryFromStat, listDir } from '../sources/posix.js';
 import { MOUNT } from './spec/parse.js';
 
+/**
+ * The source tree. Lookups go through a working-directory cursor: the walk visits a directory's
+ * children one after another, and lstat("name") from inside the directory costs one path component
+ * where lstat("/abs/path/name") costs ten (this is how find(1) walks, with fstatat). Node has no
+ * *at() calls, so the cursor is process.chdir(); the walk is synchronous, nothing else runs
+ * meanwhile, and `release()` restores the working directory.
+ */
 export class CvmfsSource {
+  private cwd: string | null = null;
+  private readonly startCwd = process.cwd();
+
   /** @param root host path of the tree laid out like /cvmfs (byte string, absolute). */
   constructor(readonly root: string) {}
+
+  /** Make `dir` (an image path) the working directory; false if it cannot be entered. */
+  private enter(dir: string): boolean {
+    const from = this.cwd;
+    if (from === dir) return true;
+    const host = this.host(dir);
+    // chdir takes text only: a directory whose name is not UTF-8 is looked up by absolute path.
+    if (!isValidUtf8(host)) {
+      this.release();
+      return false;
+    }
+    try {
+      process.chdir(relativeMove(from, dir) ?? fsPath(host).toString('utf8'));
+      this.cwd = dir;
+      return true;
+    } catch {
+      this.release();
+      return false;
+    }
+  }
+
+  /** Go back to the working directory we started in. */
+  release(): void {
+    if (this.cwd === null) return;
+    this.cwd = null;
+    process.chdir(this.startCwd);
+  }
+
+  /** Path for an fs call on `imagePath`: relative to the cursor when possible. */
+  private local(imagePath: string): string {
+    return this.enter(parentPath(imagePath)) ? baseName(imagePath) : this.host(imagePath);
+  }
+
+  /** Names in a directory of the source, sorted by raw bytes. */
+  list(imagePath: string): string[] {
+    return listDir(this.local(imagePath));
+  }
+
+  /** The entry for `imagePath`, reading a symlink's target relative to the cursor. */
+  entry(imagePath: string, st: fs.Stats, reason: string): Entry {
+    return entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined);
+  }
 
   /** Host path of an image path under /cvmfs. */
   host(imagePath: string): string {
@@ -28,39 +81,123 @@ export class CvmfsSource {
 
   /** lstat, except that a repository root may be a symlink to where the repository really is. */
   stat(imagePath: string): fs.Stats | null {
-    const host = this.host(imagePath);
     if (imagePath.indexOf('/', MOUNT.length + 1) < 0) {
+      const host = this.host(imagePath);
       try {
-        return fs.statSync(fsPath(host), { throwIfNoEntry: false }) ?? null;
+        return fs.statSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
       } catch (err) {
         throw new BuildError(`cannot stat ${display(host)}: ${describeSystemError(err)}`);
       }
     }
-    return lstatOrNull(host);
+    const local = this.local(imagePath);
+    try {
+      return fs.lstatSync(fsArg(local), { throwIfNoEntry: false }) ?? null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'ENOENT') return null;
+      throw new BuildError(`cannot stat ${display(this.host(imagePath))}: ${describeSystemError(err)}`);
+    }
   }
 }
 
+/**
+ * A relative chdir argument from one directory to another inside the same repository (a walk mostly
+ * steps one level down, or up and over to a sibling), or null when an absolute path is needed.
+ * Only real directories are ever entered, so ".." goes where it says, except above a repository
+ * root, which may be a symlink: such moves are absolute.
+ */
+function relativeMove(from: string | null, to: string): string | null {
+  if (from === null) return null;
+  const repoEnd = (p: string) => {
+    const i = p.indexOf('/', MOUNT.length + 1);
+    return i < 0 ? p.length : i;
+  };
+  const repo = from.slice(0, repoEnd(from));
+  if (to.slice(0, repoEnd(to)) !== repo) return null;
+  let common = from;
+  let ups = 0;
+  while (!(to === common || to.startsWith(common + '/'))) {
+    common = parentPath(common);
+    ups++;
+    if (common.length < repo.length) return null;
+  }
+  const down = to.slice(common.length + 1);
+  const rel = '../'.repeat(ups) + down;
+  return rel === '' ? '.' : fsPath(rel).toString('utf8');
+}
+
+/**
+ * The selected entries. The spec walk yields them in path order without duplicates, so they are
+ * appended to a sorted array and found by binary search; only closure additions, which come in
+ * any order and may repeat, go through a map. (A map over millions of walk entries would hash
+ * every path once more, for nothing.)
+ */
 export class Selection {
-  readonly byPath = new Map<string, Entry>();
-  readonly entries: Entry[] = [];
+  /** Entries of the spec walk, in path order. */
+  readonly walked: Entry[] = [];
+  /** Entries added after the walk (closures), by path. */
+  private readonly added = new Map<string, Entry>();
+  /** True during the spec walk, which never selects a path twice. */
+  walking = true;
   /** Symlinks selected under a recursive rule: their targets are taken recursively too. */
   readonly deepLinks = new Set<string>();
+  /** Directories whose whole subtree has been walked (recursive rules, deep link targets). */
+  readonly deepRoots = new Set<string>();
 
   constructor(
     readonly source: CvmfsSource,
     readonly diag: Diagnostics,
   ) {}
 
-  has(imagePath: string): boolean {
-    return this.byPath.has(imagePath);
+  /** The spec walk is over: from now on entries may come in any order. */
+  endWalk(): void {
+    this.walking = false;
   }
 
-  /** Add an entry unless its path is already selected; true when it was added. */
+  get(imagePath: string): Entry | undefined {
+    const e = this.added.get(imagePath);
+    if (e) return e;
+    const w = this.walked;
+    let lo = 0;
+    let hi = w.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = comparePaths(w[mid]!.path, imagePath);
+      if (c === 0) return w[mid];
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return undefined;
+  }
+
+  has(imagePath: string): boolean {
+    return this.get(imagePath) !== undefined;
+  }
+
+  /** During the walk: a new entry in path order. After it: an entry unless its path is selected. */
   add(e: Entry): boolean {
-    if (this.byPath.has(e.path)) return false;
-    this.byPath.set(e.path, e);
-    this.entries.push(e);
+    if (this.walking) {
+      this.walked.push(e);
+      return true;
+    }
+    if (this.has(e.path)) return false;
+    this.added.set(e.path, e);
     return true;
+  }
+
+  /** Has the subtree at `imagePath` been walked whole already (it or an ancestor is a deep root)? */
+  coveredDeep(imagePath: string): boolean {
+    for (let p = imagePath; p.length > MOUNT.length; p = parentPath(p)) if (this.deepRoots.has(p)) return true;
+    return false;
+  }
+
+  get size(): number {
+    return this.walked.length + this.added.size;
+  }
+
+  /** Everything selected, in path order. */
+  sorted(): Entry[] {
+    return mergeSorted(this.walked, [...this.added.values()]);
   }
 
   /**
@@ -68,7 +205,7 @@ export class Selection {
    * an image from /cvmfs: FIFOs, sockets and devices (CVMFS has none; a POSIX copy may).
    */
   entryAt(imagePath: string, st: fs.Stats, reason: string): Entry | null {
-    const e = entryFromStat(imagePath, this.source.host(imagePath), st, reason);
+    const e = this.source.entry(imagePath, st, reason);
     if (e.type === 'fifo' || e.type === 'socket' || e.type === 'char' || e.type === 'block') {
       this.diag.warnPath('special-skipped', this.source.host(imagePath), `${e.type === 'fifo' ? 'FIFO' : e.type} skipped`);
       return null;
@@ -79,7 +216,7 @@ export class Selection {
   /** Select the ancestors of a path (below /cvmfs) that are not selected yet. */
   addAncestors(imagePath: string, reason: string): void {
     for (const a of ancestors(imagePath)) {
-      if (a === MOUNT || this.byPath.has(a)) continue;
+      if (a === MOUNT || this.has(a)) continue;
       const st = this.source.stat(a);
       if (!st) throw new BuildError(`${display(this.source.host(a))}: vanished during selection`);
       const e = this.entryAt(a, st, reason);

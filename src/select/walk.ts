@@ -2,7 +2,6 @@
 import { display } from '../model/bytes.js';
 import { joinPath } from '../model/entry.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
-import { listDir } from '../sources/posix.js';
 import type { Selection } from './selection.js';
 import type { Pick, SpecTree } from './spec/tree.js';
 
@@ -18,7 +17,8 @@ export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, 
     const [path, p] = stack.pop()!;
     const st = sel.source.stat(path);
     if (!st) continue; // named by the spec but absent: reported once per rule by the caller
-    let e = sel.byPath.get(path) ?? null;
+    // During the spec walk nothing is selected twice; closures revisit selected directories.
+    let e = sel.walking ? null : (sel.get(path) ?? null);
     if (!e) {
       e = sel.entryAt(path, st, p.reason);
       if (!e) continue;
@@ -32,11 +32,10 @@ export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, 
     const listing = tree.listing(p.state);
     let names: string[];
     if (listing === 'fs') {
-      const host = sel.source.host(path);
       try {
-        names = listDir(host);
+        names = sel.source.list(path);
       } catch (err) {
-        throw new BuildError(`cannot list ${display(host)}: ${describeSystemError(err)}`);
+        throw new BuildError(`cannot list ${display(sel.source.host(path))}: ${describeSystemError(err)}`);
       }
     } else {
       names = listing;

@@ -1,6 +1,6 @@
 // A POSIX directory tree as a source of entries: the /cvmfs tree, or a base root filesystem.
 import * as fs from 'node:fs';
-import { display, fromBuffer, fsPath } from '../model/bytes.js';
+import { display, fsArg, fsPath } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, type EntryType, joinPath } from '../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../model/errors.js';
@@ -29,7 +29,7 @@ export function entryType(mode: number): EntryType {
 /** lstat a host path (byte string); null when it does not exist. */
 export function lstatOrNull(hostPath: string): fs.Stats | null {
   try {
-    return fs.lstatSync(fsPath(hostPath), { throwIfNoEntry: false }) ?? null;
+    return fs.lstatSync(fsArg(hostPath), { throwIfNoEntry: false }) ?? null;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'ENOENT') return null;
@@ -38,11 +38,15 @@ export function lstatOrNull(hostPath: string): fs.Stats | null {
 }
 
 export function readLink(hostPath: string): string {
-  return fromBuffer(fs.readlinkSync(fsPath(hostPath), { encoding: 'buffer' }));
+  // latin1 decoding turns the raw bytes straight into a byte string.
+  return fs.readlinkSync(fsArg(hostPath), { encoding: 'latin1' });
 }
 
-/** The entry for an existing host object, placed at `imagePath`. */
-export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string): Entry {
+/**
+ * The entry for an existing host object, placed at `imagePath`. `linkPath` is where to read a
+ * symlink's target from, when that differs from `hostPath` (a path relative to the cwd).
+ */
+export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath): Entry {
   const type = entryType(st.mode);
   const e: Entry = {
     path: imagePath,
@@ -56,7 +60,7 @@ export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats,
     reason,
   };
   if (type === 'symlink') {
-    e.target = readLink(hostPath);
+    e.target = readLink(linkPath);
     e.size = e.target.length;
   } else if (type === 'char' || type === 'block') {
     e.rdev = st.rdev;
@@ -67,7 +71,7 @@ export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats,
 
 /** Names in a host directory, sorted by raw bytes. */
 export function listDir(hostDir: string): string[] {
-  const names = fs.readdirSync(fsPath(hostDir), { encoding: 'buffer' }).map(fromBuffer);
+  const names = fs.readdirSync(fsArg(hostDir), { encoding: 'latin1' });
   return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 

@@ -20,7 +20,7 @@ export interface ClosureStats {
 
 export function symlinkClosure(sel: Selection, tree: SpecTree, initialLinks: Iterable<string>): ClosureStats {
   const stats: ClosureStats = { linksFollowed: 0, entriesAdded: 0, dangling: 0, outside: 0 };
-  const before = sel.entries.length;
+  const before = sel.size;
   const queue = [...initialLinks];
   const done = new Set<string>();
   while (queue.length > 0) {
@@ -30,29 +30,57 @@ export function symlinkClosure(sel: Selection, tree: SpecTree, initialLinks: Ite
     stats.linksFollowed++;
     queue.push(...follow(sel, tree, link, stats));
   }
-  stats.entriesAdded = sel.entries.length - before;
+  stats.entriesAdded = sel.size - before;
   return stats;
+}
+
+/** What the resolver needs to know of a path: from the selection when it is there, else from lstat. */
+interface Node {
+  type: 'dir' | 'symlink' | 'other';
+  target?: string;
+  known: boolean;
+}
+
+function lookup(sel: Selection, path: string): Node | null {
+  const e = sel.get(path);
+  if (e) return { type: e.type === 'dir' || e.type === 'symlink' ? e.type : 'other', target: e.target, known: true };
+  const st = sel.source.stat(path);
+  if (!st) return null;
+  return { type: st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other', known: false };
 }
 
 /** Resolve one selected link the way the kernel would; returns links that still need following. */
 function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStats): string[] {
-  const shown = display(link);
   const deep = sel.deepLinks.has(link);
-  const reason = `symlink closure: target of ${shown}`;
-  const ancestorReason = `ancestor of a target of ${shown} (symlink closure)`;
+  const target = sel.get(link)!.target!;
+  const reason = () => `symlink closure: target of ${display(link)}`;
+  const ancestorReason = () => `ancestor of a target of ${display(link)} (symlink closure)`;
   const newLinks: string[] = [];
   const warn = (kind: 'dangling' | 'outside', what: string) => {
     stats[kind]++;
-    sel.diag.warn(kind === 'dangling' ? 'symlink-dangling' : 'symlink-outside', `${shown} -> ${display(sel.byPath.get(link)!.target!)}: ${what}; kept as a link`);
+    sel.diag.warn(kind === 'dangling' ? 'symlink-dangling' : 'symlink-outside', `${display(link)} -> ${display(target)}: ${what}; kept as a link`);
   };
-  const target = sel.byPath.get(link)!.target!;
-  let dir = parentPath(link);
+  /** Select a path met on the way (with its ancestors) unless it is selected or excluded. */
+  const select = (path: string, why: string): boolean => {
+    const excluded = tree.exclusionOf(path);
+    if (excluded) {
+      sel.diag.warn('symlink-excluded', `${display(link)} -> ${display(target)}: ${display(path)} is excluded by ${excluded.origin} '${excluded.text}'; kept as a link`);
+      return false;
+    }
+    sel.addAncestors(path, ancestorReason());
+    const st = sel.source.stat(path);
+    const e = st && sel.entryAt(path, st, why);
+    if (e) sel.add(e);
+    return true;
+  };
+
+  let dir = target.startsWith('/') ? '/' : parentPath(link);
   let rest = target.split('/');
-  if (target.startsWith('/')) dir = '/';
+  let at = 0;
   let hops = 0;
   const via: string[] = [];
-  while (rest.length > 0) {
-    const c = rest.shift()!;
+  while (at < rest.length) {
+    const c = rest[at++]!;
     if (c === '' || c === '.') continue;
     if (c === '..') {
       dir = parentPath(dir);
@@ -68,50 +96,47 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
       dir = path;
       continue;
     }
-    const excluded = tree.exclusionOf(path);
-    if (excluded) {
-      sel.diag.warn('symlink-excluded', `${shown} -> ${display(target)}: ${display(path)} is excluded by ${excluded.origin} '${excluded.text}'; kept as a link`);
-      return newLinks;
-    }
-    const st = sel.source.stat(path);
-    if (!st) {
+    const node = lookup(sel, path);
+    if (!node) {
       warn('dangling', `${display(path)} does not exist`);
       return newLinks;
     }
-    const last = rest.every((r) => r === '' || r === '.');
-    if (st.isSymbolicLink()) {
+    let last = true;
+    for (let i = at; i < rest.length; i++) if (rest[i] !== '' && rest[i] !== '.') last = false;
+    if (node.type === 'symlink') {
       if (++hops > MAX_HOPS) {
         warn('dangling', 'too many levels of symbolic links');
         return newLinks;
       }
-      if (!sel.has(path)) {
-        sel.addAncestors(path, ancestorReason);
-        const e = sel.entryAt(path, st, reason);
-        if (e) sel.add(e);
-      }
-      via.push(display(path));
-      const t = sel.byPath.get(path)!.target!;
+      if (!node.known && !select(path, reason())) return newLinks;
+      via.push(path);
+      const t = node.target ?? sel.get(path)!.target!;
       if (t.startsWith('/')) dir = '/';
-      rest = [...t.split('/'), ...rest];
+      rest = [...t.split('/'), ...rest.slice(at)];
+      at = 0;
       continue;
     }
     if (!last) {
-      if (!st.isDirectory()) {
+      if (node.type !== 'dir') {
         warn('dangling', `${display(path)} is not a directory`);
         return newLinks;
       }
       dir = path;
       continue;
     }
-    // The end of the chain: select it, with its ancestors.
-    const endReason = via.length > 0 ? `${reason} via ${via.join(', ')}` : reason;
-    sel.addAncestors(path, ancestorReason);
-    if (st.isDirectory() && deep) {
+    // The end of the chain: select it, with its ancestors, and its subtree for a deep link.
+    const endReason = via.length > 0 ? `${reason()} via ${via.map(display).join(', ')}` : reason();
+    if (node.type === 'dir' && deep) {
+      if (tree.exclusionOf(path) || sel.coveredDeep(path)) {
+        if (!node.known) select(path, endReason);
+        return newLinks;
+      }
+      sel.addAncestors(path, ancestorReason());
+      sel.deepRoots.add(path);
       newLinks.push(...walkSelected(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } }));
       for (const l of newLinks) sel.deepLinks.add(l);
-    } else if (!sel.has(path)) {
-      const e = sel.entryAt(path, st, endReason);
-      if (e) sel.add(e);
+    } else if (!node.known) {
+      select(path, endReason);
     }
     return newLinks;
   }
