@@ -1,0 +1,33 @@
+// npm run bench [-- SUITE...]: speed and memory against the reference tools, in the same run.
+// Prints Markdown for docs/benchmarks.md. Environment: BENCH_DIR (work directory, default
+// ./bench-out), BENCH_REPS (default 3), BENCH_PLAN_ENTRIES (default 1000000).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { requireGnuTime } from './measure.js';
+import { benchPlan } from './plan.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+const work = path.resolve(process.env['BENCH_DIR'] ?? path.join(repoRoot, 'bench-out'));
+const reps = Number(process.env['BENCH_REPS'] ?? 3);
+
+const suites: Record<string, () => string[]> = {
+  plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
+};
+
+function main(): void {
+  requireGnuTime();
+  const chosen = process.argv.slice(2);
+  for (const name of chosen) if (!suites[name]) throw new Error(`unknown suite ${name}; suites: ${Object.keys(suites).join(', ')}`);
+  fs.mkdirSync(work, { recursive: true });
+  const cpus = os.cpus();
+  console.log(`Machine: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
+  for (const name of chosen.length > 0 ? chosen : Object.keys(suites)) {
+    console.log(`\n### ${name}\n`);
+    console.log(suites[name]!().join('\n'));
+  }
+}
+
+main();
