@@ -20,7 +20,7 @@ const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../../package.jso
 
 interface SelectionFlags {
   cvmfsRoot: string;
-  spec: string[];
+  spec?: string[];
   repo?: string;
   closure: boolean;
   quiet?: boolean;
@@ -37,12 +37,12 @@ interface PlanFlags extends SelectionFlags {
   json?: boolean;
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 function addSelectionOptions(cmd: Command): Command {
   return cmd
     .option('--cvmfs-root <dir>', 'the source: a tree laid out like /cvmfs, one directory per repository', '/cvmfs')
-    .option('--spec <file>', 'cvmfs_shrinkwrap spec file (repeatable; specs union)', collect, [])
+    .addOption(new Option('--spec <file>', 'cvmfs_shrinkwrap spec file (repeatable; specs union)').argParser(collect))
     .option('--repo <fqrn>', 'repository of relative spec lines (default: from the file name <fqrn>.spec)')
     .option('--no-closure', 'do not follow selected symlinks to their targets')
     .option('-q, --quiet', 'print errors only');
@@ -58,7 +58,7 @@ function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
 }
 
 function selectionOf(flags: SelectionFlags) {
-  return { cvmfsRoot: flags.cvmfsRoot, specs: flags.spec, repo: flags.repo ?? null, closure: flags.closure };
+  return { cvmfsRoot: flags.cvmfsRoot, specs: flags.spec ?? [], repo: flags.repo ?? null, closure: flags.closure };
 }
 
 async function runPlan(flags: PlanFlags): Promise<void> {
@@ -88,6 +88,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch: imageEpoch(payload.entries) }, diag);
   try {
     const isRoot = process.getuid?.() === 0;
+    output.begin();
     const result = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot }, diag);
     output.commit();
     if (!flags.quiet) {
@@ -105,7 +106,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
 export function makeProgram(): Command {
   const program = new Command('shrinkwrap')
     .description(
-      'Build self-contained container images for sites without CVMFS: select what releases need from a /cvmfs tree,\n' +
+      'Build self-contained container images for sites without CVMFS: select what releases need from a /cvmfs tree, ' +
         'complete it (symlink targets), put it into a base root filesystem and write the image.',
     )
     .version(VERSION, '-V, --version')

@@ -46,10 +46,16 @@ export class AtomicOutput {
     }
     const tmp = path.join(dir, `.${path.basename(abs)}.shrinkwrap-tmp-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true }); // left by a killed run with our pid
+    return new AtomicOutput(abs, tmp, force);
+  }
+
+  /**
+   * About to create the temporary output: from now on SIGINT/SIGTERM remove it. (Not before: a
+   * handler would also defer Ctrl-C until a long synchronous selection walk ends.)
+   */
+  begin(): void {
     installSignalHandlers();
-    const out = new AtomicOutput(abs, tmp, force);
-    active.add(out);
-    return out;
+    active.add(this);
   }
 
   /** Move the complete output into place (replacing an old one only with --force). */

@@ -65,6 +65,10 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', path.join(dir, 'nope'), '--spec', spec]), 2, `--cvmfs-root ${path.join(dir, 'nope')}: no such directory`);
   });
 
+  it('no spec at all', () => {
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', root]), 2, 'nothing to select: give at least one --spec FILE');
+  });
+
   it('a missing spec file', () => {
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', root, '--spec', path.join(dir, 'missing.spec')]), 2, /spec file .*missing\.spec: no such file/);
   });
