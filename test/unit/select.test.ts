@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { display } from '../../src/model/bytes.js';
 import { Diagnostics } from '../../src/model/diagnostics.js';
 import { selectPayload } from '../../src/select/index.js';
+import { isRoot } from '../helpers/env.js';
 import { makeTree, tmpDir, writeSpec } from '../helpers/tree.js';
 
 const dirs: string[] = [];
@@ -69,6 +71,24 @@ describe('selection over a real tree', () => {
     const { paths, diag } = select(dir, ['/log/*']);
     expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/log', '/cvmfs/r.ch/log/lastUpdate']);
     expect(diag.warnings.find((w) => w.kind === 'special-skipped')!.message).toMatch(/log\/pipe: FIFO skipped/);
+  });
+
+  it.runIf(isRoot)('skips sockets and devices with a warning', () => {
+    const dir = setup({ 'r.ch/dev/keep': 'x' });
+    execFileSync('mknod', [path.join(dir, 'cvmfs/r.ch/dev/null0'), 'c', '1', '3']);
+    execFileSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(path.join(dir, 'cvmfs/r.ch/dev/sock'))})`]);
+    const { paths, diag } = select(dir, ['/dev/*']);
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/dev', '/cvmfs/r.ch/dev/keep']);
+    expect(diag.warnings.map((w) => w.message.replace(/^.*\/dev\//, ''))).toEqual(['null0: char skipped', 'sock: socket skipped']);
+  });
+
+  it('takes the union of several spec files, each for its own repository', () => {
+    const dir = setup({ 'a.ch/x/1': '1', 'a.ch/y/2': '2', 'b.ch/z/3': '3' });
+    const specA = writeSpec(dir, 'a.ch.spec', ['/x/*']);
+    const specB = writeSpec(dir, 'cvmfs-b.ch.spec.txt', ['/z/3', '/cvmfs/a.ch/y/*']);
+    const payload = selectPayload({ cvmfsRoot: path.join(dir, 'cvmfs'), specs: [specA, specB], repo: null, closure: true }, new Diagnostics());
+    expect(payload.entries.map((e) => e.path)).toEqual(['/cvmfs/a.ch', '/cvmfs/a.ch/x', '/cvmfs/a.ch/x/1', '/cvmfs/a.ch/y', '/cvmfs/a.ch/y/2', '/cvmfs/b.ch', '/cvmfs/b.ch/z', '/cvmfs/b.ch/z/3']);
+    expect(Object.keys(payload.summary.repositories)).toEqual(['a.ch', 'b.ch']);
   });
 
   it('turns the later names of an inode into hard links to the first in path order', () => {
