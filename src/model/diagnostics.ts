@@ -33,10 +33,6 @@ export class Diagnostics {
     this.warn(kind, `${display(path)}: ${what}`);
   }
 
-  count(kind: string): number {
-    return this.perKind.get(kind) ?? 0;
-  }
-
   /** Lines saying how many warnings of each kind were not printed. */
   suppressedSummary(): string[] {
     const out: string[] = [];

@@ -27,10 +27,7 @@ export interface Payload {
   /** Selected entries under /cvmfs, in path order. */
   entries: Entry[];
   summary: PlanSummary;
-  rules: SpecRule[];
   closure: ClosureStats | null;
-  /** Host path of the source root (byte string). */
-  sourceRoot: string;
 }
 
 export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
@@ -83,7 +80,7 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
 
   const entries = sel.sorted();
   assignHardLinks(entries);
-  return { entries, summary: summarize(entries, MOUNT), rules, closure, sourceRoot: sel.source.root };
+  return { entries, summary: summarize(entries, MOUNT), closure };
 }
 
 /** Say why an inclusion line selected nothing: its path is missing, or it runs through a symlink. */

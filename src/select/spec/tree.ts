@@ -43,11 +43,9 @@ function newNode(): SpecNode {
 
 export class SpecTree {
   readonly root: SpecNode = newNode();
-  readonly rules: readonly SpecRule[];
   private readonly deepStates = new Map<SpecRule, DirState>();
 
   constructor(rules: readonly SpecRule[], diag: Diagnostics | null = null) {
-    this.rules = rules;
     for (const rule of rules) {
       let node = this.root;
       for (const c of rule.path.split('/')) {
