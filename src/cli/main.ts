@@ -3,16 +3,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { composeImage, imageEpoch } from '../compose/image.js';
+import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../compose/image.js';
 import { fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
-import { EXIT, ShrinkwrapError } from '../model/errors.js';
+import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { assignHardLinks } from '../model/plan.js';
 import { selectPayload } from '../select/index.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { requireDirectory, walkTree } from '../sources/posix.js';
 import { AtomicOutput } from '../util/atomic.js';
+import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
+import { writeSquashfs } from '../writers/squashfs/index.js';
+import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
+import { parseBlockSize, parseMtime, parseOwner } from './build-options.js';
 import { Out, humanBytes } from './output.js';
 import { renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
 
@@ -28,9 +32,16 @@ interface SelectionFlags {
 
 interface BuildFlags extends SelectionFlags {
   output: string;
-  format: 'dir';
+  format?: 'dir' | 'squashfs';
   base?: string;
   force?: boolean;
+  compression: 'none' | CodecName;
+  level?: string;
+  blockSize: string;
+  mtime: string;
+  owner?: string;
+  dedup: boolean;
+  exportTable: boolean;
 }
 
 interface PlanFlags extends SelectionFlags {
@@ -73,9 +84,29 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   finishWarnings(diag, flags.quiet);
 }
 
+/** The compression level: given and in range, or the codec's default. */
+function compressionLevel(flags: BuildFlags): number {
+  if (flags.compression === 'none') {
+    if (flags.level !== undefined) throw new InputError('--level makes no sense with --compression none');
+    return 0;
+  }
+  if (flags.level === undefined) return defaultLevel(flags.compression);
+  const [lo, hi] = levelRange(flags.compression);
+  const n = Number(flags.level);
+  if (!/^\d+$/.test(flags.level) || n < lo || n > hi) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${lo} to ${hi}`);
+  return n;
+}
+
 async function runBuild(flags: BuildFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
-  // Refuse an existing output before the long part, not after it.
+  const format = flags.format ?? 'squashfs';
+  // Check every option before the long part, and refuse an existing output before it too.
+  const squashfs =
+    format === 'squashfs'
+      ? { compression: flags.compression, level: compressionLevel(flags), blockSize: parseBlockSize(flags.blockSize) }
+      : null;
+  const mtime = parseMtime(flags.mtime);
+  const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
   let base = null;
   if (flags.base !== undefined) {
@@ -85,22 +116,84 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     assignHardLinks(base);
   }
   const payload = selectPayload(selectionOf(flags), diag);
-  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch: imageEpoch(payload.entries) }, diag);
+  normaliseOwner(payload.entries, owner);
+  const epoch = imageEpoch(payload.entries);
+  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch }, diag);
+  normaliseTimes(image, mtime, epoch);
   try {
-    const isRoot = process.getuid?.() === 0;
     output.begin();
-    const result = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot }, diag);
+    let written: string;
+    if (squashfs) {
+      const r = await writeSquashfs(
+        image,
+        output.tmp,
+        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup },
+        diag,
+      );
+      const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
+      written =
+        `${humanBytes(r.bytes)} (squashfs, ${comp}, ${humanBytes(squashfs.blockSize)} blocks): ${r.inodes} inodes, ` +
+        `${r.files} files, ${humanBytes(r.bytesIn)} of content` +
+        (r.dedupFiles > 0 ? `; ${r.dedupFiles} duplicate files, ${humanBytes(r.dedupBytes)} saved` : '') +
+        (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
+    } else {
+      const isRoot = process.getuid?.() === 0;
+      const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot }, diag);
+      written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
+    }
     output.commit();
     if (!flags.quiet) {
       for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
-      process.stderr.write(
-        `shrinkwrap: wrote ${flags.output} (${flags.format}): ${result.entries} entries, ${result.files} files, ${humanBytes(result.bytes)}\n`,
-      );
+      process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
     }
   } finally {
     output.abort(); // no-op after commit
   }
   finishWarnings(diag, flags.quiet);
+}
+
+interface VerifyFlags {
+  manifest?: string;
+  imageRoot?: string;
+  data?: boolean;
+  json?: boolean;
+}
+
+/** `verify`: our own reader checks an image the way the kernel does, and against a plan if given. */
+async function runVerify(image: string, flags: VerifyFlags): Promise<void> {
+  let manifest: ManifestEntry[] | undefined;
+  if (flags.manifest !== undefined) {
+    let doc: { entries?: ManifestEntry[] };
+    try {
+      doc = JSON.parse(fs.readFileSync(flags.manifest, 'utf8'));
+    } catch (err) {
+      throw new InputError(`--manifest ${flags.manifest}: ${err instanceof SyntaxError ? 'not JSON' : describeSystemError(err)}`);
+    }
+    if (!Array.isArray(doc.entries)) throw new InputError(`--manifest ${flags.manifest}: no "entries" array (expected the output of shrinkwrap plan --json)`);
+    manifest = doc.entries;
+  }
+  if (!fs.existsSync(image)) throw new InputError(`${image}: no such file`);
+  const r = await verifySquashfs(image, { manifest, manifestRoot: '/cvmfs', imageRoot: flags.imageRoot ?? '/', data: flags.data ?? false });
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ image, ok: r.problems.length === 0, problems: r.problems, warnings: r.warnings, stats: r.stats }, null, 1) + '\n');
+  } else {
+    for (const w of r.warnings) process.stderr.write(`shrinkwrap: warning: ${w}\n`);
+    for (const p of r.problems) process.stdout.write(`${image}: ${p}\n`);
+    const s = r.stats;
+    process.stdout.write(
+      `${image}: ${r.problems.length === 0 ? 'OK' : `${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`}: ` +
+        `${s.inodes} inodes, ${s.entries} entries, ${s.compressor}, ${s.blockSize}-byte blocks${flags.data ? ', all data blocks read' : ''}` +
+        `${manifest ? `, ${manifest.length} manifest entries compared` : ''}\n`,
+    );
+  }
+  if (r.problems.length > 0) throw new VerifyFailed();
+}
+
+/** verify found problems: they are printed already; exit 1 without another message. */
+class VerifyFailed extends ShrinkwrapError {
+  constructor() {
+    super('', EXIT.failed);
+  }
 }
 
 export function makeProgram(): Command {
@@ -120,14 +213,30 @@ export function makeProgram(): Command {
       .description('write an image (the default command: `shrinkwrap --spec S -o OUT` is `shrinkwrap build --spec S -o OUT`)'),
   )
     .requiredOption('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete)')
-    .addOption(new Option('--format <format>', 'image format').choices(['dir']).default('dir'))
+    .addOption(new Option('--format <format>', 'image format (default: squashfs)').choices(['squashfs', 'dir']))
     .option('--base <rootfs-dir>', 'base root filesystem directory; the selection lands in its /cvmfs')
     .option('--force', 'replace an existing output')
+    .addOption(new Option('--compression <name>', 'squashfs compressor').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
+    .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')
+    .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')
+    .option('--mtime <policy>', 'entry times: keep, clamp (to SOURCE_DATE_EPOCH or the newest payload time), or SECONDS for all', 'keep')
+    .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')
+    .option('--no-dedup', 'store duplicate files again instead of sharing their blocks')
+    .option('--no-export-table', 'leave out the NFS export table')
     .action((flags: BuildFlags) => runBuild(flags));
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
     .action((flags: PlanFlags) => runPlan(flags));
+
+  program
+    .command('verify <image>')
+    .description('check a SquashFS image the way the Linux kernel does, and optionally against a plan')
+    .option('--manifest <plan.json>', 'the output of `shrinkwrap plan --json`: the image must hold exactly these /cvmfs entries')
+    .option('--image-root <path>', "where the plan's /cvmfs is in the image: / for an image built without --base (default), /cvmfs with one")
+    .option('--data', 'also read and decompress every data block')
+    .option('--json', 'print one JSON report')
+    .action((image: string, flags: VerifyFlags) => runVerify(image, flags));
 
   return program;
 }
@@ -143,7 +252,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.badInput;
     }
     if (err instanceof ShrinkwrapError) {
-      process.stderr.write(`shrinkwrap: error: ${err.message}\n`);
+      if (err.message !== '') process.stderr.write(`shrinkwrap: error: ${err.message}\n`);
       return err.exitCode;
     }
     // A bug: say so in one line; the stack only on request.

@@ -78,3 +78,17 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
   }
   return out;
 }
+
+/** --mtime: 'keep', 'clamp' (nothing newer than the image epoch), or one time for every entry. */
+export type MtimePolicy = 'keep' | 'clamp' | number;
+
+export function normaliseTimes(image: Entry[], policy: MtimePolicy, epoch: number): void {
+  if (policy === 'keep') return;
+  for (const e of image) e.mtime = policy === 'clamp' ? Math.min(e.mtime, epoch) : policy;
+}
+
+/** --owner UID:GID: one owner for the whole /cvmfs payload (the base image keeps its own). */
+export function normaliseOwner(payload: Entry[], owner: [number, number] | null): void {
+  if (!owner) return;
+  for (const e of payload) [e.uid, e.gid] = owner;
+}

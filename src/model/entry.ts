@@ -20,6 +20,8 @@ export interface Entry {
   rdev?: number;
   /** Where the bytes and metadata come from: a host path (byte string). */
   source?: string;
+  /** Extended attributes: full names (`user.x`, `security.capability`) with raw values. */
+  xattrs?: Array<[string, Buffer]>;
   /** Host identity of the inode (`dev:ino`) when it has several names; used to find hard links. */
   inode?: string;
   /** Why the entry is in the image: a spec line, a closure step, the base image. */
@@ -58,6 +60,14 @@ export function ancestors(path: string): string[] {
   const out: string[] = [];
   for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) out.push(path.slice(0, i));
   return out;
+}
+
+/** Major and minor numbers of a host dev_t (glibc's encoding, which Node's st_rdev carries). */
+export function devNumbers(rdev: number): [major: number, minor: number] {
+  const big = BigInt(rdev);
+  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
+  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
+  return [major, minor];
 }
 
 const typeChar: Record<EntryType, string> = {

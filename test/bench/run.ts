@@ -7,17 +7,19 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireGnuTime } from './measure.js';
 import { benchPlan } from './plan.js';
+import { benchSquashfs } from './squashfs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const cli = path.join(repoRoot, 'dist/src/cli/main.js');
 const work = path.resolve(process.env['BENCH_DIR'] ?? path.join(repoRoot, 'bench-out'));
 const reps = Number(process.env['BENCH_REPS'] ?? 3);
 
-const suites: Record<string, () => string[]> = {
+const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
+  squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
 };
 
-function main(): void {
+async function main(): Promise<void> {
   requireGnuTime();
   const chosen = process.argv.slice(2);
   for (const name of chosen) if (!suites[name]) throw new Error(`unknown suite ${name}; suites: ${Object.keys(suites).join(', ')}`);
@@ -26,8 +28,11 @@ function main(): void {
   console.log(`Machine: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
   for (const name of chosen.length > 0 ? chosen : Object.keys(suites)) {
     console.log(`\n### ${name}\n`);
-    console.log(suites[name]!().join('\n'));
+    console.log((await suites[name]!()).join('\n'));
   }
 }
 
-main();
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

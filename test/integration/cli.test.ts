@@ -115,23 +115,29 @@ describe('build --format dir', () => {
     const out = path.join(dir, 'forced');
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'old'), 'old');
-    const r = shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', out, '--force', '-q']);
+    const r = shrinkwrap(['--format', 'dir', '--cvmfs-root', root, '--spec', spec, '-o', out, '--force', '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(fs.readdirSync(out)).toEqual(['r.ch']);
     expect(fs.readdirSync(dir).filter((n) => n.includes('shrinkwrap-'))).toEqual([]);
   });
 
-  it.runIf(isRoot)('fails cleanly, leaving no output and no temporary files, when a source cannot be read', () => {
-    // Run as nobody: the mode-000 file cannot be copied.
-    const locked = path.join(dir, 'locked');
+  it.runIf(isRoot).each([
+    ['dir', /cannot copy .*r\.ch\/a\/secret: permission denied/],
+    ['squashfs', /cannot read .*r\.ch\/a\/secret: permission denied/],
+  ])('--format %s fails cleanly, leaving no output and no temporary files, when a source cannot be read', (format, message) => {
+    // Run as nobody: the mode-000 file cannot be read.
+    const locked = path.join(dir, `locked-${format}`);
     makeTree(locked, { 'r.ch/a/ok': 'fine', 'r.ch/a/secret': { file: 'no', mode: 0o000 } });
-    const outDir = path.join(dir, 'nobody-out');
+    const outDir = path.join(dir, `nobody-out-${format}`);
     fs.mkdirSync(outDir, { mode: 0o777 });
     fs.chmodSync(outDir, 0o777);
     const lockedSpec = writeSpec(dir, 'locked.r.ch.spec', ['/a/*']);
-    const r = shrinkwrap(['--cvmfs-root', locked, '--repo', 'r.ch', '--spec', lockedSpec, '-o', path.join(outDir, 'img')], { uid: 65534, gid: 65534 });
-    expectOneLineError(r, 1, /cannot copy .*r\.ch\/a\/secret: permission denied/);
+    const r = shrinkwrap(['--format', format, '--cvmfs-root', locked, '--repo', 'r.ch', '--spec', lockedSpec, '-o', path.join(outDir, 'img')], {
+      uid: 65534,
+      gid: 65534,
+    });
+    expectOneLineError(r, 1, message);
     expect(fs.readdirSync(outDir)).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { display, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import type { Entry } from '../../model/entry.js';
+import { type Entry, devNumbers } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import { Pool } from '../../util/pool.js';
 
@@ -19,14 +19,6 @@ export interface DirWriteOptions {
   keepOwnership: boolean;
   /** Copies in flight: file copies are I/O-bound, and a parallel file system rewards depth. */
   concurrency?: number;
-}
-
-/** Major and minor numbers of a Linux dev_t (glibc's encoding). */
-function devNumbers(rdev: number): [number, number] {
-  const big = BigInt(rdev);
-  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
-  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
-  return [major, minor];
 }
 
 /**

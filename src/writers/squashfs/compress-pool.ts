@@ -1,0 +1,95 @@
+// Blocks are compressed on all cores by worker threads; results come back as promises, and the
+// data writer consumes them in submission order, so the image does not depend on timing.
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { BuildError } from '../../model/errors.js';
+import { type BlockCodec, type CodecOptions, createBlockCodec } from '../../util/codecs.js';
+
+export interface Compressed {
+  data: Buffer;
+  /** Stored as is: compression did not make it smaller. */
+  raw: boolean;
+}
+
+interface Pending {
+  resolve: (c: Compressed) => void;
+  reject: (e: Error) => void;
+}
+
+export class CompressPool {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private turn = 0;
+
+  private constructor(
+    private readonly workers: Worker[],
+    /** The same codec on this thread, for metadata blocks and when there are no workers. */
+    readonly local: BlockCodec | null,
+  ) {
+    for (const w of workers) {
+      w.on('message', (m: { id: number; buf: ArrayBuffer; length: number; raw: boolean }) => {
+        const p = this.pending.get(m.id)!;
+        this.pending.delete(m.id);
+        p.resolve({ data: Buffer.from(m.buf, 0, m.length), raw: m.raw });
+      });
+      w.on('error', (err) => this.failAll(err));
+    }
+  }
+
+  /**
+   * @param codec null: store everything uncompressed.
+   * @param threads workers to start; 0 compresses on this thread (small images, tests).
+   */
+  static async create(codec: CodecOptions | null, threads = os.availableParallelism()): Promise<CompressPool> {
+    if (!codec) return new CompressPool([], null);
+    const local = await createBlockCodec(codec);
+    const workers: Worker[] = [];
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(new URL('./compress-worker.js', import.meta.url), { workerData: codec });
+      workers.push(w);
+    }
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+          }),
+      ),
+    );
+    return new CompressPool(workers, local);
+  }
+
+  /** Compress a block. Takes ownership of `block`: it must be a Buffer over an ArrayBuffer of its own. */
+  compress(block: Buffer): Promise<Compressed> {
+    if (!this.local) return Promise.resolve({ data: block, raw: true });
+    if (this.workers.length === 0) {
+      const out = this.local.compress(block);
+      return Promise.resolve(out.length < block.length ? { data: out, raw: false } : { data: block, raw: true });
+    }
+    const id = this.nextId++;
+    const w = this.workers[this.turn++ % this.workers.length]!;
+    return new Promise<Compressed>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const ab = block.buffer as ArrayBuffer;
+      if (block.byteOffset !== 0 || ab.byteLength < block.length) throw new Error('compress: block must own its ArrayBuffer');
+      w.postMessage({ id, buf: ab, length: block.length }, [ab]);
+    });
+  }
+
+  /** Compress on this thread (metadata blocks); null when compression is off or did not help. */
+  compressLocal(block: Buffer): Buffer | null {
+    if (!this.local) return null;
+    const out = this.local.compress(block);
+    return out.length < block.length ? out : null;
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(new BuildError(`compression worker failed: ${err.message}`));
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,250 @@
+// The data area: file blocks and fragment blocks, written in a fixed order by one writer while
+// worker threads compress ahead of it. A bounded window of blocks is in flight, whatever the size
+// of the tree. Files are read straight from their sources: nothing is staged.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { display, fsArg } from '../../model/bytes.js';
+import { BuildError, describeSystemError } from '../../model/errors.js';
+import type { CompressPool, Compressed } from './compress-pool.js';
+import { DATA_UNCOMPRESSED, NONE32 } from './format.js';
+
+/** Where a file's content ended up. Final once DataWriter.finish() has returned. */
+export interface FileData {
+  size: number;
+  blocksStart: number;
+  /** One size word per full block (0 = a sparse block of zeros); the tail is in a fragment. */
+  blockSizes: number[];
+  fragment: number;
+  fragOffset: number;
+  /** Bytes of zero blocks not stored. */
+  sparse: number;
+}
+
+export interface FragmentEntry {
+  start: number;
+  sizeWord: number;
+}
+
+export interface DataStats {
+  files: number;
+  /** Bytes of file content read. */
+  bytesIn: number;
+  /** Bytes written to the data area (blocks and fragments). */
+  bytesOut: number;
+  dedupFiles: number;
+  dedupBytes: number;
+  sparseBytes: number;
+}
+
+type Item =
+  | { kind: 'start'; file: FileData }
+  | { kind: 'block'; file: FileData; index: number; job: Promise<Compressed> }
+  | { kind: 'end'; file: FileData; dupOf: FileData | null }
+  | { kind: 'fragment'; index: number; job: Promise<Compressed> };
+
+/** Files up to this size are read whole and checked for duplicates before any block is compressed. */
+const READ_WHOLE = 4 << 20;
+
+export class DataWriter {
+  private readonly queue: Item[] = [];
+  private readonly zero: Buffer;
+  private readonly seen = new Map<string, FileData>();
+  private frag: Buffer | null = null;
+  private fragFill = 0;
+  readonly fragments: FragmentEntry[] = [];
+  readonly stats: DataStats = { files: 0, bytesIn: 0, bytesOut: 0, dedupFiles: 0, dedupBytes: 0, sparseBytes: 0 };
+
+  constructor(
+    private readonly fd: number,
+    /** Next byte of the output to write. */
+    private pos: number,
+    private readonly pool: CompressPool,
+    private readonly blockSize: number,
+    private readonly dedup: boolean,
+    /** Blocks in flight at most. */
+    private readonly window: number,
+  ) {
+    this.zero = Buffer.alloc(blockSize);
+  }
+
+  /** Add a file's content from a host path (byte string). */
+  async addFile(source: string, size: number): Promise<FileData> {
+    const f: FileData = { size, blocksStart: 0, blockSizes: [], fragment: NONE32, fragOffset: 0, sparse: 0 };
+    this.stats.files++;
+    this.stats.bytesIn += size;
+    if (size === 0) return f;
+    let fd: number;
+    try {
+      fd = fs.openSync(fsArg(source), 'r');
+    } catch (err) {
+      throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
+    }
+    try {
+      if (size <= READ_WHOLE) await this.addWhole(f, fd, source);
+      else await this.addStreamed(f, fd, source);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return f;
+  }
+
+  private read(fd: number, buf: Buffer, position: number, source: string): void {
+    let got = 0;
+    while (got < buf.length) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, got, buf.length - got, position + got);
+      } catch (err) {
+        throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
+      }
+      if (n === 0) throw new BuildError(`${display(source)} shrank while being read (expected ${position + buf.length} bytes, found ${position + got})`);
+      got += n;
+    }
+  }
+
+  private checkEnd(fd: number, size: number, source: string): void {
+    if (fs.readSync(fd, Buffer.allocUnsafe(1), 0, 1, size) !== 0) throw new BuildError(`${display(source)} grew while being read (expected ${size} bytes)`);
+  }
+
+  private async addWhole(f: FileData, fd: number, source: string): Promise<void> {
+    const buf = Buffer.allocUnsafeSlow(f.size);
+    this.read(fd, buf, 0, source);
+    this.checkEnd(fd, f.size, source);
+    const key = this.dedup ? `${f.size}:${createHash('sha256').update(buf).digest('base64')}` : '';
+    const dup = this.dedup ? this.seen.get(key) : undefined;
+    const full = Math.floor(f.size / this.blockSize);
+    if (dup) {
+      this.reuse(f, dup);
+      if (full > 0) await this.push({ kind: 'end', file: f, dupOf: dup });
+      return;
+    }
+    // Copy the tail first: a block may hand `buf`'s memory over to a worker.
+    const tail = full > 0 ? Buffer.from(buf.subarray(full * this.blockSize)) : buf;
+    if (full > 0) {
+      await this.push({ kind: 'start', file: f });
+      for (let i = 0; i < full; i++) await this.addBlock(f, i, buf.subarray(i * this.blockSize, (i + 1) * this.blockSize));
+      await this.push({ kind: 'end', file: f, dupOf: null });
+    }
+    await this.addTail(f, tail);
+    if (this.dedup) this.seen.set(key, f);
+  }
+
+  private async addStreamed(f: FileData, fd: number, source: string): Promise<void> {
+    const hash = this.dedup ? createHash('sha256') : null;
+    const full = Math.floor(f.size / this.blockSize);
+    await this.push({ kind: 'start', file: f });
+    for (let i = 0; i < full; i++) {
+      const block = Buffer.allocUnsafeSlow(this.blockSize);
+      this.read(fd, block, i * this.blockSize, source);
+      hash?.update(block);
+      await this.addBlock(f, i, block);
+    }
+    const tail = Buffer.allocUnsafe(f.size - full * this.blockSize);
+    this.read(fd, tail, full * this.blockSize, source);
+    this.checkEnd(fd, f.size, source);
+    hash?.update(tail);
+    // Known only now: a duplicate's blocks were written already, and the writer rewinds over them.
+    const key = hash ? `${f.size}:${hash.digest('base64')}` : '';
+    const dup = hash ? this.seen.get(key) : undefined;
+    await this.push({ kind: 'end', file: f, dupOf: dup ?? null });
+    if (dup) {
+      this.reuse(f, dup);
+      return;
+    }
+    await this.addTail(f, tail);
+    if (hash) this.seen.set(key, f);
+  }
+
+  private reuse(f: FileData, dup: FileData): void {
+    f.fragment = dup.fragment;
+    f.fragOffset = dup.fragOffset;
+    this.stats.dedupFiles++;
+    this.stats.dedupBytes += f.size;
+  }
+
+  private async addBlock(f: FileData, index: number, block: Buffer): Promise<void> {
+    if (block.equals(this.zero)) {
+      f.blockSizes[index] = 0;
+      f.sparse += block.length;
+      this.stats.sparseBytes += block.length;
+      return;
+    }
+    f.blockSizes[index] = -1; // set by the writer
+    // The pool takes the buffer: give it one that owns its memory.
+    const own = block.byteOffset === 0 && block.buffer.byteLength === block.length ? block : Buffer.from(Uint8Array.prototype.slice.call(block));
+    await this.push({ kind: 'block', file: f, index, job: this.pool.compress(own) });
+  }
+
+  /** Pack a tail into the current fragment block, starting a new one when it does not fit. */
+  private async addTail(f: FileData, tail: Buffer): Promise<void> {
+    if (tail.length === 0) return;
+    if (this.frag && this.fragFill + tail.length > this.blockSize) await this.flushFragment();
+    if (!this.frag) {
+      this.frag = Buffer.allocUnsafeSlow(this.blockSize);
+      this.fragFill = 0;
+      this.fragments.push({ start: 0, sizeWord: 0 });
+    }
+    f.fragment = this.fragments.length - 1;
+    f.fragOffset = this.fragFill;
+    tail.copy(this.frag, this.fragFill);
+    this.fragFill += tail.length;
+  }
+
+  private async flushFragment(): Promise<void> {
+    if (!this.frag) return;
+    const block = Buffer.from(this.frag.buffer, 0, this.fragFill);
+    this.frag = null;
+    await this.push({ kind: 'fragment', index: this.fragments.length - 1, job: this.pool.compress(block) });
+  }
+
+  private async push(item: Item): Promise<void> {
+    this.queue.push(item);
+    while (this.queue.length > this.window) await this.handle(this.queue.shift()!);
+  }
+
+  private write(c: Compressed): number {
+    try {
+      fs.writeSync(this.fd, c.data, 0, c.data.length, this.pos);
+    } catch (err) {
+      throw new BuildError(`cannot write the image: ${describeSystemError(err)}`);
+    }
+    this.pos += c.data.length;
+    this.stats.bytesOut += c.data.length;
+    return c.data.length | (c.raw ? DATA_UNCOMPRESSED : 0);
+  }
+
+  private async handle(item: Item): Promise<void> {
+    switch (item.kind) {
+      case 'start':
+        item.file.blocksStart = this.pos;
+        return;
+      case 'block':
+        item.file.blockSizes[item.index] = this.write(await item.job);
+        return;
+      case 'end':
+        if (item.dupOf) {
+          // Rewind over the duplicate's blocks (later data overwrites them; the file is cut at the end).
+          if (item.file.blockSizes.some((s) => s > 0)) {
+            this.stats.bytesOut -= this.pos - item.file.blocksStart;
+            this.pos = item.file.blocksStart;
+          }
+          item.file.blocksStart = item.dupOf.blocksStart;
+          item.file.blockSizes = item.dupOf.blockSizes;
+          item.file.sparse = item.dupOf.sparse;
+        }
+        return;
+      case 'fragment': {
+        const start = this.pos;
+        this.fragments[item.index] = { start, sizeWord: this.write(await item.job) };
+        return;
+      }
+    }
+  }
+
+  /** Flush the last fragment and everything in flight; returns the end of the data area. */
+  async finish(): Promise<number> {
+    await this.flushFragment();
+    while (this.queue.length > 0) await this.handle(this.queue.shift()!);
+    return this.pos;
+  }
+}
