@@ -18,6 +18,7 @@ import { writeSquashfs } from '../writers/squashfs/index.js';
 import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
 import { parseBlockSize, parseMtime, parseOwner } from './build-options.js';
 import { Out, humanBytes } from './output.js';
+import { progressFor } from './progress.js';
 import { renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
 
 const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
@@ -42,6 +43,7 @@ interface BuildFlags extends SelectionFlags {
   owner?: string;
   dedup: boolean;
   exportTable: boolean;
+  progress?: boolean;
 }
 
 interface PlanFlags extends SelectionFlags {
@@ -120,6 +122,9 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const epoch = imageEpoch(payload.entries);
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch }, diag);
   normaliseTimes(image, mtime, epoch);
+  let totalBytes = 0;
+  for (const e of image) if (e.type === 'file') totalBytes += e.size;
+  const progress = progressFor(flags, totalBytes, `writing ${path.basename(flags.output)}`);
   try {
     output.begin();
     let written: string;
@@ -127,7 +132,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
       const r = await writeSquashfs(
         image,
         output.tmp,
-        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup },
+        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, onProgress: progress.update },
         diag,
       );
       const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
@@ -138,15 +143,17 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
     } else {
       const isRoot = process.getuid?.() === 0;
-      const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot }, diag);
+      const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, onProgress: progress.update }, diag);
       written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
     }
+    progress.stop();
     output.commit();
     if (!flags.quiet) {
       for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
       process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
     }
   } finally {
+    progress.stop();
     output.abort(); // no-op after commit
   }
   finishWarnings(diag, flags.quiet);
@@ -223,6 +230,7 @@ export function makeProgram(): Command {
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')
     .option('--no-dedup', 'store duplicate files again instead of sharing their blocks')
     .option('--no-export-table', 'leave out the NFS export table')
+    .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')
     .action((flags: BuildFlags) => runBuild(flags));
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))

@@ -222,6 +222,29 @@ const versions = new Map<string, string>();
 
 /** Version of an installed package, found from its entry point (packages whose "exports" hide
  *  package.json included); '?' when it cannot be read. */
+const DEFLATE_PKG = 'libdeflate';
+interface Libdeflate {
+  zlib(input: Uint8Array, level?: number): Uint8Array;
+}
+/** undefined: not tried yet; false: failed to load (node:zlib is used). */
+let libdeflateLoaded: Libdeflate | false | undefined;
+
+async function loadLibdeflate(): Promise<Libdeflate | null> {
+  if (libdeflateLoaded === undefined) {
+    try {
+      libdeflateLoaded = (await import(DEFLATE_PKG)) as Libdeflate;
+      libdeflateLoaded.zlib(new Uint8Array(1), 6); // instantiate now, not on the first block
+    } catch {
+      libdeflateLoaded = false;
+    }
+  }
+  return libdeflateLoaded || null;
+}
+
+function toBuffer(u8: Uint8Array): Buffer {
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
 function packageVersion(pkg: string): string {
   let v = versions.get(pkg);
   if (v === undefined) {
@@ -283,7 +306,9 @@ export function codecBackend(name: CodecName, backend: CodecOptions['backend'] =
   if (why) return `unavailable: ${why}`;
   switch (name) {
     case 'gzip':
-      return `node:zlib deflate (zlib ${process.versions.zlib})`;
+      return backend !== 'node' && libdeflateLoaded !== false
+        ? `${DEFLATE_PKG} ${packageVersion(DEFLATE_PKG)} (WASM)`
+        : `node:zlib deflate (zlib ${process.versions.zlib})`;
     case 'zstd':
       return useNodeZstd(backend)
         ? `node:zlib zstd (libzstd ${(process.versions as Record<string, string | undefined>)['zstd'] ?? '?'})`
@@ -347,6 +372,8 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
 
   switch (name) {
     case 'gzip': {
+      const ld = o.backend === 'node' ? null : await loadLibdeflate();
+      if (ld) return codec((b) => toBuffer(ld.zlib(b, level)));
       const opts: zlib.ZlibOptions = { level, windowBits: 15, memLevel: 8, strategy: zlib.constants.Z_DEFAULT_STRATEGY };
       return codec((b) => zlib.deflateSync(b, opts));
     }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE } from '../../fixtures/example-cvmfs.js';
 import { ensureExample } from '../../fixtures/example.js';
 import { REPO_ROOT, shrinkwrap } from '../helpers/cli.js';
+import { canKernelMount, withKernelMount } from '../helpers/consumers.js';
 import { canRun, isRoot } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
@@ -75,6 +76,24 @@ describe('example: AnalysisBase 21.2.75 into the base root filesystem', () => {
     expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
     expect(r.status).toBe(0);
   });
+
+  it.runIf(canRun(canKernelMount(), 'the example as a mounted SquashFS', 'needs root, loop devices and the squashfs module'))(
+    'as SquashFS with the base: mounted by the kernel, the release binary runs in a chroot, and verify matches the plan',
+    () => {
+      const sqfs = path.join(work, 'example.sqfs');
+      const b = shrinkwrap(['--cvmfs-root', cvmfs, '--base', base, '--spec', SPEC, '-o', sqfs, '-q']);
+      expect(b.code, b.stderr).toBe(0);
+      const plan = path.join(work, 'example-plan.json');
+      fs.writeFileSync(plan, shrinkwrap(['plan', '--json', '--cvmfs-root', cvmfs, '--spec', SPEC, '-q']).stdout);
+      const v = shrinkwrap(['verify', sqfs, '--data', '--manifest', plan, '--image-root', '/cvmfs']);
+      expect(v.code, v.stdout).toBe(0);
+      withKernelMount(sqfs, work, (mnt) => {
+        const r = spawnSync('chroot', [mnt, '/bin/sh', '-c', EXAMPLE.runCommand], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+      });
+    },
+  );
 
   it('plans the same selection twice, byte for byte', () => {
     const args = ['plan', '--json', '--cvmfs-root', cvmfs, '--spec', SPEC, '-q'];

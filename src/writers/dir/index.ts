@@ -19,6 +19,8 @@ export interface DirWriteOptions {
   keepOwnership: boolean;
   /** Copies in flight: file copies are I/O-bound, and a parallel file system rewards depth. */
   concurrency?: number;
+  /** Called as files are copied: bytes and files so far. */
+  onProgress?: (bytes: number, files: number) => void;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
       case 'file':
         result.files++;
         result.bytes += e.size;
+        opts.onProgress?.(result.bytes, result.files);
         await pool.run(async () => {
           try {
             await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);

@@ -41,6 +41,8 @@ export interface SquashfsOptions {
   dedup: boolean;
   /** Compression threads; 0 compresses on the main thread. */
   threads?: number;
+  /** Called as file contents are read: bytes and files so far. */
+  onProgress?: (bytes: number, files: number) => void;
 }
 
 export interface SquashfsResult {
@@ -172,7 +174,10 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   for (const n of nodes) if (n.entry.type === 'file') files.set(n.entry, n);
   for (const e of entries) {
     const n = files.get(e);
-    if (n) n.data = await data.addFile(e.source!, e.size);
+    if (n) {
+      n.data = await data.addFile(e.source!, e.size);
+      opts.onProgress?.(data.stats.bytesIn, data.stats.files);
+    }
   }
   pos = await data.finish();
 
