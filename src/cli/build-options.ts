@@ -25,3 +25,10 @@ export function parseOwner(text: string): [number, number] {
   if (!m || Number(m[1]) > 0xffffffff || Number(m[2]) > 0xffffffff) throw new InputError(`--owner ${text}: expected numeric UID:GID, e.g. 0:0`);
   return [Number(m[1]), Number(m[2])];
 }
+
+/** --threads N: compression threads, 1 to 256. */
+export function parseThreads(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 256) throw new InputError(`--threads ${text}: expected a number of threads from 1 to 256`);
+  return n;
+}

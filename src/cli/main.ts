@@ -16,7 +16,7 @@ import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { writeSquashfs } from '../writers/squashfs/index.js';
 import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
-import { parseBlockSize, parseMtime, parseOwner } from './build-options.js';
+import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
 import { progressFor } from './progress.js';
 import { renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
@@ -44,6 +44,7 @@ interface BuildFlags extends SelectionFlags {
   dedup: boolean;
   exportTable: boolean;
   progress?: boolean;
+  threads?: string;
 }
 
 interface PlanFlags extends SelectionFlags {
@@ -107,6 +108,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     format === 'squashfs'
       ? { compression: flags.compression, level: compressionLevel(flags), blockSize: parseBlockSize(flags.blockSize) }
       : null;
+  const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
@@ -132,7 +134,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
       const r = await writeSquashfs(
         image,
         output.tmp,
-        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, onProgress: progress.update },
+        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, threads, onProgress: progress.update },
         diag,
       );
       const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
@@ -230,6 +232,7 @@ export function makeProgram(): Command {
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')
     .option('--no-dedup', 'store duplicate files again instead of sharing their blocks')
     .option('--no-export-table', 'leave out the NFS export table')
+    .option('--threads <n>', 'compression threads (default: one per CPU); the image is the same whatever the number')
     .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')
     .action((flags: BuildFlags) => runBuild(flags));
 

@@ -254,6 +254,14 @@ describe('squashfs (gzip, the default) read back by every consumer', () => {
     expect(r.code, r.stderr).toBe(0);
     const sha = (p: string) => crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
     expect(sha(again)).toBe(sha(img));
+    // Nor does the number of compression threads change a byte.
+    for (const threads of ['1', '3']) {
+      const t = shrinkwrap(['--base', base, '--cvmfs-root', cvmfs, '--spec', spec, '-o', again, '--force', '--threads', threads], {
+        env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' },
+      });
+      expect(t.code, t.stderr).toBe(0);
+      expect(sha(again), `--threads ${threads}`).toBe(sha(img));
+    }
     fs.rmSync(again);
   });
 });
@@ -318,6 +326,7 @@ describe('squashfs options', () => {
     [['--compression', 'none', '--level', '3'], '--level makes no sense with --compression none'],
     [['--mtime', 'yesterday'], '--mtime yesterday'],
     [['--owner', 'root'], '--owner root: expected numeric UID:GID'],
+    [['--threads', '0'], '--threads 0: expected a number of threads from 1 to 256'],
   ])('rejects %j in one line', (args, msg) => {
     const r = shrinkwrap(['--base', base, '--cvmfs-root', cvmfs, '--spec', spec, '-o', path.join(work, 'never.sqfs'), ...args]);
     expect(r.code).toBe(2);
