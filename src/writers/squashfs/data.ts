@@ -7,7 +7,8 @@ import zlib from 'node:zlib';
 import { display, fsArg } from '../../model/bytes.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import type { CompressPool, Compressed } from './compress-pool.js';
-import { DATA_UNCOMPRESSED, NONE32 } from './format.js';
+import { DATA_UNCOMPRESSED } from '../../sources/squashfs/format.js';
+import { NONE32 } from './format.js';
 
 /** Where a file's content ended up. Final once DataWriter.finish() has returned. */
 export interface FileData {

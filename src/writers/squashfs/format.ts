@@ -1,15 +1,11 @@
-// SquashFS 4.0 on-disk constants (kernel fs/squashfs/squashfs_fs.h; reference squashfs.md §1).
-// Everything is little-endian and byte-packed.
+// What the writer adds to the SquashFS 4.0 constants it shares with the reader
+// (sources/squashfs/format.ts): flag values, compressor ids, and the encoders of the superblock
+// and of device numbers. Everything is little-endian and byte-packed.
+import { SQUASHFS_MAGIC, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
 
-export const MAGIC = 0x73717368;
-export const SUPERBLOCK_SIZE = 96;
-/** Uncompressed size of a metadata block. */
-export const METADATA_SIZE = 8192;
-export const METADATA_UNCOMPRESSED = 0x8000;
-/** Bit of a data/fragment block size word saying the block is stored uncompressed. */
-export const DATA_UNCOMPRESSED = 1 << 24;
-/** "No such table" / "no fragment" / "no xattrs". */
+/** "No such table", as a superblock u64. */
 export const NONE64 = 0xffffffffffffffffn;
+/** "No fragment" / "no xattrs", as a u32. */
 export const NONE32 = 0xffffffff;
 export const PAD_TO = 4096;
 
@@ -28,29 +24,6 @@ export const FLAG = {
   compressorOptions: 0x0400,
   uncompressedIds: 0x0800,
 } as const;
-
-/** Inode types; an extended type is the basic one + 7. Directory entries always carry the basic type. */
-export const INODE = {
-  dir: 1,
-  file: 2,
-  symlink: 3,
-  block: 4,
-  char: 5,
-  fifo: 6,
-  socket: 7,
-  extDir: 8,
-  extFile: 9,
-  extSymlink: 10,
-  extBlock: 11,
-  extChar: 12,
-  extFifo: 13,
-  extSocket: 14,
-} as const;
-
-/** Kernel limits: entries per directory header, name bytes, symlink target bytes. */
-export const DIR_HEADER_MAX = 256;
-export const NAME_MAX = 256;
-export const SYMLINK_MAX = 4096;
 
 export interface Superblock {
   inodeCount: number;
@@ -72,7 +45,7 @@ export interface Superblock {
 
 export function encodeSuperblock(sb: Superblock): Buffer {
   const b = Buffer.alloc(SUPERBLOCK_SIZE);
-  b.writeUInt32LE(MAGIC, 0);
+  b.writeUInt32LE(SQUASHFS_MAGIC, 0);
   b.writeUInt32LE(sb.inodeCount, 4);
   b.writeUInt32LE(sb.mkfsTime, 8);
   b.writeUInt32LE(sb.blockSize, 12);

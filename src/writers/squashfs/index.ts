@@ -11,20 +11,8 @@ import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/er
 import type { CodecName } from '../../util/codecs.js';
 import { CompressPool } from './compress-pool.js';
 import { DataWriter, type FileData } from './data.js';
-import {
-  COMPRESSION_ID,
-  DIR_HEADER_MAX,
-  FLAG,
-  INODE,
-  NAME_MAX,
-  NONE32,
-  NONE64,
-  PAD_TO,
-  SUPERBLOCK_SIZE,
-  SYMLINK_MAX,
-  encodeDev,
-  encodeSuperblock,
-} from './format.js';
+import { INODE, MAX_DIR_COUNT, MAX_NAME, MAX_SYMLINK, META_UNCOMPRESSED, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
+import { COMPRESSION_ID, FLAG, NONE32, NONE64, PAD_TO, encodeDev, encodeSuperblock } from './format.js';
 import { MetadataWriter, ref } from './metadata.js';
 import { compressionOptions } from './options.js';
 import { lookupTable } from './tables.js';
@@ -100,7 +88,7 @@ function buildTree(entries: readonly Entry[]): Node {
     const parent = byPath.get(slash === 0 ? '/' : e.path.slice(0, slash));
     if (!parent || parent.entry.type !== 'dir') throw new Error(`squashfs: ${display(e.path)} has no parent directory in the tree`);
     const name = e.path.slice(slash + 1);
-    if (name.length > NAME_MAX) throw new BuildError(`${display(e.path)}: name longer than ${NAME_MAX} bytes`);
+    if (name.length > MAX_NAME) throw new BuildError(`${display(e.path)}: name longer than ${MAX_NAME} bytes`);
     const n = node(e, name, parent);
     parent.children.push(n); // path order = byte order of names within a directory
     byPath.set(e.path, n);
@@ -161,7 +149,7 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   if (options) {
     // The options block is one metadata block that is always stored uncompressed.
     const head = Buffer.alloc(2);
-    head.writeUInt16LE(options.length | 0x8000, 0);
+    head.writeUInt16LE(options.length | META_UNCOMPRESSED, 0);
     fs.writeSync(fd, Buffer.concat([head, options]), 0, options.length + 2, pos);
     pos += 2 + options.length;
   }
@@ -355,7 +343,7 @@ function writeListing(dir: Node, table: MetadataWriter): Listing {
     const block = Number(first.ref >> 16n);
     const base = first.number;
     let n = 0;
-    while (i + n < kids.length && n < DIR_HEADER_MAX) {
+    while (i + n < kids.length && n < MAX_DIR_COUNT) {
       const o = kids[i + n]!.owner;
       const delta = o.number - base;
       if (Number(o.ref >> 16n) !== block || delta < -32768 || delta > 32767) break;
@@ -430,7 +418,7 @@ function encodeInode(o: Node, listing: Listing | null, uidIdx: number, gidIdx: n
         ib.writeUInt32LE(name.length - 1, 8);
         parts.push(ib, name);
       }
-      return head(INODE.extDir, Buffer.concat(parts));
+      return head(INODE.ldir, Buffer.concat(parts));
     }
     case 'file': {
       const d = o.data!;
@@ -453,12 +441,12 @@ function encodeInode(o: Node, listing: Listing | null, uidIdx: number, gidIdx: n
       b.writeUInt32LE(d.fragment, 28);
       b.writeUInt32LE(d.fragment === NONE32 ? 0 : d.fragOffset, 32);
       b.writeUInt32LE(xattr, 36);
-      return head(INODE.extFile, Buffer.concat([b, sizes]));
+      return head(INODE.lfile, Buffer.concat([b, sizes]));
     }
     case 'symlink': {
       const target = Buffer.from(e.target!, 'latin1');
-      if (target.length === 0 || target.length > SYMLINK_MAX) {
-        throw new BuildError(`${display(e.path)}: symlink target of ${target.length} bytes (SquashFS readers take 1 to ${SYMLINK_MAX})`);
+      if (target.length === 0 || target.length > MAX_SYMLINK) {
+        throw new BuildError(`${display(e.path)}: symlink target of ${target.length} bytes (SquashFS readers take 1 to ${MAX_SYMLINK})`);
       }
       const b = Buffer.alloc(8);
       b.writeUInt32LE(o.nlink, 0);
@@ -466,7 +454,7 @@ function encodeInode(o: Node, listing: Listing | null, uidIdx: number, gidIdx: n
       if (!hasX) return head(INODE.symlink, Buffer.concat([b, target]));
       const x = Buffer.alloc(4);
       x.writeUInt32LE(xattr, 0);
-      return head(INODE.extSymlink, Buffer.concat([b, target, x]));
+      return head(INODE.lsymlink, Buffer.concat([b, target, x]));
     }
     case 'char':
     case 'block': {

@@ -3,7 +3,7 @@
 // a position is (block_pos << 16) | offset, block_pos being the on-disk offset of the chunk's header
 // from the start of the table, so it is known as soon as the previous chunks are compressed: they
 // are compressed the moment they fill.
-import { METADATA_SIZE, METADATA_UNCOMPRESSED } from './format.js';
+import { METADATA_SIZE, META_UNCOMPRESSED } from '../../sources/squashfs/format.js';
 
 export type Compress = (block: Buffer) => Buffer | null;
 
@@ -46,7 +46,7 @@ export class MetadataWriter {
     const packed = this.compress(raw);
     const stored = packed && packed.length < raw.length ? packed : Buffer.from(raw);
     const header = Buffer.allocUnsafe(2);
-    header.writeUInt16LE(stored === packed ? stored.length : stored.length | METADATA_UNCOMPRESSED, 0);
+    header.writeUInt16LE(stored === packed ? stored.length : stored.length | META_UNCOMPRESSED, 0);
     this.chunkStarts.push(this.diskSize);
     this.parts.push(header, stored);
     this.diskSize += 2 + stored.length;
