@@ -163,17 +163,35 @@ interface WasmZstd {
   decompress(buf: Uint8Array, opts?: { defaultHeapSize: number }): Uint8Array;
 }
 
+/**
+ * Run `load` and remove the process-wide 'uncaughtException'/'unhandledRejection' handlers it
+ * installs: emscripten glue built for Node adds handlers that rethrow and print the module's whole
+ * source; shrinkwrap reports errors itself, in one line.
+ */
+async function withoutGlobalHandlers<T>(load: () => Promise<T>): Promise<T> {
+  const emitter = process as NodeJS.EventEmitter;
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => emitter.listeners(e));
+  try {
+    return await load();
+  } finally {
+    events.forEach((e, i) => {
+      for (const l of emitter.listeners(e)) if (!before[i]!.includes(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+    });
+  }
+}
+
 const WASM_PKG = '@bokuweb/zstd-wasm';
 let wasmReady: Promise<WasmZstd> | null = null;
 
 /** Instantiates the WASM module once per thread (~6-10 ms: reads and compiles a 250 KB .wasm). */
 function loadWasmZstd(): Promise<WasmZstd> {
   if (!wasmReady) {
-    const ready = (async () => {
+    const ready = withoutGlobalHandlers(async () => {
       const z = require(WASM_PKG) as WasmZstd;
       await z.init();
       return z;
-    })();
+    });
     ready.catch(() => {
       if (wasmReady === ready) wasmReady = null; // a later call retries and reports its own failure
     });
@@ -232,8 +250,11 @@ let libdeflateLoaded: Libdeflate | false | undefined;
 async function loadLibdeflate(): Promise<Libdeflate | null> {
   if (libdeflateLoaded === undefined) {
     try {
-      libdeflateLoaded = (await import(DEFLATE_PKG)) as Libdeflate;
-      libdeflateLoaded.zlib(new Uint8Array(1), 6); // instantiate now, not on the first block
+      libdeflateLoaded = await withoutGlobalHandlers(async () => {
+        const ld = (await import(DEFLATE_PKG)) as Libdeflate;
+        ld.zlib(new Uint8Array(1), 6); // instantiate now (and its handlers), not on the first block
+        return ld;
+      });
     } catch {
       libdeflateLoaded = false;
     }

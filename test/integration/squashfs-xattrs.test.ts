@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Diagnostics } from '../../src/model/diagnostics.js';
+import type { Entry } from '../../src/model/entry.js';
 import { walkTree } from '../../src/sources/posix.js';
 import { openSquashfs } from '../../src/sources/squashfs/reader.js';
 import { verifySquashfs } from '../../src/sources/squashfs/verify.js';
@@ -54,6 +55,27 @@ beforeAll(async () => {
 });
 
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe('squashfs id table', () => {
+  const image = (ids: number) => {
+    const entries: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0, reason: 't' }];
+    for (let i = 1; i < ids; i++) entries.push({ path: `/l${String(i).padStart(6, '0')}`, type: 'symlink', mode: 0o777, uid: i, gid: i, mtime: 0, size: 1, target: 'x', reason: 't' });
+    return entries;
+  };
+  const opts = { compression: 'gzip' as const, level: 1, blockSize: 131072, mkfsTime: 0, exportTable: false, dedup: true, threads: 0 };
+
+  it('holds 65535 distinct uids and gids (id_count is a u16)', async () => {
+    const img = path.join(work, 'ids.sqfs');
+    await writeSquashfs(image(65535), img, opts, new Diagnostics());
+    expect(run('unsquashfs', ['-s', img])).toMatch(/Number of ids 65535/);
+  });
+
+  it('refuses 65536 with a clear error', async () => {
+    await expect(writeSquashfs(image(65536), path.join(work, 'ids2.sqfs'), opts, new Diagnostics())).rejects.toThrow(
+      'more than 65535 distinct uids and gids: SquashFS cannot store them (try --owner)',
+    );
+  });
+});
 
 describe('squashfs xattrs', () => {
   it('drops what SquashFS cannot store, with a warning', () => {

@@ -122,6 +122,7 @@ beforeAll(() => {
   work = tmpDir('sw-sqfs-');
   base = path.join(work, 'base');
   makeSource(base, true);
+  makeSource(path.join(work, 'small-base'), false);
   cvmfs = makeTree(path.join(work, 'cvmfs'), { 'x.ch/sw/setup.sh': 'export X=1\n', 'x.ch/sw/lib/libx.so': 'elf' });
   spec = writeSpec(work, 'x.ch.spec', ['/sw/*']);
 }, 600_000);
@@ -267,11 +268,7 @@ describe('squashfs (gzip, the default) read back by every consumer', () => {
 });
 
 describe('every compressor, read back by unsquashfs and the kernel', () => {
-  let small: string;
-  beforeAll(() => {
-    small = path.join(work, 'small-base');
-    makeSource(small, false);
-  }, 120_000);
+  const small = () => path.join(work, 'small-base');
 
   const offered = availableCodecs();
   for (const [compression, label] of [
@@ -282,7 +279,7 @@ describe('every compressor, read back by unsquashfs and the kernel', () => {
   ] as const) {
     if (compression !== 'none' && !offered.includes(compression)) {
       it(`--compression ${compression} is refused in one line when this build has no ${compression}`, () => {
-        const r = shrinkwrap(['--base', small, '--cvmfs-root', cvmfs, '--spec', spec, '-o', path.join(work, 'never.sqfs'), '--compression', compression]);
+        const r = shrinkwrap(['--base', small(), '--cvmfs-root', cvmfs, '--spec', spec, '-o', path.join(work, 'never.sqfs'), '--compression', compression]);
         expect(r.code).toBe(2);
         expect(r.stderr.trim().split('\n')).toHaveLength(1);
         expect(r.stderr).toMatch(new RegExp(`shrinkwrap: error: .*${compression}`));
@@ -291,22 +288,50 @@ describe('every compressor, read back by unsquashfs and the kernel', () => {
     }
     it(`--compression ${compression}`, () => {
       const img = path.join(work, `small-${compression}.sqfs`);
-      const r = shrinkwrap(['--base', small, '--cvmfs-root', cvmfs, '--spec', spec, '-o', img, '--compression', compression]);
+      const r = shrinkwrap(['--base', small(), '--cvmfs-root', cvmfs, '--spec', spec, '-o', img, '--compression', compression]);
       expect(r.code, r.stderr).toBe(0);
       expect(superblockInfo(img).get('Compression')).toBe(label);
       const v = shrinkwrap(['verify', '--data', img]);
       expect(v.code, v.stdout + v.stderr).toBe(0);
       const out = path.join(work, `x-${compression}`);
       run('unsquashfs', ['-n', '-d', out, img]);
-      expect(findListing(path.join(out, 'r.ch'))).toEqual(findListing(path.join(small, 'r.ch')));
+      expect(findListing(path.join(out, 'r.ch'))).toEqual(findListing(path.join(small(), 'r.ch')));
       fs.rmSync(out, { recursive: true, force: true });
       if (canKernelMount()) {
         withKernelMount(img, work, (mnt) => {
-          expect(diffTrees(`${small}/r.ch`, `${mnt}/r.ch`)).toBe('');
+          expect(diffTrees(`${small()}/r.ch`, `${mnt}/r.ch`)).toBe('');
         });
       }
     });
   }
+});
+
+describe('squashfs edge cases found in review', () => {
+  it.each(availableCodecs().filter((c) => c !== 'lz4'))('--block-size 4K with %s (8 KiB metadata chunks, 4 KiB data blocks)', (codec) => {
+    const img = path.join(work, `4k-${codec}.sqfs`);
+    build(img, ['--block-size', '4K', '--compression', codec], path.join(work, 'small-base'));
+    expect(superblockInfo(img).get('Block size')).toBe('4096');
+    const v = shrinkwrap(['verify', '--data', img]);
+    expect(v.code, v.stdout).toBe(0);
+    if (canKernelMount()) withKernelMount(img, work, (mnt) => expect(diffTrees(`${work}/small-base/r.ch`, `${mnt}/r.ch`)).toBe(''));
+  });
+
+  it('pads with zeros after a duplicate that was rewound at the very end', () => {
+    // big-a and zz-copy are equal and over 4 MiB (the streamed path); the copy is the last file.
+    const root = makeTree(path.join(work, 'rewind'), { 'r.ch/small': 's' });
+    const big = Buffer.alloc(5 << 20);
+    for (let i = 0; i < big.length; i += 4096) big.write(`block ${i} ${'x'.repeat(i % 97)}`, i);
+    fs.writeFileSync(path.join(root, 'r.ch/big-a'), big);
+    fs.writeFileSync(path.join(root, 'r.ch/zz-copy'), big);
+    const img = path.join(work, 'rewind.sqfs');
+    build(img, [], root);
+    const bytes = fs.readFileSync(img);
+    const used = Number(bytes.readBigUInt64LE(40));
+    expect(bytes.length % 4096).toBe(0);
+    expect(bytes.subarray(used).every((b) => b === 0)).toBe(true);
+    const v = shrinkwrap(['verify', '--data', img]);
+    expect(v.code, v.stdout).toBe(0);
+  });
 });
 
 describe('squashfs options', () => {

@@ -265,7 +265,9 @@ function checkCompressionOptions(image: SquashfsImage, p: Problems): void {
       const d = o.dictionarySize ?? 0;
       const n = 31 - Math.clz32(d);
       if (d < 8192 || (d !== 2 ** n && d !== 2 ** n + 2 ** (n - 1))) p.add(`compressor options: xz dictionary size ${d} is not 2^n or 2^n + 2^(n-1), >= 8192`);
-      else if (d > sb.blockSize) p.add(`compressor options: xz dictionary size ${d} exceeds the block size ${sb.blockSize}`);
+      // The kernel's own default is max(block size, 8 KiB); a larger dictionary only costs memory,
+      // but no writer has a reason for one.
+      else if (d > Math.max(sb.blockSize, 8192)) p.add(`compressor options: xz dictionary size ${d} exceeds max(block size, 8 KiB) = ${Math.max(sb.blockSize, 8192)}`);
       break;
     }
     case 'lz4':

@@ -20,6 +20,9 @@ export class CompressPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private turn = 0;
+  /** Set by the first worker failure: every job after it fails too. */
+  private broken: BuildError | null = null;
+  private closing = false;
 
   private constructor(
     private readonly workers: Worker[],
@@ -28,11 +31,15 @@ export class CompressPool {
   ) {
     for (const w of workers) {
       w.on('message', (m: { id: number; buf: ArrayBuffer; length: number; raw: boolean }) => {
-        const p = this.pending.get(m.id)!;
+        const p = this.pending.get(m.id);
+        if (!p) return; // a result arriving after the pool failed: its job was rejected already
         this.pending.delete(m.id);
         p.resolve({ data: Buffer.from(m.buf, 0, m.length), raw: m.raw });
       });
-      w.on('error', (err) => this.failAll(err));
+      w.on('error', (err) => this.fail(err.message));
+      w.on('exit', (code) => {
+        if (!this.closing) this.fail(`exited with code ${code}`);
+      });
     }
   }
 
@@ -44,19 +51,22 @@ export class CompressPool {
     if (!codec) return new CompressPool([], null);
     const local = await createBlockCodec(codec);
     const workers: Worker[] = [];
-    for (let i = 0; i < threads; i++) {
-      const w = new Worker(new URL('./compress-worker.js', import.meta.url), { workerData: codec });
-      workers.push(w);
+    try {
+      for (let i = 0; i < threads; i++) workers.push(new Worker(new URL('./compress-worker.js', import.meta.url), { workerData: codec }));
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              w.once('message', () => resolve());
+              w.once('error', reject);
+              w.once('exit', (code) => reject(new Error(`exited with code ${code}`)));
+            }),
+        ),
+      );
+    } catch (err) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw new BuildError(`cannot start compression workers: ${(err as Error).message}`);
     }
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve, reject) => {
-            w.once('message', () => resolve());
-            w.once('error', reject);
-          }),
-      ),
-    );
     return new CompressPool(workers, local);
   }
 
@@ -67,14 +77,14 @@ export class CompressPool {
       const out = this.local.compress(block);
       return Promise.resolve(out.length < block.length ? { data: out, raw: false } : { data: block, raw: true });
     }
+    if (this.broken) return handled(Promise.reject(this.broken));
     const id = this.nextId++;
     const w = this.workers[this.turn++ % this.workers.length]!;
-    return new Promise<Compressed>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const ab = block.buffer as ArrayBuffer;
-      if (block.byteOffset !== 0 || ab.byteLength < block.length) throw new Error('compress: block must own its ArrayBuffer');
-      w.postMessage({ id, buf: ab, length: block.length }, [ab]);
-    });
+    const ab = block.buffer as ArrayBuffer;
+    if (block.byteOffset !== 0 || ab.byteLength < block.length) throw new Error('compress: block must own its ArrayBuffer');
+    const job = new Promise<Compressed>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    w.postMessage({ id, buf: ab, length: block.length }, [ab]);
+    return handled(job);
   }
 
   /** Compress on this thread (metadata blocks); null when compression is off or did not help. */
@@ -84,12 +94,24 @@ export class CompressPool {
     return out.length < block.length ? out : null;
   }
 
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(new BuildError(`compression worker failed: ${err.message}`));
+  private fail(why: string): void {
+    this.broken ??= new BuildError(`a compression worker failed: ${why}`);
+    for (const p of this.pending.values()) p.reject(this.broken);
     this.pending.clear();
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * Jobs wait in the writer's queue before anyone awaits them; a failure meanwhile must not count
+ * as an unhandled rejection (which would end the process with a stack instead of one line).
+ * The returned promise still rejects for whoever awaits it.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
 }

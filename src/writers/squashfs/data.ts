@@ -73,21 +73,28 @@ interface Seen {
 
 /** Do two files have the same bytes? (Called only when size and checksum already agree.) */
 function sameContent(a: string, b: string, size: number): boolean {
-  const fa = fs.openSync(fsArg(a), 'r');
-  const fb = fs.openSync(fsArg(b), 'r');
+  const fds: number[] = [];
+  let current = a;
   try {
+    fds.push(fs.openSync(fsArg(a), 'r'));
+    current = b;
+    fds.push(fs.openSync(fsArg(b), 'r'));
     const chunk = Math.min(size, 1 << 20);
     const ba = Buffer.allocUnsafe(chunk);
     const bb = Buffer.allocUnsafe(chunk);
     for (let at = 0; at < size; at += chunk) {
       const n = Math.min(chunk, size - at);
-      if (fs.readSync(fa, ba, 0, n, at) !== n || fs.readSync(fb, bb, 0, n, at) !== n) return false;
-      if (!ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+      current = a;
+      const na = fs.readSync(fds[0]!, ba, 0, n, at);
+      current = b;
+      const nb = fs.readSync(fds[1]!, bb, 0, n, at);
+      if (na !== n || nb !== n || !ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
     }
     return true;
+  } catch (err) {
+    throw new BuildError(`cannot read ${display(current)} (comparing duplicates): ${describeSystemError(err)}`);
   } finally {
-    fs.closeSync(fa);
-    fs.closeSync(fb);
+    for (const fd of fds) fs.closeSync(fd);
   }
 }
 
@@ -153,7 +160,13 @@ export class DataWriter {
   }
 
   private checkEnd(fd: number, size: number, source: string): void {
-    if (fs.readSync(fd, Buffer.allocUnsafe(1), 0, 1, size) !== 0) throw new BuildError(`${display(source)} grew while being read (expected ${size} bytes)`);
+    let n: number;
+    try {
+      n = fs.readSync(fd, Buffer.allocUnsafe(1), 0, 1, size);
+    } catch (err) {
+      throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
+    }
+    if (n !== 0) throw new BuildError(`${display(source)} grew while being read (expected ${size} bytes)`);
   }
 
   private async addWhole(f: FileData, fd: number, source: string): Promise<void> {

@@ -124,7 +124,9 @@ function postOrder(root: Node, visit: (n: Node) => void): void {
 
 export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
   const root = buildTree(entries);
-  const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: opts.blockSize };
+  // The same codec compresses 8 KiB metadata chunks, and the kernel sizes its windows as
+  // max(block size, 8 KiB) too, so a 4 KiB image still gets an 8 KiB codec.
+  const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: Math.max(opts.blockSize, 8192) };
   const pool = await CompressPool.create(codec, opts.threads);
   let fd = -1;
   try {
@@ -175,7 +177,8 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
     let i = ids.get(v);
     if (i === undefined) {
       i = ids.size;
-      if (i > 0xffff) throw new BuildError('more than 65536 distinct uids and gids: SquashFS cannot store them');
+      // id_count is a u16: at most 65535 distinct values.
+      if (i >= 0xffff) throw new BuildError('more than 65535 distinct uids and gids: SquashFS cannot store them (try --owner)');
       ids.set(v, i);
     }
     return i;
@@ -270,7 +273,8 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   fs.writeSync(fd, tables, 0, tables.length, inodeStart);
   const bytesUsed = pos;
   const padded = Math.ceil(bytesUsed / PAD_TO) * PAD_TO;
-  // Cut what a rewound duplicate may have left beyond the end, and pad with zeros.
+  // Cut what a rewound duplicate may have left beyond the end, then pad with zeros.
+  fs.ftruncateSync(fd, bytesUsed);
   fs.ftruncateSync(fd, padded);
 
   const none = opts.compression === 'none';
