@@ -400,55 +400,36 @@ export class SquashfsImage {
         }
       }
     }
-    {
-      if (sb.idCount === 0) report(`id table: id_count is 0 (there must be at least one id)`);
-      const n = indexEntries(sb.idCount, 4);
-      if (next !== undefined && sb.idTableStart + n * 8 !== next) {
-        report(`id table: index array of ${n} entries at ${hex(sb.idTableStart)} ends at ${hex(sb.idTableStart + n * 8)}, not where the next table begins (${hex(next)})`);
+    /**
+     * A lookup table (id, export, fragment): its index array must end exactly where the next
+     * table begins (the kernel's rule, walked backwards); returns the table's bytes, if readable.
+     */
+    const lookup = (name: string, start: number, count: number, entrySize: number): Buffer | undefined => {
+      const n = indexEntries(count, entrySize);
+      if (next !== undefined && start + n * 8 !== next) {
+        report(`${name}: index array of ${n} entries at ${hex(start)} ends at ${hex(start + n * 8)}, not where the next table begins (${hex(next)})`);
       }
-      const layout = this.readIndex('id table', sb.idTableStart, sb.idTableStart, n, sb.idCount * 4);
-      if (layout) {
-        layouts.push(layout);
-        const table = this.readLookupTable(layout);
-        if (table) {
-          this.ids = [];
-          for (let i = 0; i < sb.idCount; i++) this.ids.push(table.readUInt32LE(i * 4));
-        }
-        next = firstBlock(layout);
-      } else {
+      const layout = this.readIndex(name, start, start, n, count * entrySize);
+      if (!layout) {
         next = undefined;
+        return undefined;
       }
+      layouts.push(layout);
+      next = firstBlock(layout);
+      return this.readLookupTable(layout);
+    };
+    if (sb.idCount === 0) report(`id table: id_count is 0 (there must be at least one id)`);
+    const ids = lookup('id table', sb.idTableStart, sb.idCount, 4);
+    if (ids) {
+      this.ids = [];
+      for (let i = 0; i < sb.idCount; i++) this.ids.push(ids.readUInt32LE(i * 4));
     }
     if (sb.hasExportTable) {
       if (sb.inodeCount === 0) report(`export table: inode_count is 0`);
-      const n = indexEntries(sb.inodeCount, 8);
-      if (next !== undefined && sb.lookupTableStart + n * 8 !== next) {
-        report(`export table: index array of ${n} entries at ${hex(sb.lookupTableStart)} ends at ${hex(sb.lookupTableStart + n * 8)}, not where the next table begins (${hex(next)})`);
-      }
-      const layout = this.readIndex('export table', sb.lookupTableStart, sb.lookupTableStart, n, sb.inodeCount * 8);
-      if (layout) {
-        layouts.push(layout);
-        this.exportTable = this.readLookupTable(layout);
-        next = firstBlock(layout);
-      } else {
-        next = undefined;
-      }
+      this.exportTable = lookup('export table', sb.lookupTableStart, sb.inodeCount, 8);
     }
-    if (sb.fragmentCount > 0) {
-      const n = indexEntries(sb.fragmentCount, 16);
-      // The kernel only requires the array to end by `next`; unsquashfs 4.5 wants it exact.
-      if (next !== undefined && sb.fragmentTableStart + n * 8 !== next) {
-        report(`fragment table: index array of ${n} entries at ${hex(sb.fragmentTableStart)} ends at ${hex(sb.fragmentTableStart + n * 8)}, not where the next table begins (${hex(next)})`);
-      }
-      const layout = this.readIndex('fragment table', sb.fragmentTableStart, sb.fragmentTableStart, n, sb.fragmentCount * 16);
-      if (layout) {
-        layouts.push(layout);
-        this.fragmentTable = this.readLookupTable(layout);
-        next = firstBlock(layout);
-      } else {
-        next = undefined;
-      }
-    }
+    // The kernel only requires the fragment index to end by `next`; unsquashfs 4.5 wants it exact.
+    if (sb.fragmentCount > 0) this.fragmentTable = lookup('fragment table', sb.fragmentTableStart, sb.fragmentCount, 16);
     if (next === undefined) {
       // Lost: end the directory table at the nearest table pointer after it.
       const after = [sb.idTableStart, sb.fragmentCount > 0 ? sb.fragmentTableStart : ABSENT, sb.lookupTableStart, sb.xattrIdTableStart, sb.bytesUsed];
