@@ -4,11 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../compose/image.js';
-import { fromText } from '../model/bytes.js';
+import { display, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { assignHardLinks } from '../model/plan.js';
 import { selectPayload } from '../select/index.js';
+import { type TraceEventName, type TraceFormat, buildSpecs, readTrace } from '../select/trace/index.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { requireDirectory, walkTree } from '../sources/posix.js';
 import { AtomicOutput } from '../util/atomic.js';
@@ -23,9 +24,16 @@ import { renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
 
 const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
 
-interface SelectionFlags {
+interface TraceFlags {
+  traceFormat?: TraceFormat;
+  policy: 'pdir' | 'exact';
+  filters?: TraceEventName[];
+}
+
+interface SelectionFlags extends TraceFlags {
   cvmfsRoot: string;
   spec?: string[];
+  trace?: string[];
   repo?: string;
   closure: boolean;
   quiet?: boolean;
@@ -53,11 +61,22 @@ interface PlanFlags extends SelectionFlags {
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
-function addSelectionOptions(cmd: Command): Command {
+const TRACE_EVENTS = ['open', 'opendir', 'lookup', 'statfs', 'getattr', 'listxattr', 'getxattr', 'readlink'];
+
+/** How traces become spec lines: the same choices as cvmfs's spec_builder.py. */
+function addTraceOptions(cmd: Command): Command {
   return cmd
+    .addOption(new Option('--trace-format <format>', 'trace format (default: detected)').choices(['cvmfs', 'strace', 'parrot', 'paths']))
+    .addOption(new Option('--policy <policy>', 'pdir: an opened file brings its whole directory (flat); exact: only what was touched').choices(['pdir', 'exact']).default('pdir'))
+    .addOption(new Option('--filters <event...>', 'leave out these trace events').choices(TRACE_EVENTS));
+}
+
+function addSelectionOptions(cmd: Command): Command {
+  return addTraceOptions(cmd)
     .option('--cvmfs-root <dir>', 'the source: a tree laid out like /cvmfs, one directory per repository', '/cvmfs')
     .addOption(new Option('--spec <file>', 'cvmfs_shrinkwrap spec file (repeatable; specs union)').argParser(collect))
-    .option('--repo <fqrn>', 'repository of relative spec lines (default: from the file name <fqrn>.spec)')
+    .addOption(new Option('--trace <file>', 'access trace: CVMFS tracer log, strace -f output, Parrot name list or path list (repeatable; traces union)').argParser(collect))
+    .option('--repo <fqrn>', 'repository of relative spec lines and tracer logs (default: from the file name <fqrn>.spec, <fqrn>.trace.log)')
     .option('--no-closure', 'do not follow selected symlinks to their targets')
     .option('-q, --quiet', 'print errors only');
 }
@@ -72,7 +91,13 @@ function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
 }
 
 function selectionOf(flags: SelectionFlags) {
-  return { cvmfsRoot: flags.cvmfsRoot, specs: flags.spec ?? [], repo: flags.repo ?? null, closure: flags.closure };
+  return {
+    cvmfsRoot: flags.cvmfsRoot,
+    specs: flags.spec ?? [],
+    traces: { files: flags.trace ?? [], format: flags.traceFormat, policy: flags.policy, filters: flags.filters ?? [] },
+    repo: flags.repo ?? null,
+    closure: flags.closure,
+  };
 }
 
 async function runPlan(flags: PlanFlags): Promise<void> {
@@ -161,6 +186,56 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   finishWarnings(diag, flags.quiet);
 }
 
+interface SpecFlags extends TraceFlags {
+  fromTrace?: string[];
+  repo?: string;
+  output?: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/** `spec --from-trace`: what spec_builder.py would write, one spec per repository. */
+async function runSpec(flags: SpecFlags): Promise<void> {
+  const diag = diagnostics(flags.quiet);
+  const files = flags.fromTrace ?? [];
+  if (files.length === 0) throw new InputError('give at least one --from-trace FILE');
+  const events = [];
+  let failed = 0;
+  for (const file of files) {
+    const t = readTrace(fromText(file), { format: flags.traceFormat, repo: flags.repo === undefined ? null : fromText(flags.repo), filters: flags.filters ?? [] }, diag);
+    for (const f of t.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
+    failed += t.failed.length;
+    events.push(...t.events);
+  }
+  const specs = buildSpecs(events, { policy: flags.policy, filters: flags.filters ?? [] });
+  if (specs.size === 0) throw new InputError(`${files.join(', ')}: no accesses under /cvmfs to make a spec from`);
+  const text = (lines: string[]) => Buffer.from(lines.join('\n') + '\n', 'latin1');
+  const repos = [...specs.keys()].sort();
+  if (flags.output === undefined) {
+    if (specs.size > 1) throw new InputError(`the traces touch ${specs.size} repositories (${repos.map(display).join(', ')}): give -o DIR for one spec per repository`);
+    process.stdout.write(text(specs.get(repos[0]!)!));
+  } else {
+    const out = AtomicOutput.prepare(flags.output, flags.force ?? false);
+    out.begin();
+    try {
+      if (specs.size === 1 && !flags.output.endsWith('/')) {
+        fs.writeFileSync(out.tmp, text(specs.get(repos[0]!)!));
+      } else {
+        fs.mkdirSync(out.tmp);
+        for (const r of repos) fs.writeFileSync(Buffer.from(`${out.tmp}/${Buffer.from(r, 'latin1').toString('utf8')}.spec`), text(specs.get(r)!));
+      }
+      out.commit();
+    } finally {
+      out.abort();
+    }
+  }
+  if (!flags.quiet) {
+    const per = repos.map((r) => `${display(r)} ${specs.get(r)!.length} lines`).join(', ');
+    process.stderr.write(`shrinkwrap: ${flags.output ?? 'stdout'}: ${per} (policy ${flags.policy}, ${events.length} events, ${failed} failed accesses left out)\n`);
+  }
+  finishWarnings(diag, flags.quiet);
+}
+
 interface VerifyFlags {
   manifest?: string;
   imageRoot?: string;
@@ -239,6 +314,14 @@ export function makeProgram(): Command {
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
     .action((flags: PlanFlags) => runPlan(flags));
+
+  addTraceOptions(program.command('spec').description('write a cvmfs_shrinkwrap spec from access traces, as cvmfs spec_builder.py would'))
+    .addOption(new Option('--from-trace <file>', 'access trace (repeatable; traces union)').argParser(collect))
+    .option('--repo <fqrn>', 'repository of a CVMFS tracer log (default: from its name <fqrn>.trace.log)')
+    .option('-o, --output <path>', 'the spec file; a directory of <fqrn>.spec files when the traces touch several repositories')
+    .option('--force', 'replace an existing output')
+    .option('-q, --quiet', 'print errors only')
+    .action((flags: SpecFlags) => runSpec(flags));
 
   program
     .command('verify <image>')

@@ -5,18 +5,29 @@ import type { Diagnostics } from '../model/diagnostics.js';
 import type { Entry } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
-import { requireDirectory } from '../sources/posix.js';
+import { readLink, requireDirectory } from '../sources/posix.js';
 import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
 import { CvmfsSource, Selection } from './selection.js';
-import { MOUNT, type SpecRule, readSpecFile } from './spec/parse.js';
+import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
+import { type TraceEventName, type TraceFormat, buildSpecs, readTrace } from './trace/index.js';
 import { SpecTree } from './spec/tree.js';
 import { walkSelected } from './walk.js';
+
+export interface TraceInput {
+  /** Trace files (their union is taken). */
+  files: string[];
+  format?: TraceFormat;
+  policy: 'pdir' | 'exact';
+  filters: TraceEventName[];
+}
 
 export interface SelectOptions {
   /** The tree laid out like /cvmfs (as typed by the user). */
   cvmfsRoot: string;
   /** Spec files, in order. */
   specs: string[];
+  /** Access traces, turned into spec lines as cvmfs's spec_builder.py would. */
+  traces?: TraceInput;
   /** Repository of relative spec lines, overriding the file names. */
   repo: string | null;
   /** Follow selected symlinks (on by default). */
@@ -34,12 +45,14 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
   const rootText = path.resolve(opts.cvmfsRoot);
   requireDirectory(fromText(rootText), '--cvmfs-root');
   const source = new CvmfsSource(fromText(rootText));
-  if (opts.specs.length === 0) throw new InputError('nothing to select: give at least one --spec FILE');
+  const traceFiles = opts.traces?.files ?? [];
+  if (opts.specs.length === 0 && traceFiles.length === 0) throw new InputError('nothing to select: give at least one --spec FILE or --trace FILE');
 
   const rules: SpecRule[] = [];
-  for (const file of opts.specs) {
-    const repo = opts.repo === null ? null : fromText(opts.repo);
-    rules.push(...readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag));
+  const repo = opts.repo === null ? null : fromText(opts.repo);
+  for (const file of opts.specs) rules.push(...readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag));
+  if (opts.traces && traceFiles.length > 0) {
+    for (const r of traceRules(opts.traces, repo, (r) => source.isRepo(r), diag)) rules.push(...throughLinks(r, source));
   }
   for (const rule of rules) {
     const repo = rule.path.split('/')[2]!;
@@ -81,6 +94,69 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
   const entries = sel.sorted();
   assignHardLinks(entries);
   return { entries, summary: summarize(entries, MOUNT), closure };
+}
+
+/**
+ * Spec rules from access traces: the events of all traces, per repository, through the same
+ * selection as cvmfs's spec_builder.py; each rule's origin names the traces and the policy.
+ */
+export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: string) => boolean, diag: Diagnostics): SpecRule[] {
+  const events = [];
+  for (const file of t.files) {
+    const parsed = readTrace(fromText(file), { format: t.format, repo, knownRepo: isRepo, filters: t.filters }, diag);
+    for (const f of parsed.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
+    events.push(...parsed.events);
+  }
+  const origin = `${t.files.length === 1 ? t.files[0] : `${t.files.length} traces`} (${t.policy})`;
+  const rules: SpecRule[] = [];
+  for (const [fqrn, lines] of buildSpecs(events, { policy: t.policy, filters: t.filters })) {
+    rules.push(...parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag));
+  }
+  return rules;
+}
+
+/**
+ * A traced path is what the kernel resolved, symlinks and all: `…/gcc/6.2.0/x86_64/setup.sh` may
+ * run through a link into another repository. Spec semantics never look through links, so a rule
+ * from a trace is resolved here one component at a time, like the kernel: each link met is
+ * selected (exact), and the rule continues at the link's target. The last component of an exact
+ * rule stays as it is (the link is the entry; the closure follows it). Spec files keep upstream's
+ * meaning: a line through a link selects nothing, and is reported.
+ */
+function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
+  const links: SpecRule[] = [];
+  let done: string[] = [];
+  let rest = rule.path.split('/').filter((c) => c !== '');
+  let hops = 0;
+  // A flat or tree rule is about a directory's contents: its last component is resolved too.
+  const keep = rule.kind === 'exact' ? 1 : 0;
+  while (rest.length > keep) {
+    const c = rest.shift()!;
+    if (c === '.') continue;
+    if (c === '..') {
+      done.pop();
+      continue;
+    }
+    // The first two components are the mount point and a repository of the source.
+    if (done.length < 2) {
+      if (done.length === 0 ? c !== MOUNT.slice(1) : !source.isRepo(c)) return links; // leads outside: the links stay, reported by the closure
+      done.push(c);
+      continue;
+    }
+    const p = '/' + [...done, c].join('/');
+    const st = source.stat(p);
+    if (!st?.isSymbolicLink()) {
+      done.push(c);
+      continue;
+    }
+    if (++hops > 40) return [...links, rule];
+    links.push({ ...rule, kind: 'exact', path: p });
+    const target = readLink(source.host(p));
+    if (target.startsWith('/')) done = [];
+    rest = [...target.split('/').filter((x) => x !== ''), ...rest];
+  }
+  const path = '/' + [...done, ...rest].join('/');
+  return [...links, path === rule.path ? rule : { ...rule, path }];
 }
 
 /** Say why an inclusion line selected nothing: its path is missing, or it runs through a symlink. */

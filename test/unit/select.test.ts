@@ -183,3 +183,30 @@ describe('symlink closure', () => {
     expect(diag.warnings.find((w) => w.kind === 'symlink-excluded')!.message).toMatch(/excluded by .*r\.ch\.spec:2 '!\/b'/);
   });
 });
+
+describe('traces through symlinks', () => {
+  it('selects the links a traced path runs through, and the target, across repositories', () => {
+    const dir = setup({
+      'a.ch/sw/gcc/6.2.0': { link: '/cvmfs/s.ch/gcc/6.2.0-b9934' },
+      's.ch/gcc/6.2.0-b9934/x86_64/setup.sh': 'gcc',
+      's.ch/gcc/6.2.0-b9934/x86_64/lib64': { link: '../../../../a.ch/sw/runtime/lib64' },
+      'a.ch/sw/runtime/lib64/libstdc++.so.6': 'so',
+      'a.ch/sw/runtime/lib64/libgcc_s.so.1': 'so',
+      'a.ch/sw/other': 'no',
+    });
+    const trace = path.join(dir, 'run.paths');
+    fs.writeFileSync(trace, ['/cvmfs/a.ch/sw/gcc/6.2.0/x86_64/setup.sh', '/cvmfs/a.ch/sw/gcc/6.2.0/x86_64/lib64/libstdc++.so.6', '/usr/lib/not-cvmfs.so'].join('\n') + '\n');
+    const diag = new Diagnostics();
+    const payload = selectPayload(
+      { cvmfsRoot: path.join(dir, 'cvmfs'), specs: [], traces: { files: [trace], policy: 'exact', filters: [] }, repo: null, closure: true },
+      diag,
+    );
+    const paths = payload.entries.map((e) => e.path);
+    expect(paths).toContain('/cvmfs/a.ch/sw/gcc/6.2.0');
+    expect(paths).toContain('/cvmfs/s.ch/gcc/6.2.0-b9934/x86_64/setup.sh');
+    expect(paths).toContain('/cvmfs/s.ch/gcc/6.2.0-b9934/x86_64/lib64');
+    expect(paths).toContain('/cvmfs/a.ch/sw/runtime/lib64/libstdc++.so.6');
+    expect(paths).not.toContain('/cvmfs/a.ch/sw/runtime/lib64/libgcc_s.so.1'); // exact policy: only what was opened
+    expect(paths).not.toContain('/cvmfs/a.ch/sw/other');
+  });
+});

@@ -1,0 +1,101 @@
+// Traces in, images out: a real workload traced with strace on the host, selected with --trace,
+// and run again inside the image; and `spec --from-trace` for the CVMFS tracer's format.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromText } from '../../src/model/bytes.js';
+import { Diagnostics } from '../../src/model/diagnostics.js';
+import { parseSpec } from '../../src/select/spec/parse.js';
+import { EXAMPLE } from '../../fixtures/example-cvmfs.js';
+import { ensureExample } from '../../fixtures/example.js';
+import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
+import { canRun, hasCommand, isRoot } from '../helpers/env.js';
+import { tmpDir } from '../helpers/tree.js';
+
+let cvmfs: string;
+let base: string;
+let work: string;
+
+beforeAll(async () => {
+  ({ cvmfs, base } = await ensureExample());
+  work = tmpDir('sw-trace-');
+});
+
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+const IA = `/repo/sw/software/21.2/AnalysisBase/21.2.75/InstallArea/${EXAMPLE.platform}`;
+
+describe('spec --from-trace (CVMFS tracer log)', () => {
+  // The tracer writes CRLF lines, always-quoted fields, ms.us times; codes < 0 are its own events.
+  const log = [
+    '"1557917100000.001","-1","Tracer","Trace buffer created"',
+    '"1557917100003.120","6","","getattr()"',
+    '"1557917100003.400","4","/repo","lookup()"',
+    '"1557917100003.500","2","/repo/sw/software/21.2/AnalysisBase","opendir()"',
+    `"1557917100004.010","1","${IA}/setup.sh","open()"`,
+    `"1557917100011.000","1","${IA}/lib/libxAODRootAccess.so","open()"`,
+    '"1557917100020.000","-2","Tracer","Destroying trace buffer..."',
+  ].join('\r\n');
+
+  it('writes a spec upstream accepts, per spec_builder, that selects from the tree', () => {
+    const trace = path.join(work, 'cvmfs-atlas.cern.ch.trace.log');
+    fs.writeFileSync(trace, log + '\r\n');
+    const out = path.join(work, 'atlas.cern.ch.spec');
+    const r = shrinkwrap(['spec', '--from-trace', trace, '--policy', 'exact', '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const text = fs.readFileSync(out, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    // Upstream's grammar: every line starts with ^, no blank lines; our parser (the same grammar) takes it.
+    expect(lines.every((l) => l.startsWith('^'))).toBe(true);
+    expect(lines).toContain('^/repo/sw/software/21.2/AnalysisBase/*');
+    expect(lines).toContain(`^${IA}/setup.sh`);
+    expect(() => parseSpec(fromText(text), { file: out, repo: 'atlas.cern.ch' }, () => true, new Diagnostics())).not.toThrow();
+    const plan = shrinkwrap(['plan', '--json', '--cvmfs-root', cvmfs, '--spec', out, '-q']);
+    expect(plan.code, plan.stderr).toBe(0);
+    const paths: string[] = JSON.parse(plan.stdout).entries.map((e: { path: string }) => e.path);
+    expect(paths).toContain(`/cvmfs/atlas.cern.ch${IA}/lib/libxAODRootAccess.so`);
+    // opendir of the project directory lists its releases (flat): siblings appear as empty directories only.
+    expect(paths).toContain('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.74');
+    expect(paths.some((p) => p.startsWith('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.74/'))).toBe(false);
+  });
+
+  it('refuses an @UNKNOWN path, naming the line', () => {
+    const trace = path.join(work, 'bad-atlas.cern.ch.trace.log');
+    fs.writeFileSync(trace, `${log}\r\n"1557917100021.000","8","@UNKNOWN","getxattr()"\r\n`);
+    expectOneLineError(shrinkwrap(['spec', '--from-trace', trace, '--repo', 'atlas.cern.ch']), 2, `${trace}:8`);
+  });
+});
+
+describe('a real workload: traced with strace on the host, run again inside the image', () => {
+  const ok = canRun(isRoot && hasCommand('strace') && hasCommand('unshare'), 'strace workload', 'needs root (mount namespace), strace and unshare');
+  let trace: string;
+  beforeAll(() => {
+    if (!ok) return;
+    trace = path.join(work, 'workload.strace');
+    // /cvmfs must exist as a mount point; the bind mount lives only in the private namespace.
+    const made = !fs.existsSync('/cvmfs');
+    if (made) fs.mkdirSync('/cvmfs');
+    try {
+      const r = spawnSync(
+        'unshare',
+        ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind ${cvmfs} /cvmfs && strace -f -o ${trace} sh -c '${EXAMPLE.runCommand}'`],
+        { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } },
+      );
+      expect(r.stdout, r.stderr).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+    } finally {
+      if (made) fs.rmdirSync('/cvmfs');
+    }
+  });
+
+  it.runIf(ok)('selects what the run touched (pdir), and the same command runs in the image', () => {
+    const img = path.join(work, 'traced-img');
+    const b = shrinkwrap(['build', '--format', 'dir', '--cvmfs-root', cvmfs, '--base', base, '--trace', trace, '-o', img, '-q']);
+    expect(b.code, b.stderr).toBe(0);
+    const r = spawnSync('chroot', [img, '/bin/sh', '-c', EXAMPLE.runCommand], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+    // The sibling releases were never touched: not in the image.
+    expect(fs.existsSync(path.join(img, 'cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.74'))).toBe(false);
+  });
+});
