@@ -4,12 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../compose/image.js';
-import { display, fromText } from '../model/bytes.js';
+import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { assignHardLinks } from '../model/plan.js';
-import { selectPayload } from '../select/index.js';
-import { type TraceEventName, type TraceFormat, buildSpecs, readTrace } from '../select/trace/index.js';
+import { selectPayload, specsThroughLinks } from '../select/index.js';
+import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTrace } from '../select/trace/index.js';
+import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { requireDirectory, walkTree } from '../sources/posix.js';
 import { AtomicOutput } from '../util/atomic.js';
@@ -236,6 +237,46 @@ async function runSpec(flags: SpecFlags): Promise<void> {
   finishWarnings(diag, flags.quiet);
 }
 
+interface RecordFlags extends TraceFlags {
+  output: string;
+  cvmfsRoot: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/** `trace -- CMD`: run a workload under strace, keep the trace and the specs of what it touched. */
+async function runRecord(argv: string[], flags: RecordFlags): Promise<number> {
+  const diag = diagnostics(flags.quiet);
+  const out = AtomicOutput.prepare(flags.output, flags.force ?? false);
+  out.begin();
+  let status: number;
+  try {
+    fs.mkdirSync(out.tmp);
+    const traceFile = path.join(out.tmp, 'trace.strace');
+    status = recordTrace(argv, traceFile).status;
+    // Messages name the trace where it will be, not where it is being written.
+    const t = parseTrace(fromBuffer(fs.readFileSync(traceFile)), `${flags.output}/trace.strace`, { format: 'strace', filters: flags.filters ?? [] }, diag);
+    let specs = buildSpecs(t.events, { policy: flags.policy, filters: flags.filters ?? [] });
+    // Where the tree is mounted, resolve traced paths through its links: the specs then work as
+    // plain spec files (spec_builder's would select nothing through a link to another repository).
+    if (fs.existsSync(flags.cvmfsRoot)) specs = specsThroughLinks(specs, flags.cvmfsRoot, diag);
+    for (const [repo, lines] of specs) {
+      fs.writeFileSync(Buffer.from(`${out.tmp}/${Buffer.from(repo, 'latin1').toString('utf8')}.spec`), Buffer.from(lines.join('\n') + '\n', 'latin1'));
+    }
+    out.commit();
+    if (!flags.quiet) {
+      const per = [...specs].map(([r, l]) => `${display(r)}.spec (${l.length} lines)`).join(', ') || 'no /cvmfs accesses';
+      process.stderr.write(
+        `shrinkwrap: ${flags.output}: trace.strace, ${per}; ${t.events.length} accesses under /cvmfs, ${t.failed.length} failed, ${t.ignoredOutside} outside; command exited ${status}\n`,
+      );
+    }
+  } finally {
+    out.abort();
+  }
+  finishWarnings(diag, flags.quiet);
+  return status;
+}
+
 interface VerifyFlags {
   manifest?: string;
   imageRoot?: string;
@@ -271,6 +312,13 @@ async function runVerify(image: string, flags: VerifyFlags): Promise<void> {
     );
   }
   if (r.problems.length > 0) throw new VerifyFailed();
+}
+
+/** The traced command failed: exit with its status, after the outputs are written. */
+class CommandStatus extends ShrinkwrapError {
+  constructor(status: number) {
+    super('', status);
+  }
 }
 
 /** verify found problems: they are printed already; exit 1 without another message. */
@@ -322,6 +370,17 @@ export function makeProgram(): Command {
     .option('--force', 'replace an existing output')
     .option('-q, --quiet', 'print errors only')
     .action((flags: SpecFlags) => runSpec(flags));
+
+  addTraceOptions(program.command('trace').description('run a command under strace -f and write its trace and the specs of the /cvmfs paths it touched'))
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('-o, --output <dir>', 'directory for trace.strace and <fqrn>.spec files', 'shrinkwrap-trace')
+    .option('--cvmfs-root <dir>', 'where the repositories are, to resolve traced paths through symlinks', '/cvmfs')
+    .option('--force', 'replace an existing output')
+    .option('-q, --quiet', 'print errors only')
+    .action(async (argv: string[], flags: RecordFlags) => {
+      const status = await runRecord(argv, flags);
+      if (status !== 0) throw new CommandStatus(status);
+    });
 
   program
     .command('verify <image>')

@@ -159,6 +159,40 @@ function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
   return [...links, path === rule.path ? rule : { ...rule, path }];
 }
 
+/**
+ * Spec lines that need no symlink to be followed: each repository's lines from a trace, resolved
+ * through the links of the tree at `cvmfsRoot` (the links themselves become exact lines of their own
+ * repositories). Used by `shrinkwrap trace`, whose specs must work as plain spec files.
+ */
+export function specsThroughLinks(specs: Map<string, string[]>, cvmfsRoot: string, diag: Diagnostics): Map<string, string[]> {
+  const source = new CvmfsSource(fromText(path.resolve(cvmfsRoot)));
+  const out = new Map<string, string[]>();
+  try {
+    for (const [fqrn, lines] of specs) {
+      if (!source.isRepo(fqrn)) {
+        for (const l of lines) push(out, fqrn, l); // nothing to resolve against: keep as traced
+        continue;
+      }
+      for (const rule of parseSpec(lines.join('\n'), { file: 'trace', repo: fqrn }, (r) => source.isRepo(r), diag)) {
+        for (const r of throughLinks(rule, source)) {
+          const [, , repo, ...rest] = r.path.split('/');
+          const rel = '/' + rest.join('/');
+          push(out, repo!, r.kind === 'flat' ? `^${rel === '/' ? '' : rel}/*` : r.kind === 'recursive' ? `${rel === '/' ? '' : rel}/*` : `^${rel}`);
+        }
+      }
+    }
+  } finally {
+    source.release();
+  }
+  return out;
+}
+
+function push(m: Map<string, string[]>, key: string, line: string): void {
+  const list = m.get(key);
+  if (!list) m.set(key, [line]);
+  else if (!list.includes(line)) list.push(line);
+}
+
 /** Say why an inclusion line selected nothing: its path is missing, or it runs through a symlink. */
 function reportUnmatchedRules(sel: Selection, tree: SpecTree, rules: SpecRule[]): void {
   for (const rule of rules) {

@@ -9,7 +9,7 @@ import { Diagnostics } from '../../src/model/diagnostics.js';
 import { parseSpec } from '../../src/select/spec/parse.js';
 import { EXAMPLE } from '../../fixtures/example-cvmfs.js';
 import { ensureExample } from '../../fixtures/example.js';
-import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
+import { CLI, expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { canRun, hasCommand, isRoot } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
@@ -97,5 +97,40 @@ describe('a real workload: traced with strace on the host, run again inside the 
     expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
     // The sibling releases were never touched: not in the image.
     expect(fs.existsSync(path.join(img, 'cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.74'))).toBe(false);
+  });
+});
+
+describe('shrinkwrap trace -- CMD', () => {
+  const ok = canRun(isRoot && hasCommand('strace') && hasCommand('unshare'), 'shrinkwrap trace', 'needs root (mount namespace), strace and unshare');
+
+  it.runIf(ok)('records the workload, writes one spec per repository, and an image built from them runs it', () => {
+    const out = path.join(work, 'recorded');
+    const made = !fs.existsSync('/cvmfs');
+    if (made) fs.mkdirSync('/cvmfs');
+    let r;
+    try {
+      r = spawnSync(
+        'unshare',
+        ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind ${cvmfs} /cvmfs && ${process.execPath} ${CLI} trace -o ${out} -- sh -c '${EXAMPLE.runCommand}'`],
+        { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } },
+      );
+    } finally {
+      if (made) fs.rmdirSync('/cvmfs');
+    }
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+    expect(r.stderr).toMatch(/recorded: trace\.strace, atlas\.cern\.ch\.spec \(\d+ lines\), sft\.cern\.ch\.spec \(\d+ lines\)/);
+    expect(fs.readdirSync(out).sort()).toEqual(['atlas.cern.ch.spec', 'sft.cern.ch.spec', 'trace.strace']);
+    // The specs alone (no trace, no closure) are enough for the image to run the workload.
+    const img = path.join(work, 'from-specs');
+    const specs = ['atlas.cern.ch.spec', 'sft.cern.ch.spec'].flatMap((f) => ['--spec', path.join(out, f)]);
+    const b = shrinkwrap(['build', '--format', 'dir', '--cvmfs-root', cvmfs, '--base', base, ...specs, '-o', img, '-q']);
+    expect(b.code, b.stderr).toBe(0);
+    const run = spawnSync('chroot', [img, '/bin/sh', '-c', EXAMPLE.runCommand], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    expect(run.stdout + run.stderr).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+  });
+
+  it('says clearly when there is no command', () => {
+    expectOneLineError(shrinkwrap(['trace', '-o', path.join(work, 'never')]), 2, /missing required argument 'command'/);
   });
 });
