@@ -195,6 +195,16 @@ interface SpecFlags extends TraceFlags {
   quiet?: boolean;
 }
 
+/** A spec file's bytes: its lines, newline-terminated (no blank lines, as upstream wants). */
+function specBytes(lines: string[]): Buffer {
+  return Buffer.from(lines.join('\n') + '\n', 'latin1');
+}
+
+/** One `<fqrn>.spec` per repository in `dir` (the name carries the repository, as upstream's tools expect). */
+function writeSpecFiles(dir: string, specs: Map<string, string[]>): void {
+  for (const [repo, lines] of specs) fs.writeFileSync(Buffer.from(`${dir}/${Buffer.from(repo, 'latin1').toString('utf8')}.spec`), specBytes(lines));
+}
+
 /** `spec --from-trace`: what spec_builder.py would write, one spec per repository. */
 async function runSpec(flags: SpecFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
@@ -210,20 +220,19 @@ async function runSpec(flags: SpecFlags): Promise<void> {
   }
   const specs = buildSpecs(events, { policy: flags.policy, filters: flags.filters ?? [] });
   if (specs.size === 0) throw new InputError(`${files.join(', ')}: no accesses under /cvmfs to make a spec from`);
-  const text = (lines: string[]) => Buffer.from(lines.join('\n') + '\n', 'latin1');
   const repos = [...specs.keys()].sort();
   if (flags.output === undefined) {
     if (specs.size > 1) throw new InputError(`the traces touch ${specs.size} repositories (${repos.map(display).join(', ')}): give -o DIR for one spec per repository`);
-    process.stdout.write(text(specs.get(repos[0]!)!));
+    process.stdout.write(specBytes(specs.get(repos[0]!)!));
   } else {
     const out = AtomicOutput.prepare(flags.output, flags.force ?? false);
     out.begin();
     try {
       if (specs.size === 1 && !flags.output.endsWith('/')) {
-        fs.writeFileSync(out.tmp, text(specs.get(repos[0]!)!));
+        fs.writeFileSync(out.tmp, specBytes(specs.get(repos[0]!)!));
       } else {
         fs.mkdirSync(out.tmp);
-        for (const r of repos) fs.writeFileSync(Buffer.from(`${out.tmp}/${Buffer.from(r, 'latin1').toString('utf8')}.spec`), text(specs.get(r)!));
+        writeSpecFiles(out.tmp, specs);
       }
       out.commit();
     } finally {
@@ -260,9 +269,7 @@ async function runRecord(argv: string[], flags: RecordFlags): Promise<number> {
     // Where the tree is mounted, resolve traced paths through its links: the specs then work as
     // plain spec files (spec_builder's would select nothing through a link to another repository).
     if (fs.existsSync(flags.cvmfsRoot)) specs = specsThroughLinks(specs, flags.cvmfsRoot, diag);
-    for (const [repo, lines] of specs) {
-      fs.writeFileSync(Buffer.from(`${out.tmp}/${Buffer.from(repo, 'latin1').toString('utf8')}.spec`), Buffer.from(lines.join('\n') + '\n', 'latin1'));
-    }
+    writeSpecFiles(out.tmp, specs);
     out.commit();
     if (!flags.quiet) {
       const per = [...specs].map(([r, l]) => `${display(r)}.spec (${l.length} lines)`).join(', ') || 'no /cvmfs accesses';

@@ -60,6 +60,17 @@ describe('spec --from-trace (CVMFS tracer log)', () => {
     expect(paths.some((p) => p.startsWith('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.74/'))).toBe(false);
   });
 
+  it('writes one spec per repository into a directory when a trace spans several', () => {
+    const list = path.join(work, 'run.paths');
+    fs.writeFileSync(list, ['/cvmfs/atlas.cern.ch/repo/sw/database/GroupData/x', '/cvmfs/sft.cern.ch/lcg/lastUpdate', '/etc/passwd'].join('\n') + '\n');
+    expectOneLineError(shrinkwrap(['spec', '--from-trace', list]), 2, 'the traces touch 2 repositories (atlas.cern.ch, sft.cern.ch): give -o DIR');
+    const out = path.join(work, 'specs') + '/';
+    const r = shrinkwrap(['spec', '--from-trace', list, '--policy', 'exact', '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readdirSync(out).sort()).toEqual(['atlas.cern.ch.spec', 'sft.cern.ch.spec']);
+    expect(fs.readFileSync(path.join(out, 'sft.cern.ch.spec'), 'utf8')).toBe('^/\n^/lcg/lastUpdate\n');
+  });
+
   it('refuses an @UNKNOWN path, naming the line', () => {
     const trace = path.join(work, 'bad-atlas.cern.ch.trace.log');
     fs.writeFileSync(trace, `${log}\r\n"1557917100021.000","8","@UNKNOWN","getxattr()"\r\n`);
