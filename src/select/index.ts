@@ -110,6 +110,12 @@ export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: st
   const origin = `${t.files.length === 1 ? t.files[0] : `${t.files.length} traces`} (${t.policy})`;
   const rules: SpecRule[] = [];
   for (const [fqrn, lines] of buildSpecs(events, { policy: t.policy, filters: t.filters })) {
+    // A workload may touch repositories the source does not have: that is worth a word, not a stop
+    // (a spec file naming one is a request, and stays an error).
+    if (!isRepo(fqrn)) {
+      diag.warn('trace-repo-missing', `${origin}: the trace touches /cvmfs/${display(fqrn)}, which is not in the source tree; left out`);
+      continue;
+    }
     rules.push(...parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag));
   }
   return rules;

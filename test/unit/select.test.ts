@@ -209,4 +209,16 @@ describe('traces through symlinks', () => {
     expect(paths).not.toContain('/cvmfs/a.ch/sw/runtime/lib64/libgcc_s.so.1'); // exact policy: only what was opened
     expect(paths).not.toContain('/cvmfs/a.ch/sw/other');
   });
+
+  it('leaves out, with a warning, repositories a trace touches that the source does not have', () => {
+    const dir = setup({ 'a.ch/x': 'x' });
+    const trace = path.join(dir, 'mixed.paths');
+    fs.writeFileSync(trace, '/cvmfs/a.ch/x\n/cvmfs/cms.cern.ch/SITECONF/local\n');
+    const diag = new Diagnostics();
+    const payload = selectPayload({ cvmfsRoot: path.join(dir, 'cvmfs'), specs: [], traces: { files: [trace], policy: 'exact', filters: [] }, repo: null, closure: true }, diag);
+    expect(payload.entries.map((e) => e.path)).toEqual(['/cvmfs/a.ch', '/cvmfs/a.ch/x']);
+    expect(diag.warnings.filter((w) => w.kind === 'trace-repo-missing').map((w) => w.message)).toEqual([
+      `${trace} (exact): the trace touches /cvmfs/cms.cern.ch, which is not in the source tree; left out`,
+    ]);
+  });
 });
