@@ -32,11 +32,14 @@ interface TraceFlags {
 }
 
 interface SelectionFlags extends TraceFlags {
+  /** undefined (neither option), false (--no-closure), or the kinds given to --closure. */
+  closure?: boolean | string;
+  envFile?: string;
+  ldLibraryPath?: string;
   cvmfsRoot: string;
   spec?: string[];
   trace?: string[];
   repo?: string;
-  closure: boolean;
   quiet?: boolean;
 }
 
@@ -78,7 +81,10 @@ function addSelectionOptions(cmd: Command): Command {
     .addOption(new Option('--spec <file>', 'cvmfs_shrinkwrap spec file (repeatable; specs union)').argParser(collect))
     .addOption(new Option('--trace <file>', 'access trace: CVMFS tracer log, strace -f output, Parrot name list or path list (repeatable; traces union)').argParser(collect))
     .option('--repo <fqrn>', 'repository of relative spec lines and tracer logs (default: from the file name <fqrn>.spec, <fqrn>.trace.log)')
+    .option('--closure <kinds>', 'closures to apply: symlink (the default), elf (shared libraries the selected ELF objects need), or symlink,elf')
     .option('--no-closure', 'do not follow selected symlinks to their targets')
+    .option('--env-file <file>', "a recorded environment (`env` output after the release's setup): its LD_LIBRARY_PATH guides the ELF closure")
+    .option('--ld-library-path <dirs>', 'LD_LIBRARY_PATH for the ELF closure (colon-separated /cvmfs directories)')
     .option('-q, --quiet', 'print errors only');
 }
 
@@ -91,13 +97,42 @@ function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
   for (const line of diag.suppressedSummary()) process.stderr.write(`shrinkwrap: ${line}\n`);
 }
 
+/** --closure symlink,elf / --no-closure → which closures run. */
+function closures(flags: SelectionFlags): { symlink: boolean; elf: boolean } {
+  if (flags.closure === false) return { symlink: false, elf: false };
+  if (flags.closure === undefined || flags.closure === true) return { symlink: true, elf: false };
+  const kinds = flags.closure.split(',').map((k) => k.trim());
+  for (const k of kinds) if (k !== 'symlink' && k !== 'elf') throw new InputError(`--closure ${flags.closure}: expected symlink, elf or symlink,elf`);
+  // ELF libraries are reached through links: the ELF closure implies the symlink closure.
+  return { symlink: true, elf: kinds.includes('elf') };
+}
+
+/** LD_LIBRARY_PATH for the ELF closure: --ld-library-path, else the one in --env-file. */
+function ldLibraryPath(flags: SelectionFlags): string[] {
+  let value = flags.ldLibraryPath;
+  if (value === undefined && flags.envFile !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(flags.envFile, 'latin1');
+    } catch (err) {
+      throw new InputError(`--env-file ${flags.envFile}: ${describeSystemError(err)}`);
+    }
+    const line = text.split('\n').find((l) => l.startsWith('LD_LIBRARY_PATH=') || l.startsWith('export LD_LIBRARY_PATH='));
+    if (!line) throw new InputError(`--env-file ${flags.envFile}: no LD_LIBRARY_PATH= line (record it with: env > FILE, after the release's setup)`);
+    value = line.slice(line.indexOf('=') + 1).replace(/^["']|["']\r?$/g, '').replace(/\r$/, '');
+  }
+  return (value ?? '').split(':').filter((d) => d.startsWith('/'));
+}
+
 function selectionOf(flags: SelectionFlags) {
+  const c = closures(flags);
   return {
     cvmfsRoot: flags.cvmfsRoot,
     specs: flags.spec ?? [],
     traces: { files: flags.trace ?? [], format: flags.traceFormat, policy: flags.policy, filters: flags.filters ?? [] },
     repo: flags.repo ?? null,
-    closure: flags.closure,
+    closure: c.symlink,
+    elf: c.elf ? { ldLibraryPath: ldLibraryPath(flags) } : null,
   };
 }
 

@@ -5,7 +5,9 @@ import type { Diagnostics } from '../model/diagnostics.js';
 import type { Entry } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
-import { readLink, requireDirectory } from '../sources/posix.js';
+import { requireDirectory } from '../sources/posix.js';
+import { throughLinks } from './closure/links.js';
+import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
 import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
 import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
@@ -32,6 +34,8 @@ export interface SelectOptions {
   repo: string | null;
   /** Follow selected symlinks (on by default). */
   closure: boolean;
+  /** ELF closure: add the shared libraries selected ELF objects need, searching these (image) directories as LD_LIBRARY_PATH. */
+  elf?: { ldLibraryPath: string[] } | null;
 }
 
 export interface Payload {
@@ -39,6 +43,7 @@ export interface Payload {
   entries: Entry[];
   summary: PlanSummary;
   closure: ClosureStats | null;
+  elf: ElfClosureStats | null;
 }
 
 export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
@@ -84,6 +89,17 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
   reportUnmatchedRules(sel, tree, rules);
 
   const closure = opts.closure ? symlinkClosure(sel, tree, links) : null;
+  let elf: ElfClosureStats | null = null;
+  if (opts.elf) {
+    // Libraries bring links, links bring libraries: alternate until nothing new appears.
+    elf = { objects: 0, added: 0, unresolved: 0 };
+    const seen = new Set<string>();
+    for (;;) {
+      const pass = elfClosurePass(sel, tree, opts.elf.ldLibraryPath, seen, elf, diag);
+      if (pass.links.length > 0) symlinkClosure(sel, tree, pass.links);
+      if (!pass.added) break;
+    }
+  }
   if (!opts.closure) {
     for (const l of links) {
       const t = sel.get(l)!.target!;
@@ -93,7 +109,7 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
 
   const entries = sel.sorted();
   assignHardLinks(entries);
-  return { entries, summary: summarize(entries, MOUNT), closure };
+  return { entries, summary: summarize(entries, MOUNT), closure, elf };
 }
 
 /**
@@ -119,50 +135,6 @@ export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: st
     rules.push(...parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag));
   }
   return rules;
-}
-
-/**
- * A traced path is what the kernel resolved, symlinks and all: `…/gcc/6.2.0/x86_64/setup.sh` may
- * run through a link into another repository. Spec semantics never look through links, so a rule
- * from a trace is resolved here one component at a time, like the kernel: each link met is
- * selected (exact), and the rule continues at the link's target. The last component of an exact
- * rule stays as it is (the link is the entry; the closure follows it). Spec files keep upstream's
- * meaning: a line through a link selects nothing, and is reported.
- */
-function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
-  const links: SpecRule[] = [];
-  let done: string[] = [];
-  let rest = rule.path.split('/').filter((c) => c !== '');
-  let hops = 0;
-  // A flat or tree rule is about a directory's contents: its last component is resolved too.
-  const keep = rule.kind === 'exact' ? 1 : 0;
-  while (rest.length > keep) {
-    const c = rest.shift()!;
-    if (c === '.') continue;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    // The first two components are the mount point and a repository of the source.
-    if (done.length < 2) {
-      if (done.length === 0 ? c !== MOUNT.slice(1) : !source.isRepo(c)) return links; // leads outside: the links stay, reported by the closure
-      done.push(c);
-      continue;
-    }
-    const p = '/' + [...done, c].join('/');
-    const st = source.stat(p);
-    if (!st?.isSymbolicLink()) {
-      done.push(c);
-      continue;
-    }
-    if (++hops > 40) return [...links, rule];
-    links.push({ ...rule, kind: 'exact', path: p });
-    const target = readLink(source.host(p));
-    if (target.startsWith('/')) done = [];
-    rest = [...target.split('/').filter((x) => x !== ''), ...rest];
-  }
-  const path = '/' + [...done, ...rest].join('/');
-  return [...links, path === rule.path ? rule : { ...rule, path }];
 }
 
 /**

@@ -191,6 +191,12 @@ export class Selection {
     return false;
   }
 
+  /** Everything selected so far, in no particular order. */
+  *all(): Iterable<Entry> {
+    yield* this.walked;
+    yield* this.added.values();
+  }
+
   get size(): number {
     return this.walked.length + this.added.size;
   }

@@ -145,3 +145,54 @@ describe('shrinkwrap trace -- CMD', () => {
     expectOneLineError(shrinkwrap(['trace', '-o', path.join(work, 'never')]), 2, /missing required argument 'command'/);
   });
 });
+
+describe('ELF closure: the libraries a thin trace missed', () => {
+  const ok = canRun(isRoot && hasCommand('unshare'), 'ELF closure workload', 'needs root (mount namespace, chroot)');
+  const ia = `/cvmfs/atlas.cern.ch${IA}`;
+  const ext = '/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBaseExternals/21.2.75/InstallArea/x86_64-slc6-gcc62-opt';
+
+  it.runIf(ok)('supplies every DT_NEEDED library over the recorded LD_LIBRARY_PATH, and the binary runs', () => {
+    // The environment after the release's setup, recorded as an operator would: env > FILE.
+    const envFile = path.join(work, 'release.env');
+    const made = !fs.existsSync('/cvmfs');
+    if (made) fs.mkdirSync('/cvmfs');
+    try {
+      const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount --make-rprivate / && mount --bind ${cvmfs} /cvmfs && . ${ia}/setup.sh && env`], { encoding: 'utf8' });
+      fs.writeFileSync(envFile, r.stdout);
+    } finally {
+      if (made) fs.rmdirSync('/cvmfs');
+    }
+    // A trace that saw the setup scripts and the binary, but none of the libraries.
+    const thin = path.join(work, 'thin.paths');
+    fs.writeFileSync(
+      thin,
+      [`${ia}/setup.sh`, `${ia}/env_setup.sh`, `${ext}/setup.sh`, `${ext}/env_setup.sh`, '/cvmfs/atlas.cern.ch/repo/sw/software/21.2/sw/lcg/releases/gcc/6.2.0/x86_64-slc6/setup.sh', `${ia}/bin/xAODDump`].join('\n') + '\n',
+    );
+    const run = (img: string) => spawnSync('chroot', [img, '/bin/sh', '-c', EXAMPLE.runCommand], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    const common = ['build', '--format', 'dir', '--cvmfs-root', cvmfs, '--base', base, '--trace', thin, '--policy', 'exact', '-q'];
+
+    const without = path.join(work, 'thin-img');
+    expect(shrinkwrap([...common, '-o', without]).code).toBe(0);
+    expect(run(without).stderr).toMatch(/xAODDump: error while loading shared libraries: libxAODRootAccess\.so/);
+
+    const withElf = path.join(work, 'elf-img');
+    const b = shrinkwrap([...common, '--closure', 'symlink,elf', '--env-file', envFile, '-o', withElf]);
+    expect(b.code, b.stderr).toBe(0);
+    const r = run(withElf);
+    expect(r.stdout + r.stderr).toBe('xAODDump: AnalysisBase 21.2.75 OK\n');
+
+    // plan says why each library is there: which object needed it.
+    const plan = JSON.parse(shrinkwrap(['plan', '--json', '--cvmfs-root', cvmfs, '--trace', thin, '--policy', 'exact', '--closure', 'elf', '--env-file', envFile, '-q']).stdout);
+    const reasonOf = (p: string) => plan.entries.find((e: { path: string }) => e.path === p)?.reason;
+    expect(reasonOf(`${ia}/lib/libxAODRootAccess.so`)).toBe(`ELF closure: libxAODRootAccess.so needed by ${ia}/bin/xAODDump`);
+    expect(reasonOf('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/sw/lcg/releases/gcc/6.2.0binutils/x86_64-slc6-gcc62-opt/lib64/libstdc++.so.6.0.22')).toMatch(/^symlink closure: target of .*libstdc\+\+\.so\.6/);
+    // Siblings stay out, and the sibling releases' copies of the same libraries too.
+    expect(plan.entries.some((e: { path: string }) => e.path.includes('/21.2.74/'))).toBe(false);
+  });
+
+  it('refuses an --env-file without LD_LIBRARY_PATH, in one line', () => {
+    const envFile = path.join(work, 'empty.env');
+    fs.writeFileSync(envFile, 'HOME=/root\n');
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--spec', path.join(work, 'atlas.cern.ch.spec'), '--closure', 'elf', '--env-file', envFile]), 2, `--env-file ${envFile}: no LD_LIBRARY_PATH= line`);
+  });
+});

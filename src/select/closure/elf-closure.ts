@@ -1,0 +1,92 @@
+// ELF closure: the shared libraries that selected executables and libraries need (DT_NEEDED),
+// found the way the dynamic loader would find them, without running anything (never ldd):
+// DT_RPATH (unless DT_RUNPATH), then LD_LIBRARY_PATH (as the release's setup exports it, given by
+// the operator), then DT_RUNPATH; $ORIGIN and friends expanded. Libraries found under /cvmfs are
+// selected with the links on the way; glibc, libnss and GPU driver libraries never are (the base
+// image or the host provides them); needs found nowhere under /cvmfs are reported.
+import { display, fsArg } from '../../model/bytes.js';
+import type { Diagnostics } from '../../model/diagnostics.js';
+import { type Entry, parentPath } from '../../model/entry.js';
+import type { Selection } from '../selection.js';
+import { MOUNT, type SpecRule } from '../spec/parse.js';
+import type { SpecTree } from '../spec/tree.js';
+import { ElfError, expandDynamicString, readElf } from './elf.js';
+import { throughLinks } from './links.js';
+
+/** Libraries that come with the OS or the GPU driver: bundling them breaks images. */
+const SYSTEM_LIBRARY =
+  /^(ld-linux[^/]*|ld64\.so|lib(c|m|dl|pthread|rt|util|resolv|anl|crypt|nsl|BrokenLocale|mvec|thread_db|nss_[^.]+|cuda|nvidia-[^.]+|GLX_nvidia|EGL_nvidia|nvcuvid|OpenCL))\.so(\.[0-9.]+)?$/;
+
+const PLATFORM: Record<number, string> = { 62: 'x86_64', 183: 'aarch64', 3: 'i686', 21: 'ppc64le', 22: 's390x' };
+
+export interface ElfClosureStats {
+  /** ELF objects read. */
+  objects: number;
+  /** Entries added (libraries and the links to them). */
+  added: number;
+  unresolved: number;
+}
+
+/**
+ * One pass over selected files not looked at yet. Returns the symlinks it selected (for the
+ * symlink closure) and whether anything was added; the caller repeats until nothing is.
+ */
+export function elfClosurePass(
+  sel: Selection,
+  tree: SpecTree,
+  ldLibraryPath: readonly string[],
+  seen: Set<string>,
+  stats: ElfClosureStats,
+  diag: Diagnostics,
+): { links: string[]; added: boolean } {
+  const links: string[] = [];
+  const before = sel.size;
+  const todo: Entry[] = [];
+  for (const e of sel.all()) if (e.type === 'file' && !seen.has(e.path)) todo.push(e);
+  for (const e of todo) {
+    seen.add(e.path);
+    let info;
+    try {
+      info = readElf(fsArg(e.source!));
+    } catch (err) {
+      if (err instanceof ElfError) diag.warnPath('elf-malformed', e.path, `not a usable ELF object (${err.message})`);
+      continue;
+    }
+    if (!info || info.needed.length === 0) continue;
+    stats.objects++;
+    const ctx = { origin: parentPath(e.path), elfClass: info.class, platform: PLATFORM[info.machine] ?? 'unknown' };
+    const own = (list: string[]) => list.filter((d) => d !== '').map((d) => expandDynamicString(d, ctx));
+    const dirs = [...(info.runpath.length > 0 ? [] : own(info.rpath)), ...ldLibraryPath, ...own(info.runpath)];
+    for (const needed of info.needed) {
+      if (SYSTEM_LIBRARY.test(needed)) continue;
+      const candidates = needed.includes('/') ? [needed] : dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
+      const reason = `ELF closure: ${display(needed)} needed by ${display(e.path)}`;
+      if (!candidates.some((c) => c.startsWith(MOUNT + '/') && select(sel, tree, c, reason, links))) {
+        stats.unresolved++;
+        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found under ${MOUNT} in ${dirs.length > 0 ? dirs.map(display).join(':') : 'any search path'} (the base image must provide it)`);
+      }
+    }
+  }
+  stats.added += sel.size - before;
+  return { links, added: sel.size > before };
+}
+
+/** Select a candidate library path (and every link on the way) if it exists; true when it does. */
+function select(sel: Selection, tree: SpecTree, path: string, reason: string, links: string[]): boolean {
+  const rule: SpecRule = { kind: 'exact', path, origin: 'ELF closure', text: display(path), reason };
+  const chain = throughLinks(rule, sel.source);
+  const last = chain[chain.length - 1];
+  if (!last || !sel.source.stat(last.path)) return false;
+  if (chain.some((r) => tree.exclusionOf(r.path))) return false;
+  for (const r of chain) {
+    if (sel.has(r.path)) continue;
+    const st = sel.source.stat(r.path);
+    if (!st) return false;
+    sel.addAncestors(r.path, `ancestor of ${display(r.path)} (${reason})`);
+    const entry = sel.entryAt(r.path, st, reason);
+    if (!entry) continue;
+    sel.add(entry);
+    if (entry.type === 'symlink') links.push(r.path);
+  }
+  return true;
+}
