@@ -61,6 +61,7 @@ interface BuildFlags extends SelectionFlags {
 
 interface PlanFlags extends SelectionFlags {
   json?: boolean;
+  explain?: string[];
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -140,7 +141,10 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const payload = selectPayload(selectionOf(flags), diag);
   const out = new Out();
-  if (flags.json) {
+  if (flags.explain) {
+    for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
+    await out.flush();
+  } else if (flags.json) {
     await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure }, diag.warnings, out);
   } else {
     await renderPlanText(payload.entries, payload.summary, diag.warnings, out);
@@ -403,6 +407,7 @@ export function makeProgram(): Command {
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
+    .addOption(new Option('--explain <path>', 'say why /cvmfs/<fqrn>/... is in the image, or why not, instead of listing the plan (repeatable)').argParser(collect))
     .action((flags: PlanFlags) => runPlan(flags));
 
   addTraceOptions(program.command('spec').description('write a cvmfs_shrinkwrap spec from access traces, as cvmfs spec_builder.py would'))

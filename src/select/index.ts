@@ -9,6 +9,7 @@ import { requireDirectory } from '../sources/posix.js';
 import { throughLinks } from './closure/links.js';
 import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
 import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
+import { explainPath } from './explain.js';
 import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
 import { type TraceEventName, type TraceFormat, buildSpecs, readTrace } from './trace/index.js';
@@ -44,6 +45,8 @@ export interface Payload {
   summary: PlanSummary;
   closure: ClosureStats | null;
   elf: ElfClosureStats | null;
+  /** Why a path is (or is not) in the image: `plan --explain`. */
+  explain: (imagePath: string) => string[];
 }
 
 export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
@@ -109,7 +112,14 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
 
   const entries = sel.sorted();
   assignHardLinks(entries);
-  return { entries, summary: summarize(entries, MOUNT), closure, elf };
+  const explain = (p: string) => {
+    try {
+      return explainPath({ entries: new Map(entries.map((e) => [e.path, e])), tree, source: sel.source }, p);
+    } finally {
+      sel.source.release(); // explaining looks things up through the working-directory cursor
+    }
+  };
+  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain };
 }
 
 /**

@@ -188,6 +188,28 @@ describe('ELF closure: the libraries a thin trace missed', () => {
     expect(reasonOf('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/sw/lcg/releases/gcc/6.2.0binutils/x86_64-slc6-gcc62-opt/lib64/libstdc++.so.6.0.22')).toMatch(/^symlink closure: target of .*libstdc\+\+\.so\.6/);
     // Siblings stay out, and the sibling releases' copies of the same libraries too.
     expect(plan.entries.some((e: { path: string }) => e.path.includes('/21.2.74/'))).toBe(false);
+
+    // --explain follows the chain back to the trace: library <- needed by <- ... <- the binary <- trace line.
+    const ex = shrinkwrap(['plan', '-q', '--cvmfs-root', cvmfs, '--trace', thin, '--policy', 'exact', '--closure', 'elf', '--env-file', envFile, '--explain', `${ia}/lib/libCxxUtils.so`]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const lines = ex.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${ia}/lib/libCxxUtils.so: in the image (file): ELF closure: libCxxUtils.so needed by ${lines[1]!.trim().split(':')[0]}`);
+    expect(lines[lines.length - 1]!.trim()).toMatch(new RegExp(`^${ia.replace(/[.+]/g, '\\$&')}/bin/xAODDump: in the image \\(file\\): .*thin\\.paths \\(exact\\):\\d+ exact`));
+  });
+
+  it('--explain says why a path is not in the image', () => {
+    const spec = path.join(work, 'explain-atlas.cern.ch.spec');
+    fs.writeFileSync(spec, `/repo/sw/database/DBRelease/current/*\n!/repo/sw/database/DBRelease/31.8.1/geomDB\n${IA}/setup.sh\n`);
+    const why = (p: string) => shrinkwrap(['plan', '-q', '--cvmfs-root', cvmfs, '--spec', spec, '--repo', 'atlas.cern.ch', '--explain', p]).stdout.trim();
+    expect(why('/cvmfs/atlas.cern.ch/repo/sw/database/DBRelease/31.8.1/geomDB/geomDB_sqlite')).toBe(
+      `/cvmfs/atlas.cern.ch/repo/sw/database/DBRelease/31.8.1/geomDB/geomDB_sqlite: not in the image: excluded by ${spec}:2 '!/repo/sw/database/DBRelease/31.8.1/geomDB'`,
+    );
+    expect(why('/cvmfs/atlas.cern.ch/repo/sw/database/DBRelease/current/XMLConfig/dblookup.xml')).toMatch(/runs through the symlink \/cvmfs\/atlas\.cern\.ch\/repo\/sw\/database\/DBRelease\/current/);
+    expect(why('/cvmfs/atlas.cern.ch/repo/nothing/here')).toMatch(/not in the image: .*\/repo\/nothing does not exist in the source$/);
+    expect(why(`/cvmfs/atlas.cern.ch${IA}/env_setup.sh`)).toMatch(/not in the image: no spec line, trace or closure step selects it; its nearest selected ancestor .* is there because: ancestor of /);
+    expect(why('/cvmfs/atlas.cern.ch/repo/sw/database/DBRelease/31.8.1/sqlite200/ALLP200.db')).toMatch(
+      /in the image \(file\): symlink closure: target of \/cvmfs\/atlas\.cern\.ch\/repo\/sw\/database\/DBRelease\/current\n\s+\/cvmfs\/atlas\.cern\.ch\/repo\/sw\/database\/DBRelease\/current: in the image \(symlink -> 31\.8\.1\): .*:1 tree/,
+    );
   });
 
   it('refuses an --env-file without LD_LIBRARY_PATH, in one line', () => {
