@@ -9,7 +9,7 @@ import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { assignHardLinks } from '../model/plan.js';
 import { selectPayload, specsThroughLinks } from '../select/index.js';
-import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTrace } from '../select/trace/index.js';
+import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { requireDirectory, walkTree } from '../sources/posix.js';
@@ -249,14 +249,8 @@ async function runSpec(flags: SpecFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const files = flags.fromTrace ?? [];
   if (files.length === 0) throw new InputError('give at least one --from-trace FILE');
-  const events = [];
-  let failed = 0;
-  for (const file of files) {
-    const t = readTrace(fromText(file), { format: flags.traceFormat, repo: flags.repo === undefined ? null : fromText(flags.repo), filters: flags.filters ?? [] }, diag);
-    for (const f of t.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
-    failed += t.failed.length;
-    events.push(...t.events);
-  }
+  const repo = flags.repo === undefined ? null : fromText(flags.repo);
+  const events = readTraces(files, { format: flags.traceFormat, repo, filters: flags.filters ?? [] }, diag);
   const specs = buildSpecs(events, { policy: flags.policy, filters: flags.filters ?? [] });
   if (specs.size === 0) throw new InputError(`${files.join(', ')}: no accesses under /cvmfs to make a spec from`);
   const repos = [...specs.keys()].sort();
@@ -280,7 +274,7 @@ async function runSpec(flags: SpecFlags): Promise<void> {
   }
   if (!flags.quiet) {
     const per = repos.map((r) => `${display(r)} ${specs.get(r)!.length} lines`).join(', ');
-    process.stderr.write(`shrinkwrap: ${flags.output ?? 'stdout'}: ${per} (policy ${flags.policy}, ${events.length} events, ${failed} failed accesses left out)\n`);
+    process.stderr.write(`shrinkwrap: ${flags.output ?? 'stdout'}: ${per} (policy ${flags.policy}, ${events.length} events, ${diag.warnings.filter((w) => w.kind === 'trace-failed').length} failed accesses left out)\n`);
   }
   finishWarnings(diag, flags.quiet);
 }

@@ -12,7 +12,7 @@ import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
 import { explainPath } from './explain.js';
 import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
-import { type TraceEventName, type TraceFormat, buildSpecs, readTrace } from './trace/index.js';
+import { type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
 import { SpecTree } from './spec/tree.js';
 import { walkSelected } from './walk.js';
 
@@ -112,9 +112,11 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
 
   const entries = sel.sorted();
   assignHardLinks(entries);
+  let byPath: Map<string, Entry> | null = null; // built on the first --explain only
   const explain = (p: string) => {
+    byPath ??= new Map(entries.map((e) => [e.path, e]));
     try {
-      return explainPath({ entries: new Map(entries.map((e) => [e.path, e])), tree, source: sel.source }, p);
+      return explainPath({ entries: byPath, tree, source: sel.source }, p);
     } finally {
       sel.source.release(); // explaining looks things up through the working-directory cursor
     }
@@ -127,12 +129,7 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
  * selection as cvmfs's spec_builder.py; each rule's origin names the traces and the policy.
  */
 export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: string) => boolean, diag: Diagnostics): SpecRule[] {
-  const events = [];
-  for (const file of t.files) {
-    const parsed = readTrace(fromText(file), { format: t.format, repo, knownRepo: isRepo, filters: t.filters }, diag);
-    for (const f of parsed.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
-    events.push(...parsed.events);
-  }
+  const events = readTraces(t.files, { format: t.format, repo, knownRepo: isRepo, filters: t.filters }, diag);
   const origin = `${t.files.length === 1 ? t.files[0] : `${t.files.length} traces`} (${t.policy})`;
   const rules: SpecRule[] = [];
   for (const [fqrn, lines] of buildSpecs(events, { policy: t.policy, filters: t.filters })) {

@@ -2,13 +2,13 @@
 // Formats: the CVMFS tracer's CSV log, `strace -f` output, Parrot's namelist, plain path lists
 // (reference atlas-on-cvmfs.md §3.2, §5.3; cvmfs-spec-and-trace.md §3.2, §3.4).
 import * as fs from 'node:fs';
-import { display, fromBuffer, fsPath } from '../../model/bytes.js';
+import { display, fromBuffer, fromText, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { parseCvmfsTrace } from './cvmfs.js';
 import { parseParrot, parsePathList } from './lists.js';
 import { STRACE_LINE, parseStrace } from './strace.js';
-import type { ParsedTrace, TraceFormat, TraceOptions } from './types.js';
+import type { ParsedTrace, TraceEvent, TraceFormat, TraceOptions } from './types.js';
 
 export type { FailedAccess, ParsedTrace, TraceEvent, TraceEventName, TraceFormat, TraceOptions } from './types.js';
 export { TRACE_EVENT_NAMES, TRACE_FORMATS } from './types.js';
@@ -68,4 +68,18 @@ export function readTrace(file: string, opts: TraceOptions, diag: Diagnostics): 
     throw new InputError(`trace file ${display(file)}: ${describeSystemError(err)}`);
   }
   return parseTrace(fromBuffer(buf), file, opts, diag);
+}
+
+/**
+ * The events of several traces (their union), each failed access reported once as a warning
+ * (it is not selected). `files` are paths as the user typed them.
+ */
+export function readTraces(files: readonly string[], opts: TraceOptions, diag: Diagnostics): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  for (const file of files) {
+    const parsed = readTrace(fromText(file), opts, diag);
+    for (const f of parsed.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
+    events.push(...parsed.events);
+  }
+  return events;
 }
