@@ -8,7 +8,10 @@ import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { assignHardLinks } from '../model/plan.js';
-import { selectPayload, specsThroughLinks } from '../select/index.js';
+import { type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
+import { type BaseLibraries, baseLibraries } from '../select/closure/base-libs.js';
+import { type ReleaseOptions, type ResolvedRelease, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
+import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
 import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
@@ -21,7 +24,20 @@ import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.j
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
 import { progressFor } from './progress.js';
-import { renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
+import { releaseLines, renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
+
+/** A resolved release for JSON: paths as text. */
+function releaseJson(r: ResolvedRelease): Record<string, unknown> {
+  return {
+    ...r,
+    path: display(r.path),
+    bases: r.bases.map((b) => ({ ...b, path: display(b.path) })),
+    compilers: r.compilers.map(display),
+    lcg: r.lcg.map(display),
+    dbrelease: r.dbrelease ? { ...r.dbrelease, path: display(r.dbrelease.path), version: display(r.dbrelease.version) } : null,
+    ldLibraryPath: r.ldLibraryPath.map(display),
+  };
+}
 
 const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
 
@@ -41,12 +57,23 @@ interface SelectionFlags extends TraceFlags {
   trace?: string[];
   repo?: string;
   quiet?: boolean;
+  release?: string[];
+  releasesFile?: string[];
+  project?: string;
+  platform?: string;
+  recipe?: string[];
+  pack?: string[];
+  dropPack?: string[];
+  defaultExclusions: boolean;
+  dbrelease?: string;
+  include?: string[];
+  exclude?: string[];
+  base?: string;
 }
 
 interface BuildFlags extends SelectionFlags {
   output: string;
   format?: 'dir' | 'squashfs';
-  base?: string;
   force?: boolean;
   compression: 'none' | CodecName;
   level?: string;
@@ -86,6 +113,18 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--no-closure', 'do not follow selected symlinks to their targets')
     .option('--env-file <file>', "a recorded environment (`env` output after the release's setup): its LD_LIBRARY_PATH guides the ELF closure")
     .option('--ld-library-path <dirs>', 'LD_LIBRARY_PATH for the ELF closure (colon-separated /cvmfs directories)')
+    .addOption(new Option('--release <[project,]version>', 'a release to put in the image, e.g. 21.2.75 or AnalysisBase,21.2.75 (repeatable)').argParser(collect))
+    .addOption(new Option('--releases-file <file>', 'releases, one [PROJECT,]VERSION per line (# comments)').argParser(collect))
+    .option('--project <name>', 'project of releases given without one (AnalysisBase, Athena, ...)')
+    .option('--platform <platform>', 'release platform, e.g. x86_64-centos7-gcc8-opt (needed when a release has several)')
+    .addOption(new Option('--recipe <file>', 'a release recipe besides the bundled specs/recipes/*.recipe (repeatable)').argParser(collect))
+    .addOption(new Option('--pack <name|file>', 'a rule pack to apply besides the recipe\'s (specs/packs/<name>.pack or a file; repeatable)').argParser(collect))
+    .addOption(new Option('--drop-pack <name>', "leave out one of the recipe's rule packs (repeatable)").argParser(collect))
+    .option('--no-default-exclusions', 'keep what the default-exclusions pack leaves out (other platforms, docs, old DBReleases, images)')
+    .option('--dbrelease <version>', "DBRelease to include: a version, or none (default: what DBRelease/current points to, for releases whose recipe takes one)")
+    .addOption(new Option('--include <glob>', 'also select what this glob matches under /cvmfs (fast-glob syntax, e.g. atlas.cern.ch/repo/sw/database/GroupData/dev/SUSYTools/**; repeatable)').argParser(collect))
+    .addOption(new Option('--exclude <glob>', 'leave out what this glob matches: a path under /cvmfs, or a name at any depth like *.pdf (repeatable)').argParser(collect))
+    .option('--base <rootfs-dir>', 'base root filesystem directory: the image is built on it (build), and its ld.so.conf tells the ELF closure what it provides')
     .option('-q, --quiet', 'print errors only');
 }
 
@@ -99,13 +138,13 @@ function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
 }
 
 /** --closure symlink,elf / --no-closure → which closures run. */
-function closures(flags: SelectionFlags): { symlink: boolean; elf: boolean } {
-  if (flags.closure === false) return { symlink: false, elf: false };
-  if (flags.closure === undefined || flags.closure === true) return { symlink: true, elf: false };
+function closures(flags: SelectionFlags): { symlink: boolean; elf: boolean; explicit: boolean } {
+  if (flags.closure === false) return { symlink: false, elf: false, explicit: true };
+  if (flags.closure === undefined || flags.closure === true) return { symlink: true, elf: false, explicit: false };
   const kinds = flags.closure.split(',').map((k) => k.trim());
   for (const k of kinds) if (k !== 'symlink' && k !== 'elf') throw new InputError(`--closure ${flags.closure}: expected symlink, elf or symlink,elf`);
   // ELF libraries are reached through links: the ELF closure implies the symlink closure.
-  return { symlink: true, elf: kinds.includes('elf') };
+  return { symlink: true, elf: kinds.includes('elf'), explicit: true };
 }
 
 /** LD_LIBRARY_PATH for the ELF closure: --ld-library-path, else the one in --env-file. */
@@ -125,15 +164,46 @@ function ldLibraryPath(flags: SelectionFlags): string[] {
   return (value ?? '').split(':').filter((d) => d.startsWith('/'));
 }
 
-function selectionOf(flags: SelectionFlags) {
+/** --release, --releases-file and friends; null when no release is asked for. */
+function releasesOf(flags: SelectionFlags): ReleaseOptions | null {
+  const requests = (flags.release ?? []).map((r) => parseReleaseArg(r, `--release ${r}`));
+  for (const f of flags.releasesFile ?? []) requests.push(...readReleasesFile(f));
+  if (requests.length === 0) {
+    for (const [opt, v] of [['--project', flags.project], ['--platform', flags.platform], ['--dbrelease', flags.dbrelease], ['--pack', flags.pack], ['--drop-pack', flags.dropPack]] as const) {
+      if (v !== undefined) throw new InputError(`${opt} needs --release or --releases-file`);
+    }
+    return null;
+  }
+  return {
+    requests,
+    project: flags.project ?? null,
+    platform: flags.platform ?? null,
+    recipes: [...bundledRecipes(), ...(flags.recipe ?? []).map((f) => parseRecipe(f))],
+    packs: flags.pack ?? [],
+    dropPacks: [...(flags.dropPack ?? []), ...(flags.defaultExclusions ? [] : ['default-exclusions'])],
+    dbrelease: flags.dbrelease ?? null,
+  };
+}
+
+function selectionOf(flags: SelectionFlags): SelectOptions {
   const c = closures(flags);
+  let base: BaseLibraries | null = null;
+  if (flags.base !== undefined) {
+    requireDirectory(fromText(path.resolve(flags.base)), '--base');
+    base = baseLibraries(path.resolve(flags.base));
+  }
   return {
     cvmfsRoot: flags.cvmfsRoot,
     specs: flags.spec ?? [],
     traces: { files: flags.trace ?? [], format: flags.traceFormat, policy: flags.policy, filters: flags.filters ?? [] },
     repo: flags.repo ?? null,
     closure: c.symlink,
-    elf: c.elf ? { ldLibraryPath: ldLibraryPath(flags) } : null,
+    // undefined: the default (on with releases); an explicit --closure decides.
+    elf: c.elf ? { ldLibraryPath: ldLibraryPath(flags) } : c.explicit ? null : undefined,
+    releases: releasesOf(flags),
+    include: flags.include ?? [],
+    exclude: flags.exclude ?? [],
+    base,
   };
 }
 
@@ -145,9 +215,10 @@ async function runPlan(flags: PlanFlags): Promise<void> {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
     await out.flush();
   } else if (flags.json) {
-    await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure }, diag.warnings, out);
+    const extra = payload.releases.length > 0 ? { releases: payload.releases.map(releaseJson), parts: payload.parts, ldLibraryPath: payload.searchPath.map(display) } : {};
+    await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf, ...extra }, diag.warnings, out);
   } else {
-    await renderPlanText(payload.entries, payload.summary, diag.warnings, out);
+    await renderPlanText(payload.entries, payload.summary, diag.warnings, out, payload.releases.length > 0 ? payload : null);
   }
   finishWarnings(diag, flags.quiet);
 }
@@ -177,14 +248,13 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
+  const selection = selectionOf(flags);
   let base = null;
   if (flags.base !== undefined) {
-    const baseRoot = fromText(path.resolve(flags.base));
-    requireDirectory(baseRoot, '--base');
-    base = walkTree(baseRoot, '/', `base ${flags.base}`, diag);
+    base = walkTree(fromText(path.resolve(flags.base)), '/', `base ${flags.base}`, diag);
     assignHardLinks(base);
   }
-  const payload = selectPayload(selectionOf(flags), diag);
+  const payload = selectPayload(selection, diag);
   normaliseOwner(payload.entries, owner);
   const epoch = imageEpoch(payload.entries);
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch }, diag);
@@ -217,6 +287,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     output.commit();
     if (!flags.quiet) {
       for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
+      if (payload.releases.length > 0) for (const line of releaseLines(payload)) process.stderr.write(`shrinkwrap: ${line}\n`);
       process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
     }
   } finally {
@@ -250,7 +321,7 @@ async function runSpec(flags: SpecFlags): Promise<void> {
   const files = flags.fromTrace ?? [];
   if (files.length === 0) throw new InputError('give at least one --from-trace FILE');
   const repo = flags.repo === undefined ? null : fromText(flags.repo);
-  const events = readTraces(files, { format: flags.traceFormat, repo, filters: flags.filters ?? [] }, diag);
+  const { events } = readTraces(files, { format: flags.traceFormat, repo, filters: flags.filters ?? [] }, diag);
   const specs = buildSpecs(events, { policy: flags.policy, filters: flags.filters ?? [] });
   if (specs.size === 0) throw new InputError(`${files.join(', ')}: no accesses under /cvmfs to make a spec from`);
   const repos = [...specs.keys()].sort();
@@ -386,7 +457,6 @@ export function makeProgram(): Command {
   )
     .requiredOption('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete)')
     .addOption(new Option('--format <format>', 'image format (default: squashfs)').choices(['squashfs', 'dir']))
-    .option('--base <rootfs-dir>', 'base root filesystem directory; the selection lands in its /cvmfs')
     .option('--force', 'replace an existing output')
     .addOption(new Option('--compression <name>', 'squashfs compressor').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
     .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')

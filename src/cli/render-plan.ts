@@ -3,6 +3,8 @@ import { display, fsPath, isValidUtf8 } from '../model/bytes.js';
 import type { Warning } from '../model/diagnostics.js';
 import { type Entry, type EntryType, modeString } from '../model/entry.js';
 import type { PlanSummary } from '../model/plan.js';
+import type { PartSummary } from '../select/index.js';
+import type { ResolvedRelease } from '../select/release/index.js';
 import { type Out, humanBytes } from './output.js';
 
 // Trees share few distinct mtimes (releases are installed in one go): format each once.
@@ -16,7 +18,7 @@ function isoMinute(seconds: number): string {
   return lastText;
 }
 
-export async function renderPlanText(entries: readonly Entry[], summary: PlanSummary, warnings: readonly Warning[], out: Out): Promise<void> {
+export async function renderPlanText(entries: readonly Entry[], summary: PlanSummary, warnings: readonly Warning[], out: Out, release: ReleaseReport | null = null): Promise<void> {
   for (const e of entries) {
     const link = e.type === 'symlink' ? ` -> ${display(e.target!)}` : e.type === 'hardlink' ? ` => ${display(e.target!)}` : '';
     await out.write(
@@ -24,10 +26,35 @@ export async function renderPlanText(entries: readonly Entry[], summary: PlanSum
     );
   }
   for (const line of summaryLines(summary, warnings.length)) await out.write(line + '\n');
+  if (release) for (const line of releaseLines(release)) await out.write(line + '\n');
   await out.flush();
 }
 
 const typeOrder: EntryType[] = ['dir', 'file', 'symlink', 'hardlink', 'char', 'block', 'fifo', 'socket'];
+
+/** What `--release` brought, and how much each part of it weighs. */
+export interface ReleaseReport {
+  releases: ResolvedRelease[];
+  parts: PartSummary[];
+}
+
+export function releaseLines(r: ReleaseReport): string[] {
+  const lines: string[] = [];
+  for (const rel of r.releases) {
+    const extra = [
+      rel.bases.length > 0 ? `base projects ${rel.bases.map((b) => b.label).join(', ')}` : '',
+      rel.compilers.length > 0 ? `compiler ${rel.compilers.map((c) => display(c)).join(', ')}` : '',
+      rel.dbrelease ? `DBRelease ${display(rel.dbrelease.version)}${rel.dbrelease.via === 'current' ? ' (current)' : ''}` : '',
+    ].filter((x) => x !== '');
+    lines.push(`release: ${rel.project} ${rel.version} ${rel.platform} at ${display(rel.path)}${extra.length > 0 ? `; ${extra.join('; ')}` : ''}`);
+  }
+  if (r.parts.length > 0) {
+    const width = Math.max(...r.parts.map((p) => p.label.length));
+    lines.push('parts:');
+    for (const p of r.parts) lines.push(`  ${p.label.padEnd(width)}  ${String(p.entries).padStart(9)} entries  ${humanBytes(p.bytes).padStart(10)}`);
+  }
+  return lines;
+}
 
 export function summaryLines(summary: PlanSummary, warnings: number): string[] {
   const counts = typeOrder.filter((t) => summary.types[t] > 0).map((t) => `${summary.types[t]} ${t}`);

@@ -7,12 +7,16 @@ import { InputError } from '../model/errors.js';
 import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
 import { requireDirectory } from '../sources/posix.js';
 import { throughLinks } from './closure/links.js';
+import type { BaseLibraries } from './closure/base-libs.js';
 import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
+import { GlobExclusions, compileGlob, expandGlob } from './glob.js';
+import { type Part, type ReleaseOptions, type ResolvedRelease, planReleases, scriptHost } from './release/index.js';
+import { evaluateSetup, normalise } from './release/shell.js';
 import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
 import { explainPath } from './explain.js';
 import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
-import { type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
+import { type FailedAccess, type TraceEvent, type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
 import { SpecTree } from './spec/tree.js';
 import { walkSelected } from './walk.js';
 
@@ -35,8 +39,26 @@ export interface SelectOptions {
   repo: string | null;
   /** Follow selected symlinks (on by default). */
   closure: boolean;
-  /** ELF closure: add the shared libraries selected ELF objects need, searching these (image) directories as LD_LIBRARY_PATH. */
+  /**
+   * ELF closure: add the shared libraries selected ELF objects need, searching `ldLibraryPath`
+   * (image directories) as LD_LIBRARY_PATH, then the releases' and the traces' search paths. On
+   * by default with releases (`elf: undefined`); null turns it off.
+   */
   elf?: { ldLibraryPath: string[] } | null;
+  /** Releases to select (`--release`), with their recipes and packs. */
+  releases?: ReleaseOptions | null;
+  /** `--include` / `--exclude` globs (paths under /cvmfs, fast-glob syntax). */
+  include?: string[];
+  exclude?: string[];
+  /** The base image's loader directories: what it provides is never bundled. */
+  base?: BaseLibraries | null;
+}
+
+/** Bytes and entries a part of the request contributes (the release, its externals, a pack, ...). */
+export interface PartSummary {
+  label: string;
+  entries: number;
+  bytes: number;
 }
 
 export interface Payload {
@@ -45,6 +67,11 @@ export interface Payload {
   summary: PlanSummary;
   closure: ClosureStats | null;
   elf: ElfClosureStats | null;
+  /** With releases: how much each part contributes (the rest is `other`). */
+  parts: PartSummary[];
+  releases: ResolvedRelease[];
+  /** LD_LIBRARY_PATH the ELF closure searched (image paths). */
+  searchPath: string[];
   /** Why a path is (or is not) in the image: `plan --explain`. */
   explain: (imagePath: string) => string[];
 }
@@ -54,14 +81,51 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
   requireDirectory(fromText(rootText), '--cvmfs-root');
   const source = new CvmfsSource(fromText(rootText));
   const traceFiles = opts.traces?.files ?? [];
-  if (opts.specs.length === 0 && traceFiles.length === 0) throw new InputError('nothing to select: give at least one --spec FILE or --trace FILE');
-
-  const rules: SpecRule[] = [];
-  const repo = opts.repo === null ? null : fromText(opts.repo);
-  for (const file of opts.specs) rules.push(...readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag));
-  if (opts.traces && traceFiles.length > 0) {
-    for (const r of traceRules(opts.traces, repo, (r) => source.isRepo(r), diag)) rules.push(...throughLinks(r, source));
+  const releases = opts.releases?.requests.length ? opts.releases : null;
+  if (opts.specs.length === 0 && traceFiles.length === 0 && !releases && (opts.include ?? []).length === 0) {
+    throw new InputError('nothing to select: give --release VERSION, --spec FILE, --trace FILE or --include GLOB');
   }
+  try {
+    return selectFrom(source, rootText, releases, opts, diag);
+  } finally {
+    source.release();
+  }
+}
+
+function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOptions | null, opts: SelectOptions, diag: Diagnostics): Payload {
+  const rules: SpecRule[] = [];
+  const traceFiles = opts.traces?.files ?? [];
+  const repo = opts.repo === null ? null : fromText(opts.repo);
+  const globs = new GlobExclusions();
+  let parts: Part[] = [];
+  let resolved: ResolvedRelease[] = [];
+  const searchPath = [...(opts.elf?.ldLibraryPath ?? [])];
+  if (releases) {
+    const plan = planReleases(releases, source, rootText, diag);
+    rules.push(...plan.rules);
+    parts = plan.parts;
+    resolved = plan.releases;
+    for (const d of plan.ldLibraryPath) if (!searchPath.includes(d)) searchPath.push(d);
+    globs.adopt(plan.globs);
+  }
+  for (const file of opts.specs) rules.push(...readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag));
+  let traced: string[] = [];
+  if (opts.traces && traceFiles.length > 0) {
+    const t = traceRules(opts.traces, repo, (r) => source.isRepo(r), diag);
+    for (const r of t.rules) rules.push(...throughLinks(r, source));
+    traced = loaderDirs(t.events, t.failed, source);
+  }
+  for (const g of opts.include ?? []) {
+    compileGlob(g, `--include ${g}`);
+    const matches = expandGlob(rootText, g.replace(/^\/cvmfs\//, ''));
+    if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
+    for (const m of matches) {
+      const st = source.stat(m);
+      const rule: SpecRule = { kind: st?.isDirectory() ? 'recursive' : 'exact', path: m, origin: `--include ${g}`, text: display(m), reason: `--include ${g}` };
+      rules.push(...throughLinks(rule, source));
+    }
+  }
+  for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const rule of rules) {
     const repo = rule.path.split('/')[2]!;
     if (!source.isRepo(repo)) {
@@ -69,16 +133,81 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
     }
   }
 
-  const tree = new SpecTree(rules, diag);
+  const tree = new SpecTree(rules, diag, globs);
   const sel = new Selection(source, diag);
-  try {
-    return finishSelection(opts, sel, tree, rules, diag);
-  } finally {
-    source.release();
-  }
+  // The ELF closure is on by default with releases: AtlasCMake builds have no RPATH (§1.6).
+  const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
+  const payload = finishSelection(opts, sel, tree, rules, elf, diag);
+  payload.parts = releases ? partSummary(payload.entries, parts) : [];
+  payload.releases = resolved;
+  payload.searchPath = searchPath;
+  return payload;
 }
 
-function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, rules: SpecRule[], diag: Diagnostics): Payload {
+/**
+ * Directories the traced loader searched: where it opened shared libraries or looked for them in
+ * vain, and what the setup scripts the workload opened put on LD_LIBRARY_PATH.
+ */
+function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess[], source: CvmfsSource): string[] {
+  const dirs: string[] = [];
+  const add = (d: string) => {
+    if (!dirs.includes(d)) dirs.push(d);
+  };
+  const isLib = (p: string) => /\/[^/]*\.so(\.[0-9][^/]*)?$/.test(p);
+  const host = scriptHost(source);
+  for (const a of [...events, ...failed]) {
+    if (!isLib(a.path)) continue;
+    if ('event' in a && a.event !== 'open' && a.event !== 'lookup' && a.event !== 'getattr') continue;
+    add(`${MOUNT}/${a.repo}${a.path.slice(0, a.path.lastIndexOf('/'))}`);
+  }
+  const scripts = new Set<string>();
+  for (const e of events) if (e.event === 'open' && /\.(sh|bash)$/.test(e.path)) scripts.add(`${MOUNT}/${e.repo}${e.path}`);
+  for (const s of scripts) {
+    const r = evaluateSetup(s, host);
+    for (const d of (r.env.get('LD_LIBRARY_PATH') ?? '').split(':')) if (d.startsWith(MOUNT + '/')) add(normalise(d));
+  }
+  return dirs;
+}
+
+/** Entries and bytes per part: an entry belongs to the earliest-named part whose root holds it. */
+function partSummary(entries: readonly Entry[], parts: readonly Part[]): PartSummary[] {
+  const rootPart = new Map<string, number>();
+  parts.forEach((p, i) => {
+    for (const r of p.roots) if (!rootPart.has(r)) rootPart.set(r, i);
+  });
+  const out = parts.map((p) => ({ label: p.label, entries: 0, bytes: 0 }));
+  const other = { label: 'other (spec lines, traces, closures, ancestors)', entries: 0, bytes: 0 };
+  for (const e of entries) {
+    let best = -1;
+    for (let p = e.path; p.length > MOUNT.length; p = p.slice(0, p.lastIndexOf('/'))) {
+      const i = rootPart.get(p);
+      if (i !== undefined && (best < 0 || i < best)) best = i;
+    }
+    const s = best < 0 ? other : out[best]!;
+    s.entries++;
+    if (e.type === 'file') s.bytes += e.size;
+  }
+  // Parts that several releases share (one LCG release, one compiler) are listed once.
+  const merged = new Map<string, PartSummary>();
+  for (const s of [...out, other]) {
+    const m = merged.get(s.label);
+    if (m) {
+      m.entries += s.entries;
+      m.bytes += s.bytes;
+    } else merged.set(s.label, { ...s });
+  }
+  // A part whose roots all lie inside an earlier one (a pack's files inside the release) shows as 0: leave it out.
+  return [...merged.values()].filter((s) => s.entries > 0);
+}
+
+function finishSelection(
+  opts: SelectOptions,
+  sel: Selection,
+  tree: SpecTree,
+  rules: SpecRule[],
+  elfSearch: { ldLibraryPath: string[]; traced: string[]; base: BaseLibraries | null } | null,
+  diag: Diagnostics,
+): Payload {
   const mount = tree.match(MOUNT);
   const links: string[] = [];
   if (mount) {
@@ -93,12 +222,12 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
 
   const closure = opts.closure ? symlinkClosure(sel, tree, links) : null;
   let elf: ElfClosureStats | null = null;
-  if (opts.elf) {
+  if (elfSearch) {
     // Libraries bring links, links bring libraries: alternate until nothing new appears.
-    elf = { objects: 0, added: 0, unresolved: 0 };
+    elf = { objects: 0, added: 0, unresolved: 0, fromBase: 0 };
     const seen = new Set<string>();
     for (;;) {
-      const pass = elfClosurePass(sel, tree, opts.elf.ldLibraryPath, seen, elf, diag);
+      const pass = elfClosurePass(sel, tree, elfSearch, seen, elf, diag);
       if (pass.links.length > 0) symlinkClosure(sel, tree, pass.links);
       if (!pass.added) break;
     }
@@ -121,15 +250,20 @@ function finishSelection(opts: SelectOptions, sel: Selection, tree: SpecTree, ru
       sel.source.release(); // explaining looks things up through the working-directory cursor
     }
   };
-  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain };
+  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], releases: [], searchPath: [] };
 }
 
 /**
  * Spec rules from access traces: the events of all traces, per repository, through the same
  * selection as cvmfs's spec_builder.py; each rule's origin names the traces and the policy.
  */
-export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: string) => boolean, diag: Diagnostics): SpecRule[] {
-  const events = readTraces(t.files, { format: t.format, repo, knownRepo: isRepo, filters: t.filters }, diag);
+export function traceRules(
+  t: TraceInput,
+  repo: string | null,
+  isRepo: (fqrn: string) => boolean,
+  diag: Diagnostics,
+): { rules: SpecRule[]; events: TraceEvent[]; failed: FailedAccess[] } {
+  const { events, failed } = readTraces(t.files, { format: t.format, repo, knownRepo: isRepo, filters: t.filters }, diag);
   const origin = `${t.files.length === 1 ? t.files[0] : `${t.files.length} traces`} (${t.policy})`;
   const rules: SpecRule[] = [];
   for (const [fqrn, lines] of buildSpecs(events, { policy: t.policy, filters: t.filters })) {
@@ -141,7 +275,7 @@ export function traceRules(t: TraceInput, repo: string | null, isRepo: (fqrn: st
     }
     rules.push(...parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag));
   }
-  return rules;
+  return { rules, events, failed };
 }
 
 /**

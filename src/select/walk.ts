@@ -43,7 +43,10 @@ export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, 
     for (let i = names.length - 1; i >= 0; i--) {
       const name = names[i]!;
       const childPick = tree.pick(p.state, name);
-      if (childPick) stack.push([joinPath(path, name), childPick]);
+      if (!childPick) continue;
+      const childPath = joinPath(path, name);
+      if (tree.globs && tree.globExclusion(childPath, childPick.state.node)) continue;
+      stack.push([childPath, childPick]);
     }
   }
   return links;

@@ -66,7 +66,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
   });
 
   it('no spec at all', () => {
-    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', root]), 2, 'nothing to select: give at least one --spec FILE');
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', root]), 2, 'nothing to select: give --release VERSION, --spec FILE');
   });
 
   it('a missing spec file', () => {

@@ -1,15 +1,18 @@
 // ELF closure: the shared libraries that selected executables and libraries need (DT_NEEDED),
 // found the way the dynamic loader would find them, without running anything (never ldd):
-// DT_RPATH (unless DT_RUNPATH), then LD_LIBRARY_PATH (as the release's setup exports it, given by
-// the operator), then DT_RUNPATH; $ORIGIN and friends expanded. Libraries found under /cvmfs are
-// selected with the links on the way; glibc, libnss and GPU driver libraries never are (the base
-// image or the host provides them); needs found nowhere under /cvmfs are reported.
+// DT_RPATH (unless DT_RUNPATH), then LD_LIBRARY_PATH (emulated from the release's setup chain, or
+// given by the operator), then the directories a trace shows the loader searching, then DT_RUNPATH,
+// then the base image's ld.so.conf and default directories; $ORIGIN and friends expanded. The first
+// directory that has the library wins: under /cvmfs it is selected with the links on the way; in
+// the base image it is left to the base. glibc, libnss and GPU driver libraries are never bundled
+// (the base image or the host provides them); needs found nowhere are reported.
 import { display, fsArg } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, parentPath } from '../../model/entry.js';
 import type { Selection } from '../selection.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import type { SpecTree } from '../spec/tree.js';
+import type { BaseLibraries } from './base-libs.js';
 import { ElfError, expandDynamicString, readElf } from './elf.js';
 import { throughLinks } from './links.js';
 
@@ -25,6 +28,18 @@ export interface ElfClosureStats {
   /** Entries added (libraries and the links to them). */
   added: number;
   unresolved: number;
+  /** Needs met by the base image (not bundled). */
+  fromBase: number;
+}
+
+/** Where the closure looks, besides each object's own DT_RPATH/DT_RUNPATH. */
+export interface ElfSearch {
+  /** LD_LIBRARY_PATH (image paths). */
+  ldLibraryPath: readonly string[];
+  /** Directories a trace shows the loader searching (image paths). */
+  traced: readonly string[];
+  /** The base image's loader directories; null without a base. */
+  base: BaseLibraries | null;
 }
 
 /**
@@ -34,7 +49,7 @@ export interface ElfClosureStats {
 export function elfClosurePass(
   sel: Selection,
   tree: SpecTree,
-  ldLibraryPath: readonly string[],
+  search: ElfSearch,
   seen: Set<string>,
   stats: ElfClosureStats,
   diag: Diagnostics,
@@ -56,19 +71,39 @@ export function elfClosurePass(
     stats.objects++;
     const ctx = { origin: parentPath(e.path), elfClass: info.class, platform: PLATFORM[info.machine] ?? 'unknown' };
     const own = (list: string[]) => list.filter((d) => d !== '').map((d) => expandDynamicString(d, ctx));
-    const dirs = [...(info.runpath.length > 0 ? [] : own(info.rpath)), ...ldLibraryPath, ...own(info.runpath)];
+    const dirs = unique([
+      ...(info.runpath.length > 0 ? [] : own(info.rpath)),
+      ...search.ldLibraryPath,
+      ...search.traced,
+      ...own(info.runpath),
+      ...(search.base?.dirs ?? []),
+    ]);
     for (const needed of info.needed) {
       if (SYSTEM_LIBRARY.test(needed)) continue;
       const candidates = needed.includes('/') ? [needed] : dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
       const reason = `ELF closure: ${display(needed)} needed by ${display(e.path)}`;
-      if (!candidates.some((c) => c.startsWith(MOUNT + '/') && select(sel, tree, c, reason, links))) {
+      let found = false;
+      for (const c of candidates) {
+        if (c.startsWith(MOUNT + '/')) found = select(sel, tree, c, reason, links);
+        else if (search.base?.has(display(c))) {
+          stats.fromBase++;
+          found = true;
+        }
+        if (found) break;
+      }
+      if (!found) {
         stats.unresolved++;
-        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found under ${MOUNT} in ${dirs.length > 0 ? dirs.map(display).join(':') : 'any search path'} (the base image must provide it)`);
+        const where = search.base ? `under ${MOUNT} or in the base image` : `under ${MOUNT}`;
+        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found ${where} in ${dirs.length > 0 ? dirs.map(display).join(':') : 'any search path'}${search.base ? '' : ' (the base image must provide it)'}`);
       }
     }
   }
   stats.added += sel.size - before;
   return { links, added: sel.size > before };
+}
+
+function unique(dirs: string[]): string[] {
+  return [...new Set(dirs.map((d) => d.replace(/\/+$/, '') || '/'))];
 }
 
 /** Select a candidate library path (and every link on the way) if it exists; true when it does. */

@@ -9,6 +9,7 @@
 //  - an exact rule on a directory selects it empty (plus whatever deeper rules name);
 //  - symlinks are entries like any other: the matcher never looks through them.
 import type { Diagnostics } from '../../model/diagnostics.js';
+import type { GlobExclusions } from '../glob.js';
 import type { SpecRule } from './parse.js';
 
 export interface SpecNode {
@@ -45,7 +46,16 @@ export class SpecTree {
   readonly root: SpecNode = newNode();
   private readonly deepStates = new Map<SpecRule, DirState>();
 
-  constructor(rules: readonly SpecRule[], diag: Diagnostics | null = null) {
+  /**
+   * @param globs exclusion globs (`--exclude`, rule packs). They prune what tree and flat lines and
+   * the closures bring in; a path that a rule names, or an ancestor of one, is never pruned by them.
+   */
+  constructor(
+    rules: readonly SpecRule[],
+    diag: Diagnostics | null = null,
+    readonly globs: GlobExclusions | null = null,
+  ) {
+    if (globs && globs.size === 0) this.globs = null;
     for (const rule of rules) {
       let node = this.root;
       for (const c of rule.path.split('/')) {
@@ -160,26 +170,38 @@ export class SpecTree {
     return s;
   }
 
+  /** The exclusion glob that prunes a picked child at `imagePath`, if any (see the constructor). */
+  globExclusion(imagePath: string, node: SpecNode | null): SpecRule | null {
+    if (!this.globs || node?.wanted) return null;
+    return this.globs.at(imagePath);
+  }
+
   /** Follow an absolute image path from the root; null when it (or an ancestor) is not selected. */
   match(imagePath: string): Pick | null {
     let pick: Pick = { reason: '', state: this.rootState() };
+    let p = '';
     for (const c of imagePath.split('/')) {
       if (c === '') continue;
+      p += '/' + c;
       const next = this.pick(pick.state, c);
-      if (!next) return null;
+      if (!next || this.globExclusion(p, next.state.node)) return null;
       pick = next;
     }
     return pick;
   }
 
-  /** The exclusion rule that removes an image path (on the path or an ancestor), if any. */
+  /** The exclusion rule or glob that removes an image path (on the path or an ancestor), if any. */
   exclusionOf(imagePath: string): SpecRule | null {
     let node: SpecNode | undefined = this.root;
+    let p = '';
     for (const c of imagePath.split('/')) {
       if (c === '') continue;
-      node = node.children?.get(c);
-      if (!node) return null;
-      if (node.rule?.kind === 'exclude') return node.rule;
+      p += '/' + c;
+      node = node?.children?.get(c);
+      if (node?.rule?.kind === 'exclude') return node.rule;
+      const g = this.globExclusion(p, node ?? null);
+      if (g) return g;
+      if (!node && !this.globs) return null;
     }
     return null;
   }

@@ -8,7 +8,7 @@ import { InputError, describeSystemError } from '../../model/errors.js';
 import { parseCvmfsTrace } from './cvmfs.js';
 import { parseParrot, parsePathList } from './lists.js';
 import { STRACE_LINE, parseStrace } from './strace.js';
-import type { ParsedTrace, TraceEvent, TraceFormat, TraceOptions } from './types.js';
+import type { FailedAccess, ParsedTrace, TraceEvent, TraceFormat, TraceOptions } from './types.js';
 
 export type { FailedAccess, ParsedTrace, TraceEvent, TraceEventName, TraceFormat, TraceOptions } from './types.js';
 export { TRACE_EVENT_NAMES, TRACE_FORMATS } from './types.js';
@@ -74,12 +74,14 @@ export function readTrace(file: string, opts: TraceOptions, diag: Diagnostics): 
  * The events of several traces (their union), each failed access reported once as a warning
  * (it is not selected). `files` are paths as the user typed them.
  */
-export function readTraces(files: readonly string[], opts: TraceOptions, diag: Diagnostics): TraceEvent[] {
+export function readTraces(files: readonly string[], opts: TraceOptions, diag: Diagnostics): { events: TraceEvent[]; failed: FailedAccess[] } {
   const events: TraceEvent[] = [];
+  const failed: FailedAccess[] = [];
   for (const file of files) {
     const parsed = readTrace(fromText(file), opts, diag);
     for (const f of parsed.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
     events.push(...parsed.events);
+    failed.push(...parsed.failed);
   }
-  return events;
+  return { events, failed };
 }

@@ -1,0 +1,82 @@
+// What the base image's dynamic loader finds by itself: the directories of its /etc/ld.so.conf
+// (with `include` globs, as ldconfig reads them) and the loader's default directories. The ELF
+// closure never bundles a library the loader would take from there.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** glibc's trusted directories (x86_64 and aarch64 builds put lib64 first). */
+const DEFAULT_DIRS = ['/lib64', '/usr/lib64', '/lib', '/usr/lib'];
+
+export interface BaseLibraries {
+  /** Search directories in the base image (image paths), ld.so.conf order then defaults. */
+  dirs: string[];
+  /** Does the base image have `dir/name` (image paths; links count, even to elsewhere in the base)? */
+  has(imagePath: string): boolean;
+}
+
+/** The loader's view of a base root filesystem directory (host path, text). */
+export function baseLibraries(rootfs: string): BaseLibraries {
+  const dirs: string[] = [];
+  const seen = new Set<string>();
+  const add = (d: string) => {
+    const n = path.posix.normalize(d).replace(/\/+$/, '') || '/';
+    if (!seen.has(n)) {
+      seen.add(n);
+      dirs.push(n);
+    }
+  };
+  readConf(rootfs, '/etc/ld.so.conf', add, new Set());
+  for (const d of DEFAULT_DIRS) add(d);
+  return {
+    dirs,
+    has(imagePath: string): boolean {
+      try {
+        fs.lstatSync(path.join(rootfs, imagePath));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+function readConf(rootfs: string, file: string, add: (dir: string) => void, visited: Set<string>): void {
+  if (visited.has(file) || visited.size > 64) return;
+  visited.add(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(rootfs, file), 'utf8');
+  } catch {
+    return;
+  }
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const inc = /^include\s+(.+)$/.exec(line);
+    if (inc) {
+      for (const pattern of inc[1]!.split(/\s+/)) {
+        const abs = pattern.startsWith('/') ? pattern : path.posix.join(path.posix.dirname(file), pattern);
+        for (const f of globConf(rootfs, abs)) readConf(rootfs, f, add, visited);
+      }
+      continue;
+    }
+    // `dir` or the old `dir=TYPE` form; hwcap lines are not directories.
+    if (line.startsWith('hwcap')) continue;
+    for (const d of line.split(/[\s:,]+/)) if (d.startsWith('/')) add(d.replace(/=.*$/, ''));
+  }
+}
+
+/** ld.so.conf include patterns are `dir/*.conf`-style: a glob in the last component only. */
+function globConf(rootfs: string, pattern: string): string[] {
+  const dir = path.posix.dirname(pattern);
+  const base = path.posix.basename(pattern);
+  if (!/[*?[]/.test(base)) return [pattern];
+  const re = new RegExp('^' + base.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.join(rootfs, dir));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => re.test(n)).sort().map((n) => path.posix.join(dir, n));
+}

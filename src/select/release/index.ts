@@ -1,0 +1,439 @@
+// `--release [PROJECT,]VERSION`: a release named the way operators name it becomes spec rules, glob
+// exclusions and an LD_LIBRARY_PATH, driven by the recipes and rule packs in specs/:
+//  1. resolve: the recipe whose version pattern matches; project and platform from what exists
+//     under the source (ambiguity and unknown versions are errors that list what there is);
+//  2. the setup chain: the release's setup.sh evaluated (never run), which gives the base projects
+//     it sources (<Project>Externals, ...), the compiler setup, LD_LIBRARY_PATH and LCG releases;
+//  3. rule packs: include/exclude/keep lines instantiated for the release.
+import { display, fromText } from '../../model/bytes.js';
+import type { Diagnostics } from '../../model/diagnostics.js';
+import { InputError } from '../../model/errors.js';
+import { readLink } from '../../sources/posix.js';
+import { throughLinks } from '../closure/links.js';
+import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../glob.js';
+import type { CvmfsSource } from '../selection.js';
+import { MOUNT, type SpecRule } from '../spec/parse.js';
+import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack, readLines } from './recipe.js';
+import { type ScriptHost, evaluateSetup, normalise, readScriptFile } from './shell.js';
+
+export interface ReleaseRequest {
+  project: string | null;
+  version: string;
+  /** Where it was asked for: `--release` or `file:line`. */
+  origin: string;
+}
+
+export interface ReleaseOptions {
+  requests: ReleaseRequest[];
+  /** Default project for requests without one. */
+  project: string | null;
+  platform: string | null;
+  recipes: Recipe[];
+  /** Extra packs (names or files) and packs turned off (names). */
+  packs: string[];
+  dropPacks: string[];
+  /** A DBRelease version, 'none', or null for what `current` points to. */
+  dbrelease: string | null;
+}
+
+/** A part of the image, for the per-part summary: entries under these roots belong to it. */
+export interface Part {
+  label: string;
+  roots: string[];
+}
+
+export interface ResolvedRelease {
+  recipe: string;
+  project: string;
+  version: string;
+  branch: string;
+  platform: string;
+  /** Image path of the install area. */
+  path: string;
+  /** Base projects, in the order the chain met them: label and install area. */
+  bases: { label: string; path: string; why: string }[];
+  compilers: string[];
+  lcg: string[];
+  dbrelease: { path: string; version: string; via: 'current' | 'option' } | null;
+  packs: string[];
+  ldLibraryPath: string[];
+  /** Setup-script constructs the evaluator skipped. */
+  unevaluated: string[];
+}
+
+export interface ReleasePlan {
+  rules: SpecRule[];
+  globs: GlobExclusions;
+  ldLibraryPath: string[];
+  parts: Part[];
+  releases: ResolvedRelease[];
+}
+
+/** `[PROJECT,]VERSION` or asetup's `VERSION,PROJECT`. */
+export function parseReleaseArg(text: string, origin: string): ReleaseRequest {
+  const parts = text.split(',').map((p) => p.trim());
+  const versions = parts.filter((p) => /^[0-9]/.test(p));
+  const names = parts.filter((p) => p !== '' && !/^[0-9]/.test(p));
+  if (parts.length > 2 || versions.length !== 1 || names.length > 1 || parts.some((p) => p === '' || /[/\s]/.test(p))) {
+    throw new InputError(`${origin}: '${text}': expected [PROJECT,]VERSION, e.g. 21.2.75 or AnalysisBase,21.2.75`);
+  }
+  return { project: names[0] ?? null, version: versions[0]!, origin };
+}
+
+export function readReleasesFile(file: string): ReleaseRequest[] {
+  const { lines } = readLines(file, file);
+  return lines.map((l) => {
+    if (l.when.length > 0 || l.args.length > 0) throw new InputError(`${l.origin}: one release per line, [PROJECT,]VERSION`);
+    return parseReleaseArg(l.key, l.origin);
+  });
+}
+
+export function planReleases(opts: ReleaseOptions, source: CvmfsSource, rootText: string, diag: Diagnostics): ReleasePlan {
+  if (opts.recipes.length === 0) throw new InputError('no release recipes found (specs/recipes/*.recipe, or --recipe FILE)');
+  const plan: ReleasePlan = { rules: [], globs: new GlobExclusions(), ldLibraryPath: [], parts: [], releases: [] };
+  const host = scriptHost(source);
+  for (const req of opts.requests) {
+    const r = resolve(req, opts, source, rootText);
+    plan.releases.push(addRelease(r, opts, source, host, rootText, plan, diag));
+  }
+  return plan;
+}
+
+interface Resolution {
+  req: ReleaseRequest;
+  recipe: Recipe;
+  vars: Record<string, string>;
+}
+
+/** Template variables → a glob (unknowns are `*`) and a regex that captures them back. */
+function templateGlob(template: string, vars: Record<string, string>, unknown: Record<string, string>): string {
+  return expandTemplate(template, { ...vars, ...unknown }, 'recipe')[0]!;
+}
+
+function templateRegex(template: string, vars: Record<string, string>): RegExp {
+  let src = '';
+  let rest = template;
+  const captured = new Set<string>();
+  for (;;) {
+    const m = /\{([a-z]+)\}/.exec(rest);
+    if (!m) break;
+    const v = m[1]!;
+    src += escapeRe(rest.slice(0, m.index));
+    src += vars[v] !== undefined ? escapeRe(vars[v]!) : captured.has(v) ? `\\k<${v}>` : `(?<${v}>[^/]+)`;
+    captured.add(v);
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return new RegExp(`^${src}${escapeRe(rest)}$`);
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsSource, root: string): Resolution {
+  const matching = opts.recipes.filter((r) => r.version.test(req.version));
+  if (matching.length === 0) {
+    throw new InputError(`${req.origin}: '${req.version}' is not a release version (${opts.recipes.map((r) => `${r.name}: ${r.versionText}`).join('; ')})`);
+  }
+  const project = req.project ?? opts.project;
+  const found: { recipe: Recipe; project: string; platforms: string[]; vars: Record<string, string> }[] = [];
+  for (const recipe of matching) {
+    if (!source.isRepo(recipe.repo)) continue;
+    const branch = recipe.version.exec(req.version)!.groups!['branch']!;
+    const base = { repo: recipe.repo, branch, version: req.version };
+    const vars = { ...base, area: expandTemplate(recipe.area, base, recipe.file)[0]! };
+    const projects = project ? [project] : recipe.projects;
+    const pattern = templateGlob(recipe.release, vars, { project: braces(projects), platform: '*' });
+    const re = templateRegex(recipe.release, vars);
+    const byProject = new Map<string, string[]>();
+    for (const p of expandGlob(root, pattern)) {
+      const m = re.exec(display(p).slice(MOUNT.length + 1));
+      if (!m) continue;
+      const list = byProject.get(m.groups!['project']!) ?? [];
+      list.push(m.groups!['platform']!);
+      byProject.set(m.groups!['project']!, list);
+    }
+    for (const [p, platforms] of [...byProject].sort()) found.push({ recipe, project: p, platforms: platforms.sort(), vars: { ...vars, project: p } });
+  }
+  const what = `${project ? `${project} ` : ''}${req.version}`;
+  if (found.length === 0) {
+    const near = nearestVersions(req.version, project, matching, root);
+    throw new InputError(
+      `${req.origin}: release ${what} not found under ${root}` +
+        (near.length > 0 ? `; nearest: ${near.join(', ')}` : `; no ${project ?? 'release'} versions found there at all`),
+    );
+  }
+  if (found.length > 1) {
+    throw new InputError(
+      `${req.origin}: release ${req.version} is ambiguous: ${found.map((f) => `${f.project},${req.version}`).join(', ')} (name one: --release PROJECT,${req.version} or --project)`,
+    );
+  }
+  const f = found[0]!;
+  let platform: string;
+  if (opts.platform) {
+    if (!f.platforms.includes(opts.platform)) {
+      throw new InputError(`${req.origin}: ${f.project} ${req.version} has no platform ${opts.platform} (there: ${f.platforms.join(', ')})`);
+    }
+    platform = opts.platform;
+  } else if (f.platforms.length === 1) {
+    platform = f.platforms[0]!;
+  } else {
+    throw new InputError(`${req.origin}: ${f.project} ${req.version} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform)`);
+  }
+  return { req, recipe: f.recipe, vars: { ...f.vars, platform } };
+}
+
+const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`);
+
+/** Versions of the project(s) that exist, nearest to the one asked for (three below, three above). */
+function nearestVersions(version: string, project: string | null, recipes: Recipe[], root: string): string[] {
+  const key = (v: string) => v.split('.').map((n) => n.padStart(6, '0')).join('.');
+  const all = new Set<string>();
+  for (const recipe of recipes) {
+    const pattern = templateGlob(recipe.release, { repo: recipe.repo }, {
+      area: templateGlob(recipe.area, { repo: recipe.repo }, { branch: '*' }),
+      branch: '*',
+      project: braces(project ? [project] : recipe.projects),
+      version: '*',
+      platform: '*',
+    });
+    const re = templateRegex(recipe.release.replace('{area}', recipe.area), { repo: recipe.repo });
+    for (const p of expandGlob(root, pattern)) {
+      const m = re.exec(display(p).slice(MOUNT.length + 1));
+      if (m && recipe.version.test(m.groups!['version']!)) all.add(`${m.groups!['project']},${m.groups!['version']}`);
+    }
+  }
+  const sorted = [...all].sort((a, b) => (key(a.split(',')[1]!) < key(b.split(',')[1]!) ? -1 : key(a.split(',')[1]!) > key(b.split(',')[1]!) ? 1 : a < b ? -1 : 1));
+  const at = sorted.findIndex((v) => key(v.split(',')[1]!) > key(version));
+  const i = at < 0 ? sorted.length : at;
+  return sorted.slice(Math.max(0, i - 3), i + 3);
+}
+
+/** Reading setup scripts from the source tree, resolving links as the kernel would. */
+export function scriptHost(source: CvmfsSource): ScriptHost {
+  const resolvePath = (p: string): string => {
+    const rules = throughLinks({ kind: 'recursive', path: p, origin: '', text: '', reason: '' }, source);
+    return rules[rules.length - 1]?.path ?? p;
+  };
+  return {
+    resolve: resolvePath,
+    read(p) {
+      const r = resolvePath(p);
+      if (!r.startsWith(MOUNT + '/')) return null;
+      return readScriptFile(source.host(r));
+    },
+    kind(p) {
+      const r = resolvePath(p);
+      if (!r.startsWith(MOUNT + '/')) return null;
+      const st = source.stat(r);
+      return !st ? null : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? null : 'file';
+    },
+  };
+}
+
+function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+  const { recipe, vars } = res;
+  const name = `${vars['project']} ${vars['version']}`;
+  const ia = `${MOUNT}/${fromText(expandTemplate(recipe.release, vars, recipe.file)[0]!)}`;
+  const addRule = (kind: SpecRule['kind'], path: string, reason: string, origin: string) => {
+    const rule: SpecRule = { kind, path, origin, text: display(path) + (kind === 'recursive' ? '/*' : ''), reason };
+    plan.rules.push(...throughLinks(rule, source));
+  };
+  const out: ResolvedRelease = {
+    recipe: recipe.name,
+    project: vars['project']!,
+    version: vars['version']!,
+    branch: vars['branch']!,
+    platform: vars['platform']!,
+    path: ia,
+    bases: [],
+    compilers: [],
+    lcg: [],
+    dbrelease: null,
+    packs: [],
+    ldLibraryPath: [],
+    unevaluated: [],
+  };
+  addRule('recursive', ia, `release ${name} (${res.req.origin})`, res.req.origin);
+  plan.parts.push({ label: `release ${name}`, roots: [host.resolve(ia)] });
+
+  // The setup chain, then the extra base projects the recipe names (GAUDI for 21.x Gaudi projects).
+  const chain = evaluateSetup(`${ia}/${recipe.setup}`, host);
+  const projectOf = templateRegex(recipe.release, { repo: vars['repo']!, area: vars['area']!, platform: vars['platform']! });
+  const addBase = (dir: string, why: string) => {
+    if (dir === ia || out.bases.some((b) => b.path === dir)) return;
+    const m = projectOf.exec(display(dir).slice(MOUNT.length + 1));
+    const label = m ? `${m.groups!['project']} ${m.groups!['version']}` : display(dir);
+    out.bases.push({ label, path: dir, why });
+    addRule('recursive', dir, `base project ${label} of ${name}: ${why}`, why);
+    plan.parts.push({ label: `base project ${label}`, roots: [host.resolve(dir)] });
+  };
+  const chainGlobs = lineGlobs(recipe.chain, vars);
+  for (const s of chain.scripts) {
+    if (!s.found || s.from === 'top') continue;
+    const rel = s.path.slice(MOUNT.length + 1);
+    if (chainGlobs.some((g) => globMatches(g, rel))) addBase(parent(s.path), `its setup is sourced by ${s.from}`);
+  }
+  for (const l of recipe.also) {
+    if (!holds(l.when, vars)) continue;
+    for (const t of expandTemplate(l.args[0]!, vars, l.origin)) {
+      const dir = `${MOUNT}/${fromText(t)}`;
+      if (host.kind(dir) !== 'dir') continue;
+      addBase(dir, `recipe ${l.origin}`);
+      if (host.kind(`${dir}/${recipe.setup}`) === 'file') {
+        const more = evaluateSetup(`${dir}/${recipe.setup}`, host, chain.env);
+        chain.scripts.push(...more.scripts.map((s) => (s.from === 'top' ? { ...s, from: l.origin } : s)));
+        chain.unknown.push(...more.unknown);
+      }
+    }
+  }
+  // Every script the chain sources is needed to set the release up, wherever it lives.
+  for (const s of chain.scripts) {
+    if (!s.path.startsWith(MOUNT + '/')) continue;
+    if (!s.found) {
+      diag.warn('setup-missing', `setup chain of ${name}: ${s.from} sources ${display(s.path)}, which is not in the source tree`);
+      continue;
+    }
+    addRule('exact', s.path, `setup chain of ${name}: sourced by ${s.from}`, s.from);
+  }
+  if (chain.unknown.length > 0) {
+    out.unevaluated = chain.unknown;
+    diag.warn('setup-unevaluated', `setup chain of ${name}: ${chain.unknown.length} construct(s) not evaluated, e.g. ${chain.unknown[0]} (plan --json lists them)`);
+  }
+
+  const compilerGlobs = lineGlobs(recipe.compiler, vars);
+  for (const s of chain.scripts) {
+    if (!s.found || !s.path.startsWith(MOUNT + '/')) continue;
+    const rel = s.path.slice(MOUNT.length + 1);
+    const dir = parent(s.path);
+    if (compilerGlobs.some((g) => globMatches(g, rel)) && !out.compilers.includes(dir)) {
+      out.compilers.push(dir);
+      const roots = ['', '/lib64', '/lib', '/bin'].map((sub) => host.resolve(dir + sub)).filter((r) => host.kind(r) === 'dir');
+      plan.parts.push({ label: `compiler ${display(dir).slice(MOUNT.length + 1)}`, roots: [...new Set(roots)] });
+    }
+  }
+
+  out.ldLibraryPath = (chain.env.get('LD_LIBRARY_PATH') ?? '').split(':').filter((d) => d.startsWith('/')).map(normalise);
+  for (const d of out.ldLibraryPath) if (!plan.ldLibraryPath.includes(d)) plan.ldLibraryPath.push(d);
+
+  // LCG releases the environment points into, and the packages their list names.
+  const lcgDirs = new Set<string>();
+  for (const value of chain.env.values()) {
+    for (const p of value.split(':')) {
+      if (!p.startsWith(MOUNT + '/')) continue;
+      const parts = normalise(p).split('/');
+      const at = parts.findIndex((c, i) => i > 2 && c.startsWith('LCG_'));
+      if (at > 0) lcgDirs.add(parts.slice(0, at + 1).join('/'));
+    }
+  }
+  for (const dir of [...lcgDirs].sort()) {
+    for (const l of recipe.lcg) {
+      if (!holds(l.when, vars)) continue;
+      for (const nameT of expandTemplate(l.args[0]!, vars, l.origin)) {
+        const file = `${dir}/${fromText(nameT)}`;
+        if (host.kind(file) !== 'file') continue;
+        out.lcg.push(file);
+        addRule('exact', file, `LCG package list of ${name} (its environment points into ${display(dir)})`, l.origin);
+        const roots = [host.resolve(dir)];
+        for (const pkg of lcgPackages(readScriptFile(source.host(host.resolve(file))) ?? '', display(file))) {
+          const pdir = normalise(`${dir}/${fromText(pkg.path)}`);
+          if (host.kind(pdir) !== 'dir') {
+            diag.warn('lcg-missing', `${display(file)}:${pkg.line}: ${pkg.name} ${pkg.version}: ${display(pdir)} is not in the source tree`);
+            continue;
+          }
+          addRule('recursive', pdir, `LCG package ${pkg.name} ${pkg.version} of ${name} (${display(file)}:${pkg.line})`, `${display(file)}:${pkg.line}`);
+          roots.push(host.resolve(pdir));
+        }
+        plan.parts.push({ label: `LCG ${display(dir).split('/').pop()}`, roots });
+      }
+    }
+  }
+
+  // DBRelease: the version `current` points to (recorded), or the one asked for.
+  const packVars: Record<string, string | string[]> = { ...vars, release: display(ia).slice(MOUNT.length + 1), chain: [ia, ...out.bases.map((b) => b.path)].map((p) => display(p).slice(MOUNT.length + 1)), compiler: out.compilers.map((p) => display(p).slice(MOUNT.length + 1)), lcg: [...lcgDirs].map((p) => display(p).slice(MOUNT.length + 1)), dbrelease: [] };
+  if (recipe.dbrelease && opts.dbrelease !== 'none') {
+    const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, vars, recipe.file)[0]!)}`;
+    if (opts.dbrelease) {
+      if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
+        const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
+        throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
+      }
+      out.dbrelease = { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
+    } else if (source.stat(`${dbDir}/current`)?.isSymbolicLink()) {
+      const target = readLink(source.host(`${dbDir}/current`)).replace(/\/+$/, '');
+      const version = target.slice(target.lastIndexOf('/') + 1);
+      if (host.kind(`${dbDir}/current`) === 'dir') out.dbrelease = { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
+    }
+    if (out.dbrelease) packVars['dbrelease'] = display(out.dbrelease.version);
+  }
+  const resolvedDb = out.dbrelease;
+  out.dbrelease = null; // recorded only where the dbrelease pack puts it in the image
+
+  // Rule packs: the recipe's (with their conditions) and the operator's, minus the ones turned off.
+  const packNames: string[] = [];
+  for (const l of recipe.packs) if (holds(l.when, vars)) packNames.push(...l.args);
+  if (opts.dbrelease && opts.dbrelease !== 'none') packNames.push('dbrelease');
+  packNames.push(...opts.packs);
+  const wanted = [...new Set(packNames)].filter((p) => !opts.dropPacks.includes(p) && !(p === 'dbrelease' && opts.dbrelease === 'none'));
+  for (const p of wanted) {
+    const pack = loadPack(p);
+    out.packs.push(pack.name);
+    const roots = applyPack(pack, packVars, vars, root, host, plan, addRule, name);
+    if (pack.name === 'dbrelease' && resolvedDb) {
+      out.dbrelease = resolvedDb;
+      roots.push(resolvedDb.path);
+    }
+    if (roots.length > 0) plan.parts.push({ label: `pack ${pack.name}`, roots });
+  }
+  return out;
+}
+
+function applyPack(
+  pack: Pack,
+  packVars: Record<string, string | string[]>,
+  vars: Record<string, string>,
+  root: string,
+  host: ScriptHost,
+  plan: ReleasePlan,
+  addRule: (kind: SpecRule['kind'], path: string, reason: string, origin: string) => void,
+  name: string,
+): string[] {
+  const roots: string[] = [];
+  for (const l of pack.lines) {
+    if (!holds(l.when, vars)) continue;
+    for (const pattern of expandTemplate(l.args[0]!, packVars, l.origin)) {
+      if (l.key === 'exclude') plan.globs.exclude(pattern, `pack ${pack.name} (${l.origin})`);
+      else if (l.key === 'keep') plan.globs.keep(pattern, l.origin);
+      else {
+        compileGlob(pattern, l.origin); // syntax check, with the line in the message
+        const matches = /[*?[{]/.test(pattern) ? expandGlob(root, pattern) : [`${MOUNT}/${fromText(pattern.replace(/^\/cvmfs\//, ''))}`];
+        for (const m of matches) {
+          const kind = host.kind(m);
+          if (kind === null) continue; // packs name what may be there
+          addRule(kind === 'dir' ? 'recursive' : 'exact', m, `pack ${pack.name} for ${name} (${l.origin}): ${pack.about}`, l.origin);
+          roots.push(host.resolve(m));
+        }
+      }
+    }
+  }
+  return roots;
+}
+
+function lineGlobs(lines: Line[], vars: Record<string, string>) {
+  return lines.filter((l) => holds(l.when, vars)).flatMap((l) => expandTemplate(l.args[0]!, vars, l.origin).map((t) => compileGlob(fromText(t), l.origin)));
+}
+
+function parent(p: string): string {
+  return p.slice(0, p.lastIndexOf('/')) || '/';
+}
+
+/** `NAME; HASH; VERSION; PATH; DEPS` lines of an LCG_externals file (header lines have a colon). */
+export function lcgPackages(text: string, shown: string): { name: string; version: string; path: string; line: number }[] {
+  const out: { name: string; version: string; path: string; line: number }[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || /^[A-Za-z_]+:/.test(line) || !line.includes(';')) return;
+    const f = line.split(';').map((x) => x.trim());
+    if (f.length < 4 || f[3] === '') throw new InputError(`${shown}:${i + 1}: expected NAME; HASH; VERSION; PATH; DEPENDENCIES`);
+    out.push({ name: f[0]!, version: f[2]!, path: f[3]!, line: i + 1 });
+  });
+  return out;
+}

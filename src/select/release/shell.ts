@@ -1,0 +1,458 @@
+// A small evaluator for release setup scripts (POSIX sh / bash as AtlasCMake and LCG write them),
+// run without a shell: it follows `.`/`source`, assignments, `export`, `unset`, `if`/`elif`/`else`
+// with `[ ]`/`test` conditions and `&&`/`||`, and the expansions setup scripts use (`${V:-w}`,
+// `${V:+w}`, `${V%pat}`, `$(dirname …)`, `$(cd …; pwd)`, `${BASH_SOURCE[0]}`). What it cannot know
+// (other command substitutions, loops, functions, case) it skips, and says so in `unknown`.
+// Never executes anything: setup scripts from a repository are data to us.
+import { display, fsPath } from '../../model/bytes.js';
+import * as fs from 'node:fs';
+
+/** What the evaluator needs of the tree the scripts live in (image paths, /cvmfs/...). */
+export interface ScriptHost {
+  /** The script's bytes (latin1 text), or null when it is absent/unreadable or outside the source. */
+  read(imagePath: string): string | null;
+  /** Kernel-style resolution of a path; null when it does not exist. */
+  kind(imagePath: string): 'dir' | 'file' | null;
+  /** Path with `.`, `..` and symlinks resolved as the kernel would (for cycle checks and messages). */
+  resolve(imagePath: string): string;
+}
+
+export interface SourcedScript {
+  /** The path as the script named it, lexically normalised. */
+  path: string;
+  /** `file:line` of the `.`/`source` command (the top script: `top`). */
+  from: string;
+  /** Whether it exists (absent ones are reported by the caller). */
+  found: boolean;
+}
+
+export interface ShellResult {
+  env: Map<string, string>;
+  scripts: SourcedScript[];
+  /** Things the evaluator skipped, `file:line: what`. */
+  unknown: string[];
+}
+
+const MAX_DEPTH = 32;
+
+export function evaluateSetup(top: string, host: ScriptHost, env: Map<string, string> = new Map()): ShellResult {
+  const result: ShellResult = { env, scripts: [], unknown: [] };
+  const active = new Set<string>();
+  const run = (file: string, from: string, depth: number): void => {
+    const text = host.read(file);
+    result.scripts.push({ path: file, from, found: text !== null });
+    if (text === null) return;
+    const real = host.resolve(file);
+    if (active.has(real) || depth > MAX_DEPTH) {
+      result.unknown.push(`${from}: ${display(file)} sources itself (cycle); not followed again`);
+      return;
+    }
+    active.add(real);
+    new Script(file, text, host, result, (f, line) => run(f, `${display(file)}:${line}`, depth + 1)).run();
+    active.delete(real);
+  };
+  run(top, 'top', 0);
+  return result;
+}
+
+type Cond = boolean | null; // null: cannot tell
+
+class Script {
+  /** if-nesting: is the current branch running, has a branch of this if run already, was the if itself in a running branch. */
+  private readonly ifs: { running: boolean; taken: boolean; outer: boolean }[] = [];
+  private skipDepth = 0; // inside a function body, case or loop we do not follow
+  private skipEnd: RegExp | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly text: string,
+    private readonly host: ScriptHost,
+    private readonly out: ShellResult,
+    private readonly source: (file: string, line: number) => void,
+  ) {}
+
+  private get running(): boolean {
+    return this.ifs.every((f) => f.running);
+  }
+
+  run(): void {
+    const lines = this.text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      let line = lines[i]!.replace(/\r$/, '');
+      const lineNo = i + 1;
+      while (line.endsWith('\\') && i + 1 < lines.length) line = line.slice(0, -1) + lines[++i]!.replace(/\r$/, '');
+      for (const stmt of splitStatements(line)) this.statement(stmt, lineNo);
+    }
+  }
+
+  private unknown(line: number, what: string): void {
+    this.out.unknown.push(`${display(this.file)}:${line}: ${what}`);
+  }
+
+  private statement(stmt: { words: string[]; op: string }[], line: number): void {
+    // A chain `a && b || c`: each part runs depending on the last status.
+    let last: Cond = true;
+    for (let k = 0; k < stmt.length; k++) {
+      const { words } = stmt[k]!;
+      if (k > 0) {
+        const prevOp = stmt[k - 1]!.op;
+        if (prevOp === '&&' && last === false) continue;
+        if (prevOp === '||' && last === true) continue;
+      }
+      last = this.simple(words, line);
+    }
+  }
+
+  /** One simple command (raw words, quotes still in). Returns its status when it can be known. */
+  private simple(raw: string[], line: number): Cond {
+    if (raw.length === 0) return true;
+    const w0 = raw[0]!;
+    // Blocks we do not follow: function bodies, case, loops.
+    if (this.skipDepth > 0) {
+      if (this.skipEnd!.test(w0)) this.skipDepth--;
+      else if (/^(case|for|while|until)$/.test(w0) || /^[A-Za-z_][A-Za-z0-9_]*\(\)$/.test(w0) || w0 === 'function') this.skipDepth++;
+      return null;
+    }
+    if (w0 === 'case' || w0 === 'for' || w0 === 'while' || w0 === 'until' || w0 === 'function' || /^[A-Za-z_][A-Za-z0-9_]*\(\)$/.test(w0) || raw[1] === '()') {
+      if (this.running) this.unknown(line, `'${w0}' block not evaluated`);
+      this.skipDepth = 1;
+      this.skipEnd = w0 === 'case' ? /^esac$/ : w0 === 'for' || w0 === 'while' || w0 === 'until' ? /^done$/ : /^}$/;
+      // A one-line function or loop closes on the same line.
+      if (raw.some((w, i) => i > 0 && this.skipEnd!.test(w))) this.skipDepth = 0;
+      return null;
+    }
+    if (w0 === 'if' || w0 === 'elif') {
+      const cond = this.running || w0 === 'elif' ? this.condition(raw.slice(1), line) : false;
+      if (w0 === 'if') {
+        const outer = this.running;
+        const run = outer && cond !== false;
+        this.ifs.push({ running: run, taken: run, outer });
+      } else {
+        const f = this.ifs[this.ifs.length - 1];
+        if (!f) return null;
+        f.running = f.outer && !f.taken && cond !== false;
+        f.taken ||= f.running;
+      }
+      return cond;
+    }
+    if (w0 === 'then' || w0 === 'do') return this.simple(raw.slice(1), line);
+    if (w0 === 'else') {
+      const f = this.ifs[this.ifs.length - 1];
+      if (f) {
+        f.running = f.outer && !f.taken;
+        f.taken = true;
+      }
+      return this.simple(raw.slice(1), line);
+    }
+    if (w0 === 'fi') {
+      this.ifs.pop();
+      return this.simple(raw.slice(1), line);
+    }
+    if (!this.running) return null;
+
+    // Leading assignments, then the command.
+    let i = 0;
+    const assigns: [string, string][] = [];
+    while (i < raw.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(raw[i]!)) {
+      const eq = raw[i]!.indexOf('=');
+      assigns.push([raw[i]!.slice(0, eq), this.expand(raw[i]!.slice(eq + 1), line)]);
+      i++;
+    }
+    if (i === raw.length) {
+      for (const [k, v] of assigns) this.out.env.set(k, v);
+      return true;
+    }
+    const cmd = raw[i]!;
+    const args = raw.slice(i + 1);
+    switch (cmd) {
+      case 'export':
+      case 'declare':
+      case 'typeset':
+      case 'local':
+      case 'readonly':
+        for (const a of args) {
+          if (a.startsWith('-')) continue;
+          const eq = a.indexOf('=');
+          if (eq > 0) this.out.env.set(a.slice(0, eq), this.expand(a.slice(eq + 1), line));
+        }
+        return true;
+      case 'unset':
+        for (const a of args) if (!a.startsWith('-')) this.out.env.delete(a);
+        return true;
+      case '.':
+      case 'source': {
+        if (args.length === 0) return null;
+        const target = this.expand(args[0]!, line);
+        if (!target.startsWith('/')) {
+          this.unknown(line, `sources '${display(target)}', a relative path (the working directory is unknown)`);
+          return null;
+        }
+        this.source(normalise(target), line);
+        return true;
+      }
+      case '[':
+      case 'test':
+        return this.condition(raw.slice(i), line);
+      case 'true':
+      case ':':
+        return true;
+      case 'false':
+        return false;
+      case 'return':
+      case 'exit':
+        // Stop this script: what follows is for the failure case in setup scripts we model.
+        this.ifs.length = 0;
+        this.ifs.push({ running: false, taken: true, outer: false });
+        return null;
+      default:
+        return null; // echo, alias, cd, ...: no effect on what we track
+    }
+  }
+
+  /** `[ … ]` / `test …`; null when it cannot be decided. */
+  private condition(words: string[], line: number): Cond {
+    let w = words;
+    if (w[0] === '[' || w[0] === 'test') w = w.slice(1);
+    if (w[w.length - 1] === ']') w = w.slice(0, -1);
+    let negate = false;
+    if (w[0] === '!') {
+      negate = true;
+      w = w.slice(1);
+    }
+    const v = (x: string) => this.expand(x, line);
+    let r: Cond = null;
+    if (w.length === 2) {
+      const [op, a] = [w[0]!, v(w[1]!)];
+      if (op === '-z') r = a === '';
+      else if (op === '-n') r = a !== '';
+      else if (op === '-d') r = a.startsWith('/') ? this.host.kind(normalise(a)) === 'dir' : null;
+      else if (op === '-f' || op === '-r' || op === '-s') r = a.startsWith('/') ? this.host.kind(normalise(a)) === 'file' : null;
+      else if (op === '-e') r = a.startsWith('/') ? this.host.kind(normalise(a)) !== null : null;
+    } else if (w.length === 3 && (w[1] === '=' || w[1] === '==' || w[1] === '!=')) {
+      const eq = v(w[0]!) === v(w[2]!);
+      r = w[1] === '!=' ? !eq : eq;
+    } else if (w.length === 1) {
+      r = v(w[0]!) !== '';
+    }
+    return r === null ? null : negate ? !r : r;
+  }
+
+  /** Expand one word: quotes removed, parameters and the command substitutions we understand. */
+  expand(word: string, line: number): string {
+    let out = '';
+    let i = 0;
+    let dq = false;
+    while (i < word.length) {
+      const c = word[i]!;
+      if (c === "'" && !dq) {
+        const end = word.indexOf("'", i + 1);
+        out += word.slice(i + 1, end < 0 ? word.length : end);
+        i = end < 0 ? word.length : end + 1;
+      } else if (c === '"') {
+        dq = !dq;
+        i++;
+      } else if (c === '\\' && i + 1 < word.length) {
+        out += word[i + 1];
+        i += 2;
+      } else if (c === '$' && word[i + 1] === '{') {
+        const end = matching(word, i + 1, '{', '}');
+        out += this.parameter(word.slice(i + 2, end), line);
+        i = end + 1;
+      } else if (c === '$' && word[i + 1] === '(' && word[i + 2] !== '(') {
+        const end = matching(word, i + 1, '(', ')');
+        out += this.substitute(word.slice(i + 2, end), line);
+        i = end + 1;
+      } else if (c === '`') {
+        const end = word.indexOf('`', i + 1);
+        out += this.substitute(word.slice(i + 1, end < 0 ? word.length : end), line);
+        i = end < 0 ? word.length : end + 1;
+      } else if (c === '$' && /[A-Za-z_0-9]/.test(word[i + 1] ?? '')) {
+        const m = /^[A-Za-z_][A-Za-z0-9_]*|^[0-9]/.exec(word.slice(i + 1))!;
+        out += this.variable(m[0]);
+        i += 1 + m[0].length;
+      } else {
+        out += c;
+        i++;
+      }
+    }
+    return out;
+  }
+
+  private variable(name: string): string {
+    if (name === '0' || name === 'BASH_SOURCE') return this.file;
+    return this.out.env.get(name) ?? '';
+  }
+
+  private parameter(body: string, line: number): string {
+    if (/^BASH_SOURCE(\[0\])?$/.test(body)) return this.file;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*|[0-9])(?:(:?[-+=?])(.*)|(%%|%|##|#)(.*))?$/s.exec(body);
+    if (!m) {
+      this.unknown(line, `\${${body}} not understood`);
+      return '';
+    }
+    const name = m[1]!;
+    const value = this.variable(name);
+    const set = name === '0' || this.out.env.has(name);
+    if (m[2]) {
+      const colon = m[2].startsWith(':');
+      const op = m[2].slice(-1);
+      const present = colon ? value !== '' : set;
+      const word = () => this.expand(m[3]!, line);
+      if (op === '-') return present ? value : word();
+      if (op === '=') {
+        if (present) return value;
+        const w = word();
+        this.out.env.set(name, w);
+        return w;
+      }
+      if (op === '+') return present ? word() : '';
+      return value; // ${V:?msg}
+    }
+    if (m[4]) return trimPattern(value, m[4], this.expand(m[5]!, line));
+    return value;
+  }
+
+  /** `$(dirname X)`, `$(basename X)`, `$(cd X; pwd)`, `$(cd X && pwd -P)`; others are unknown. */
+  private substitute(cmd: string, line: number): string {
+    const words = splitStatements(cmd).flat().flatMap((s) => s.words);
+    if (words[0] === 'dirname' && words.length === 2) {
+      const p = this.expand(words[1]!, line);
+      const i = p.replace(/\/+$/, '').lastIndexOf('/');
+      return i < 0 ? '.' : i === 0 ? '/' : p.slice(0, i);
+    }
+    if (words[0] === 'basename' && words.length === 2) return this.expand(words[1]!, line).replace(/\/+$/, '').replace(/^.*\//, '');
+    if (words[0] === 'cd' && words.length === 3 && words[2] === 'pwd') {
+      const p = this.expand(words[1]!, line); // the logical path, as pwd prints it
+      if (p.startsWith('/')) return normalise(p);
+    }
+    if (words[0] === 'cd' && words.slice(2).join(' ') === 'pwd -P') {
+      const p = this.expand(words[1]!, line);
+      if (p.startsWith('/')) return this.host.resolve(normalise(p));
+    }
+    this.unknown(line, `command substitution '${display(cmd)}' not evaluated`);
+    return '';
+  }
+}
+
+/** Index of the bracket closing the one at `open`. */
+function matching(s: string, open: number, o: string, c: string): number {
+  let depth = 0;
+  for (let i = open; i < s.length; i++) {
+    if (s[i] === '\\') {
+      i++;
+      continue;
+    }
+    if (s[i] === o) depth++;
+    else if (s[i] === c && --depth === 0) return i;
+  }
+  return s.length;
+}
+
+/** `${V%pat}` and friends, with the glob `*`/`?` patterns setup scripts use. */
+function trimPattern(value: string, op: string, pattern: string): string {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const candidates: number[] = [];
+  for (let k = 0; k <= value.length; k++) candidates.push(k);
+  const whole = new RegExp(`^${re}$`, 's');
+  if (op === '%' || op === '%%') {
+    // Suffix removal: shortest (%) or longest (%%) matching suffix.
+    const order = op === '%' ? candidates.slice().reverse() : candidates;
+    for (const k of order) if (whole.test(value.slice(k))) return value.slice(0, k);
+  } else {
+    const order = op === '#' ? candidates : candidates.slice().reverse();
+    for (const k of order) if (whole.test(value.slice(0, k))) return value.slice(k);
+  }
+  return value;
+}
+
+/** Lexical normalisation (`//`, `.`, `..`), as the setup scripts' own path arithmetic intends. */
+export function normalise(p: string): string {
+  const out: string[] = [];
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') out.pop();
+    else out.push(c);
+  }
+  return '/' + out.join('/');
+}
+
+/**
+ * Statements of a line: split on `;`, `&&`, `||` and words on blanks, outside quotes and `$(…)`;
+ * `#` at the start of a word starts a comment. Each statement is its chain of simple commands.
+ */
+export function splitStatements(line: string): { words: string[]; op: string }[][] {
+  const stmts: { words: string[]; op: string }[][] = [];
+  let chain: { words: string[]; op: string }[] = [];
+  let words: string[] = [];
+  let word = '';
+  let inWord = false;
+  const endWord = () => {
+    if (inWord) words.push(word);
+    word = '';
+    inWord = false;
+  };
+  const endCommand = (op: string) => {
+    endWord();
+    if (words.length > 0 || op !== '') chain.push({ words, op });
+    words = [];
+  };
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === "'" || c === '"' || c === '`') {
+      const end = c === '"' ? closingQuote(line, i) : line.indexOf(c, i + 1);
+      const stop = end < 0 ? line.length - 1 : end;
+      word += line.slice(i, stop + 1);
+      inWord = true;
+      i = stop;
+    } else if (c === '$' && (line[i + 1] === '(' || line[i + 1] === '{')) {
+      const end = matching(line, i + 1, line[i + 1]!, line[i + 1] === '(' ? ')' : '}');
+      word += line.slice(i, end + 1);
+      inWord = true;
+      i = end;
+    } else if (c === '\\' && i + 1 < line.length) {
+      word += line.slice(i, i + 2);
+      inWord = true;
+      i++;
+    } else if (c === '#' && !inWord) {
+      break;
+    } else if (c === ' ' || c === '\t') {
+      endWord();
+    } else if (c === ';' || c === '\n') {
+      if (line[i + 1] === ';') i++;
+      endCommand('');
+      if (chain.length > 0) stmts.push(chain);
+      chain = [];
+    } else if ((c === '&' || c === '|') && line[i + 1] === c) {
+      endCommand(c + c);
+      i++;
+    } else if (c === '&' || c === '|') {
+      endCommand(''); // background or pipe: treat the parts as separate commands
+      if (chain.length > 0) stmts.push(chain);
+      chain = [];
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  endCommand('');
+  if (chain.length > 0) stmts.push(chain);
+  return stmts.map((ch) => ch.filter((c) => c.words.length > 0));
+}
+
+function closingQuote(s: string, open: number): number {
+  for (let i = open + 1; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === '$' && s[i + 1] === '(') i = matching(s, i + 1, '(', ')');
+    else if (s[i] === '"') return i;
+  }
+  return -1;
+}
+
+/** A ScriptHost over a directory laid out like /cvmfs (host root, byte string). */
+export function readScriptFile(hostPath: string): string | null {
+  try {
+    return fs.readFileSync(fsPath(hostPath)).toString('latin1');
+  } catch {
+    return null;
+  }
+}
