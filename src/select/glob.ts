@@ -133,6 +133,14 @@ export class GlobExclusions {
     this.keeps.push(...other.keeps);
   }
 
+  /** The exclusion that removes this path or one of its ancestors. */
+  covering(imagePath: string): SpecRule | null {
+    for (let i = imagePath.indexOf('/', MOUNT.length + 1); ; i = imagePath.indexOf('/', i + 1)) {
+      const r = this.at(i < 0 ? imagePath : imagePath.slice(0, i));
+      if (r || i < 0) return r;
+    }
+  }
+
   /** The exclusion that removes this very path (its ancestors are not looked at). */
   at(imagePath: string): SpecRule | null {
     if (this.excludes.length === 0 || !imagePath.startsWith(MOUNT + '/')) return null;

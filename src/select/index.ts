@@ -115,17 +115,19 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
     for (const r of t.rules) rules.push(...throughLinks(r, source));
     traced = loaderDirs(t.events, t.failed, source);
   }
+  for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const g of opts.include ?? []) {
     compileGlob(g, `--include ${g}`);
     const matches = expandGlob(rootText, g.replace(/^\/cvmfs\//, ''));
     if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
     for (const m of matches) {
+      // A glob is not a name: what it matches stays subject to the exclusion globs.
+      if (globs.covering(m)) continue;
       const st = source.stat(m);
       const rule: SpecRule = { kind: st?.isDirectory() ? 'recursive' : 'exact', path: m, origin: `--include ${g}`, text: display(m), reason: `--include ${g}` };
       rules.push(...throughLinks(rule, source));
     }
   }
-  for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const rule of rules) {
     const repo = rule.path.split('/')[2]!;
     if (!source.isRepo(repo)) {

@@ -8,6 +8,7 @@
 // {dbrelease} and {lcg}. Formats: docs/recipes.md.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InputError, describeSystemError } from '../../model/errors.js';
 
 export interface Condition {
@@ -158,9 +159,11 @@ export function parsePack(file: string, name: string, shown = file): Pack {
   return { name, file: shown, about: about || name, lines };
 }
 
-/** specs/ of this installation (beside dist/). */
+/** specs/ of this installation: beside package.json, above this module (in dist/ or, under test, src/). */
 export function bundledSpecsDir(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../specs');
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.join(dir, 'specs');
 }
 
 export function bundledRecipes(): Recipe[] {
