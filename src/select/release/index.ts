@@ -147,9 +147,11 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsSource,
     for (const p of expandGlob(root, pattern)) {
       const m = re.exec(display(p).slice(MOUNT.length + 1));
       if (!m) continue;
-      const list = byProject.get(m.groups!['project']!) ?? [];
-      list.push(m.groups!['platform']!);
-      byProject.set(m.groups!['project']!, list);
+      // A layout without {project} in its path has one project: the recipe's first.
+      const proj = m.groups?.['project'] ?? projects[0]!;
+      const list = byProject.get(proj) ?? [];
+      list.push(m.groups?.['platform'] ?? '');
+      byProject.set(proj, list);
     }
     for (const [p, platforms] of [...byProject].sort()) found.push({ recipe, project: p, platforms: platforms.sort(), vars: { ...vars, project: p } });
   }
@@ -198,7 +200,8 @@ function nearestVersions(version: string, project: string | null, recipes: Recip
     const re = templateRegex(recipe.release.replace('{area}', recipe.area), { repo: recipe.repo });
     for (const p of expandGlob(root, pattern)) {
       const m = re.exec(display(p).slice(MOUNT.length + 1));
-      if (m && recipe.version.test(m.groups!['version']!)) all.add(`${m.groups!['project']},${m.groups!['version']}`);
+      const v = m?.groups?.['version'];
+      if (v && recipe.version.test(v)) all.add(`${m.groups?.['project'] ?? recipe.projects[0]},${v}`);
     }
   }
   const sorted = [...all].sort((a, b) => (key(a.split(',')[1]!) < key(b.split(',')[1]!) ? -1 : key(a.split(',')[1]!) > key(b.split(',')[1]!) ? 1 : a < b ? -1 : 1));
@@ -307,7 +310,8 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
     if (compilerGlobs.some((g) => globMatches(g, rel)) && !out.compilers.includes(dir)) {
       out.compilers.push(dir);
       const roots = ['', '/lib64', '/lib', '/bin'].map((sub) => host.resolve(dir + sub)).filter((r) => host.kind(r) === 'dir');
-      plan.parts.push({ label: `compiler ${display(dir).slice(MOUNT.length + 1)}`, roots: [...new Set(roots)] });
+      const shown = display(dir);
+      plan.parts.push({ label: `compiler ${shown.includes('/releases/') ? shown.slice(shown.lastIndexOf('/releases/') + 10) : shown}`, roots: [...new Set(roots)] });
     }
   }
 
