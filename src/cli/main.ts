@@ -10,7 +10,7 @@ import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model
 import { assignHardLinks } from '../model/plan.js';
 import { type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
 import { type BaseLibraries, baseLibraries } from '../select/closure/base-libs.js';
-import { type ReleaseOptions, type ResolvedRelease, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
+import { type ReleaseOptions, type ResolvedRelease, baseOsTag, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
 import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
 import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
@@ -182,6 +182,7 @@ function releasesOf(flags: SelectionFlags): ReleaseOptions | null {
     packs: flags.pack ?? [],
     dropPacks: [...(flags.dropPack ?? []), ...(flags.defaultExclusions ? [] : ['default-exclusions'])],
     dbrelease: flags.dbrelease ?? null,
+    baseOs: flags.base === undefined ? null : baseOsTag(path.resolve(flags.base)),
   };
 }
 

@@ -55,6 +55,20 @@ export function joinPath(dir: string, name: string): string {
   return dir === '/' ? '/' + name : dir + '/' + name;
 }
 
+/**
+ * Lexical normalisation of an absolute path: repeated `/`, `.` components, trailing `/`, and `..`
+ * (resolved against the path itself, as strace shows paths and as setup scripts' arithmetic means them).
+ */
+export function normalizeAbsolute(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return '/' + out.join('/');
+}
+
 /** Ancestors of an absolute path, outermost first, excluding "/" and the path itself. */
 export function ancestors(path: string): string[] {
   const out: string[] = [];

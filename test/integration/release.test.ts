@@ -27,7 +27,7 @@ interface PlanJson {
     bytes: number;
     warnings: { kind: string; message: string }[];
     parts?: { label: string; entries: number; bytes: number }[];
-    releases?: { project: string; bases: { label: string; why: string }[]; lcg: string[]; dbrelease: { version: string; via: string } | null; ldLibraryPath: string[] }[];
+    releases?: { project: string; platform: string; bases: { label: string; why: string }[]; lcg: string[]; dbrelease: { version: string; via: string } | null; ldLibraryPath: string[] }[];
     elf?: { unresolved: number; fromBase: number; added: number };
   };
 }
@@ -65,6 +65,22 @@ describe('release resolution', () => {
       2,
       /has no platform x86_64-el9-gcc13-opt \(there: x86_64-slc6-gcc62-opt\)/,
     );
+  });
+
+  it("several platforms: the base image's OS picks the one it runs (os-release, redhat-release)", () => {
+    const c7 = path.join(work, 'base-centos7');
+    fs.mkdirSync(path.join(c7, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(c7, 'etc/os-release'), 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n');
+    const p = plan(['--release', 'AthAnalysis,21.2.75', '--base', c7]);
+    expect(p.summary.releases![0]!.platform).toBe('x86_64-centos7-gcc62-opt');
+    const slc6 = path.join(work, 'base-slc6');
+    fs.mkdirSync(path.join(slc6, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(slc6, 'etc/redhat-release'), 'Scientific Linux CERN SLC release 6.10 (Carbon)\n');
+    expect(plan(['--release', 'AthAnalysis,21.2.75', '--base', slc6]).summary.releases![0]!.platform).toBe('x86_64-slc6-gcc62-opt');
+    const el9 = path.join(work, 'base-el9');
+    fs.mkdirSync(path.join(el9, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(el9, 'etc/os-release'), 'ID="almalinux"\nVERSION_ID="9.4"\n');
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', 'AthAnalysis,21.2.75', '--base', el9]), 2, /several platforms: .*none is the only one for the base image's el9/);
   });
 
   it('--releases-file names the line of a bad entry; release options without a release are refused', () => {

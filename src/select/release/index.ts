@@ -5,6 +5,8 @@
 //  2. the setup chain: the release's setup.sh evaluated (never run), which gives the base projects
 //     it sources (<Project>Externals, ...), the compiler setup, LD_LIBRARY_PATH and LCG releases;
 //  3. rule packs: include/exclude/keep lines instantiated for the release.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { display, fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError } from '../../model/errors.js';
@@ -34,6 +36,8 @@ export interface ReleaseOptions {
   dropPacks: string[];
   /** A DBRelease version, 'none', or null for what `current` points to. */
   dbrelease: string | null;
+  /** The base image's OS as platforms name it (centos7, el9, ...): picks among several platforms. */
+  baseOs?: string | null;
 }
 
 /** A part of the image, for the per-part summary: entries under these roots belong to it. */
@@ -67,6 +71,36 @@ export interface ReleasePlan {
   ldLibraryPath: string[];
   parts: Part[];
   releases: ResolvedRelease[];
+}
+
+/**
+ * The OS of a base root filesystem as platform strings name it (`x86_64-<os>-gcc…`): from
+ * /etc/os-release, or /etc/redhat-release on old images. Null when it cannot be told.
+ */
+export function baseOsTag(rootfs: string): string | null {
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(path.join(rootfs, f), 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  const osr = read('etc/os-release') ?? read('usr/lib/os-release');
+  if (osr) {
+    const field = (k: string) => new RegExp(`^${k}=["']?([^"'\n]*)`, 'm').exec(osr)?.[1] ?? '';
+    const id = field('ID');
+    const major = field('VERSION_ID').split('.')[0]!;
+    if (id === 'centos' && major !== '') return `centos${major}`;
+    if (/^(rhel|almalinux|rocky|ol|centos)$/.test(id) || /\brhel\b/.test(field('ID_LIKE'))) return major !== '' ? `el${major}` : null;
+  }
+  const rh = read('etc/redhat-release');
+  if (rh) {
+    const major = /release (\d+)/.exec(rh)?.[1];
+    if (major && /Scientific Linux CERN|SLC/.test(rh)) return `slc${major}`;
+    if (major && /CentOS/.test(rh)) return `centos${major}`;
+    if (major) return `el${major}`;
+  }
+  return null;
 }
 
 /** `[PROJECT,]VERSION` or asetup's `VERSION,PROJECT`. */
@@ -177,8 +211,10 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsSource,
     platform = opts.platform;
   } else if (f.platforms.length === 1) {
     platform = f.platforms[0]!;
+  } else if (opts.baseOs && f.platforms.filter((p) => p.split('-').includes(opts.baseOs!)).length === 1) {
+    platform = f.platforms.find((p) => p.split('-').includes(opts.baseOs!))!; // the one the base image runs
   } else {
-    throw new InputError(`${req.origin}: ${f.project} ${req.version} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform)`);
+    throw new InputError(`${req.origin}: ${f.project} ${req.version} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform${opts.baseOs ? `; none is the only one for the base image's ${opts.baseOs}` : ''})`);
   }
   return { req, recipe: f.recipe, vars: { ...f.vars, platform } };
 }

@@ -5,6 +5,7 @@
 // (other command substitutions, loops, functions, case) it skips, and says so in `unknown`.
 // Never executes anything: setup scripts from a repository are data to us.
 import { display, fsPath } from '../../model/bytes.js';
+import { normalizeAbsolute } from '../../model/entry.js';
 import * as fs from 'node:fs';
 
 /** What the evaluator needs of the tree the scripts live in (image paths, /cvmfs/...). */
@@ -366,15 +367,7 @@ function trimPattern(value: string, op: string, pattern: string): string {
 }
 
 /** Lexical normalisation (`//`, `.`, `..`), as the setup scripts' own path arithmetic intends. */
-export function normalise(p: string): string {
-  const out: string[] = [];
-  for (const c of p.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') out.pop();
-    else out.push(c);
-  }
-  return '/' + out.join('/');
-}
+export const normalise = normalizeAbsolute;
 
 /**
  * Statements of a line: split on `;`, `&&`, `||` and words on blanks, outside quotes and `$(…)`;

@@ -1,6 +1,7 @@
 // What every importer produces: events, failed accesses and counts, with the /cvmfs/<fqrn> split of
 // absolute paths (strace, parrot, plain lists) in one place.
 import { display } from '../../model/bytes.js';
+import { normalizeAbsolute } from '../../model/entry.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { ParsedTrace, TraceEventName, TraceFormat, TraceOptions } from './types.js';
 
@@ -11,19 +12,6 @@ export function looksLikeFqrn(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.-]*\.[A-Za-z0-9_.-]*[A-Za-z0-9]$/.test(name) && !name.includes('..');
 }
 
-/**
- * Lexical normalisation of an absolute path: repeated `/`, `.` components, trailing `/`, and `..`
- * (resolved against the path itself; strace shows paths as the program passed them).
- */
-export function normalizeAbsolute(p: string): string {
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return '/' + out.join('/');
-}
 
 /** `/cvmfs/<fqrn>/rest` → { repo, path: '/rest' }; `/cvmfs/<fqrn>` → path ''; else null. */
 export function splitCvmfsPath(abs: string): { repo: string; path: string } | null {
