@@ -36,6 +36,7 @@ function releaseJson(r: ResolvedRelease): Record<string, unknown> {
     lcg: r.lcg.map(display),
     dbrelease: r.dbrelease ? { ...r.dbrelease, path: display(r.dbrelease.path), version: display(r.dbrelease.version) } : null,
     ldLibraryPath: r.ldLibraryPath.map(display),
+    envPaths: r.envPaths.map((e) => ({ variable: e.variable, path: display(e.path) })),
   };
 }
 

@@ -141,6 +141,7 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
   const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
   const payload = finishSelection(opts, sel, tree, rules, elf, diag);
   payload.parts = releases ? partSummary(payload.entries, parts) : [];
+  if (releases) reportEnvPathsNotInImage(resolved, payload.entries, source, diag);
   payload.releases = resolved;
   payload.searchPath = searchPath;
   return payload;
@@ -169,6 +170,26 @@ function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess
     for (const d of (r.env.get('LD_LIBRARY_PATH') ?? '').split(':')) if (d.startsWith(MOUNT + '/')) add(normalise(d));
   }
   return dirs;
+}
+
+/**
+ * Setup scripts hard-code /cvmfs paths (CALIBPATH, DATAPATH, ...): say which the image lacks, since
+ * offline a job searching them finds nothing there (reference atlas-on-cvmfs.md §1.6).
+ */
+function reportEnvPathsNotInImage(releases: readonly ResolvedRelease[], entries: readonly Entry[], source: CvmfsSource, diag: Diagnostics): void {
+  const inImage = new Set(entries.map((e) => e.path));
+  const seen = new Set<string>();
+  for (const r of releases) {
+    for (const { variable, path } of r.envPaths) {
+      if (inImage.has(path) || seen.has(path)) continue;
+      seen.add(path);
+      const there = source.stat(path) !== null;
+      diag.warn(
+        'setup-path-missing',
+        `setup chain of ${r.project} ${r.version}: ${variable} names ${display(path)}, which ${there ? 'is in the source but not selected' : 'is not in the source tree'}: jobs will not find it in the image`,
+      );
+    }
+  }
 }
 
 /** Entries and bytes per part: an entry belongs to the earliest-named part whose root holds it. */

@@ -133,6 +133,13 @@ describe('--release AnalysisBase,21.2.75', () => {
     expect(text.stdout).toMatch(/^ {2}base project AnalysisBaseExternals 21\.2\.75 +\d+ entries +[\d.]+ KiB$/m);
   });
 
+  it('warns about /cvmfs paths the setup chain names that the image lacks (CALIBPATH, DATAPATH, ...)', () => {
+    const w = p.summary.warnings.filter((x) => x.kind === 'setup-path-missing').map((x) => x.message);
+    expect(w).toContain(`setup chain of AnalysisBase 21.2.75: CALIBPATH names ${EXAMPLE.notInImageLiteral}, which is not in the source tree: jobs will not find it in the image`);
+    expect(w).toContain('setup chain of AnalysisBase 21.2.75: CALIBPATH names /cvmfs/atlas.cern.ch/repo/sw/database/GroupData, which is in the source but not selected: jobs will not find it in the image');
+    expect(w.join('\n')).not.toMatch(/ReleaseData\/v20|AnalysisBase\/21\.2\.75\/InstallArea\/[^/]+\/lib\b/); // selected: no word
+  });
+
   it('the ELF closure runs by default, over the LD_LIBRARY_PATH the setup chain builds', () => {
     expect(p.summary.elf!.unresolved).toBe(0);
     const noElf = plan(['--release', 'AnalysisBase,21.2.75', '--closure', 'symlink']);

@@ -63,6 +63,8 @@ export interface ResolvedRelease {
   ldLibraryPath: string[];
   /** Setup-script constructs the evaluator skipped. */
   unevaluated: string[];
+  /** /cvmfs paths in the environment the setup chain builds (variable, path), to check against the image. */
+  envPaths: { variable: string; path: string }[];
 }
 
 export interface ReleasePlan {
@@ -290,6 +292,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
     packs: [],
     ldLibraryPath: [],
     unevaluated: [],
+    envPaths: [],
   };
   addRule('recursive', ia, `release ${name} (${res.req.origin})`, res.req.origin);
   plan.parts.push({ label: `release ${name}`, roots: [host.resolve(ia)] });
@@ -353,6 +356,10 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
 
   out.ldLibraryPath = (chain.env.get('LD_LIBRARY_PATH') ?? '').split(':').filter((d) => d.startsWith('/')).map(normalise);
   for (const d of out.ldLibraryPath) if (!plan.ldLibraryPath.includes(d)) plan.ldLibraryPath.push(d);
+
+  for (const [variable, value] of [...chain.env].sort()) {
+    for (const p of value.split(':')) if (p.startsWith(MOUNT + '/')) out.envPaths.push({ variable, path: normalise(p) });
+  }
 
   // LCG releases the environment points into, and the packages their list names.
   const lcgDirs = new Set<string>();
