@@ -395,7 +395,17 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   }
 
   // DBRelease: the version `current` points to (recorded), or the one asked for.
-  const packVars: Record<string, string | string[]> = { ...vars, release: display(ia).slice(MOUNT.length + 1), chain: [ia, ...out.bases.map((b) => b.path)].map((p) => display(p).slice(MOUNT.length + 1)), compiler: out.compilers.map((p) => display(p).slice(MOUNT.length + 1)), lcg: [...lcgDirs].map((p) => display(p).slice(MOUNT.length + 1)), dbrelease: [] };
+  const rel = (p: string) => display(p).slice(MOUNT.length + 1);
+  const packVars: Record<string, string | string[]> = {
+    ...vars,
+    release: rel(ia),
+    chain: [ia, ...out.bases.map((b) => b.path)].map(rel),
+    compiler: out.compilers.map(rel),
+    lcg: [...lcgDirs].map(rel),
+    dbrelease: [],
+  };
+  // Resolved here for the packs' {dbrelease}; recorded in `out` only where the dbrelease pack puts it in the image.
+  let resolvedDb: ResolvedRelease['dbrelease'] = null;
   if (recipe.dbrelease && opts.dbrelease !== 'none') {
     const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, vars, recipe.file)[0]!)}`;
     if (opts.dbrelease) {
@@ -403,16 +413,14 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
         const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
         throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
       }
-      out.dbrelease = { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
+      resolvedDb = { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
     } else if (source.stat(`${dbDir}/current`)?.isSymbolicLink()) {
       const target = readLink(source.host(`${dbDir}/current`)).replace(/\/+$/, '');
       const version = target.slice(target.lastIndexOf('/') + 1);
-      if (host.kind(`${dbDir}/current`) === 'dir') out.dbrelease = { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
+      if (host.kind(`${dbDir}/current`) === 'dir') resolvedDb = { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
     }
-    if (out.dbrelease) packVars['dbrelease'] = display(out.dbrelease.version);
+    if (resolvedDb) packVars['dbrelease'] = display(resolvedDb.version);
   }
-  const resolvedDb = out.dbrelease;
-  out.dbrelease = null; // recorded only where the dbrelease pack puts it in the image
 
   // Rule packs: the recipe's (with their conditions) and the operator's, minus the ones turned off.
   const packNames: string[] = [];

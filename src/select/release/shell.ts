@@ -441,7 +441,7 @@ function closingQuote(s: string, open: number): number {
   return -1;
 }
 
-/** A ScriptHost over a directory laid out like /cvmfs (host root, byte string). */
+/** A script's text (latin1), or null when it cannot be read; `hostPath` is a byte string. */
 export function readScriptFile(hostPath: string): string | null {
   try {
     return fs.readFileSync(fsPath(hostPath)).toString('latin1');
