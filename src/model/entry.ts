@@ -20,6 +20,8 @@ export interface Entry {
   rdev?: number;
   /** Where the bytes and metadata come from: a host path (byte string). */
   source?: string;
+  /** Where the content starts in `source` when that is an archive (a base image layer); 0 if absent. */
+  offset?: number;
   /** Extended attributes: full names (`user.x`, `security.capability`) with raw values. */
   xattrs?: Array<[string, Buffer]>;
   /** Host identity of the inode (`dev:ino`) when it has several names; used to find hard links. */

@@ -9,7 +9,7 @@ import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, devNumbers } from '../../model/entry.js';
 import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../util/codecs.js';
-import { CompressPool } from './compress-pool.js';
+import { CompressPool } from '../../util/compress-pool.js';
 import { DataWriter, type FileData } from './data.js';
 import { INODE, MAX_DIR_COUNT, MAX_NAME, MAX_SYMLINK, META_UNCOMPRESSED, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
 import { COMPRESSION_ID, FLAG, NONE32, NONE64, PAD_TO, encodeDev, encodeSuperblock } from './format.js';

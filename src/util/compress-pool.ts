@@ -2,8 +2,8 @@
 // data writer consumes them in submission order, so the image does not depend on timing.
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { BuildError } from '../../model/errors.js';
-import { type BlockCodec, type CodecOptions, createBlockCodec } from '../../util/codecs.js';
+import { BuildError } from '../model/errors.js';
+import { type BlockCodec, type CodecOptions, createBlockCodec } from './codecs.js';
 
 export interface Compressed {
   data: Buffer;

@@ -1,6 +1,6 @@
 // A compression worker: one codec, blocks in, compressed blocks out (buffers transferred, not copied).
 import { parentPort, workerData } from 'node:worker_threads';
-import { type CodecOptions, createBlockCodec } from '../../util/codecs.js';
+import { type CodecOptions, createBlockCodec } from './codecs.js';
 
 interface Job {
   id: number;
