@@ -7,15 +7,14 @@ import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../com
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
-import { assignHardLinks } from '../model/plan.js';
 import { type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
-import { type BaseLibraries, baseLibraries } from '../select/closure/base-libs.js';
+import { baseLibraries } from '../select/closure/base-libs.js';
 import { type ReleaseOptions, type ResolvedRelease, baseOsTag, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
 import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
 import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
-import { requireDirectory, walkTree } from '../sources/posix.js';
+import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
@@ -70,6 +69,8 @@ interface SelectionFlags extends TraceFlags {
   include?: string[];
   exclude?: string[];
   base?: string;
+  tlsVerify: boolean;
+  creds?: string;
 }
 
 interface BuildFlags extends SelectionFlags {
@@ -117,7 +118,7 @@ function addSelectionOptions(cmd: Command): Command {
     .addOption(new Option('--release <[project,]version>', 'a release to put in the image, e.g. 21.2.75 or AnalysisBase,21.2.75 (repeatable)').argParser(collect))
     .addOption(new Option('--releases-file <file>', 'releases, one [PROJECT,]VERSION per line (# comments)').argParser(collect))
     .option('--project <name>', 'project of releases given without one (AnalysisBase, Athena, ...)')
-    .option('--platform <platform>', 'release platform, e.g. x86_64-centos7-gcc8-opt (needed when a release has several)')
+    .option('--platform <platform>', 'release platform, e.g. x86_64-centos7-gcc8-opt (needed when a release has several), or the base image platform OS/ARCH[/VARIANT] to take from an index (default: this machine\'s); repeat for both')
     .addOption(new Option('--recipe <file>', 'a release recipe besides the bundled specs/recipes/*.recipe (repeatable)').argParser(collect))
     .addOption(new Option('--pack <name|file>', 'a rule pack to apply besides the recipe\'s (specs/packs/<name>.pack or a file; repeatable)').argParser(collect))
     .addOption(new Option('--drop-pack <name>', "leave out one of the recipe's rule packs (repeatable)").argParser(collect))
@@ -125,8 +126,32 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--dbrelease <version>', "DBRelease to include: a version, or none (default: what DBRelease/current points to, for releases whose recipe takes one)")
     .addOption(new Option('--include <glob>', 'also select what this glob matches under /cvmfs (fast-glob syntax, e.g. atlas.cern.ch/repo/sw/database/GroupData/dev/SUSYTools/**; repeatable)').argParser(collect))
     .addOption(new Option('--exclude <glob>', 'leave out what this glob matches: a path under /cvmfs, or a name at any depth like *.pdf (repeatable)').argParser(collect))
-    .option('--base <rootfs-dir>', 'base root filesystem directory: the image is built on it (build), and its ld.so.conf tells the ELF closure what it provides')
+    .option('--base <image>', 'the image to build on: a root filesystem DIR or tarball (.tar, .tar.gz, .tar.zst), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG; its ld.so.conf tells the ELF closure what it provides')
+    .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
+    .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .option('-q, --quiet', 'print errors only');
+}
+
+/** --platform is two things, told apart by their shape: OS/ARCH for the base image, the rest for releases. */
+function releasePlatform(flags: SelectionFlags): string | null {
+  return flags.platform !== undefined && !flags.platform.includes('/') ? flags.platform : null;
+}
+
+function imagePlatform(flags: SelectionFlags): string | null {
+  return flags.platform !== undefined && flags.platform.includes('/') ? flags.platform : null;
+}
+
+function parseBool(v: string, opt: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InputError(`${opt} ${v}: expected true or false`);
+}
+
+/** --base in any of its forms, flattened; null without --base. */
+async function baseOf(flags: SelectionFlags, diag: Diagnostics): Promise<BaseImage | null> {
+  if (flags.base === undefined) return null;
+  const epoch = Number(process.env['SOURCE_DATE_EPOCH'] ?? 0) || 0;
+  return openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds } }, diag);
 }
 
 function diagnostics(quiet: boolean | undefined): Diagnostics {
@@ -166,11 +191,11 @@ function ldLibraryPath(flags: SelectionFlags): string[] {
 }
 
 /** --release, --releases-file and friends; null when no release is asked for. */
-function releasesOf(flags: SelectionFlags): ReleaseOptions | null {
+function releasesOf(flags: SelectionFlags, base: BaseImage | null): ReleaseOptions | null {
   const requests = (flags.release ?? []).map((r) => parseReleaseArg(r, `--release ${r}`));
   for (const f of flags.releasesFile ?? []) requests.push(...readReleasesFile(f));
   if (requests.length === 0) {
-    for (const [opt, v] of [['--project', flags.project], ['--platform', flags.platform], ['--dbrelease', flags.dbrelease], ['--pack', flags.pack], ['--drop-pack', flags.dropPack]] as const) {
+    for (const [opt, v] of [['--project', flags.project], ['--platform', releasePlatform(flags)], ['--dbrelease', flags.dbrelease], ['--pack', flags.pack], ['--drop-pack', flags.dropPack]] as const) {
       if (v !== undefined) throw new InputError(`${opt} needs --release or --releases-file`);
     }
     return null;
@@ -178,22 +203,18 @@ function releasesOf(flags: SelectionFlags): ReleaseOptions | null {
   return {
     requests,
     project: flags.project ?? null,
-    platform: flags.platform ?? null,
+    platform: releasePlatform(flags),
     recipes: [...bundledRecipes(), ...(flags.recipe ?? []).map((f) => parseRecipe(f))],
     packs: flags.pack ?? [],
     dropPacks: [...(flags.dropPack ?? []), ...(flags.defaultExclusions ? [] : ['default-exclusions'])],
     dbrelease: flags.dbrelease ?? null,
-    baseOs: flags.base === undefined ? null : baseOsTag(path.resolve(flags.base)),
+    baseOs: base ? baseOsTag(base.view) : null,
   };
 }
 
-function selectionOf(flags: SelectionFlags): SelectOptions {
+function selectionOf(flags: SelectionFlags, baseImage: BaseImage | null): SelectOptions {
   const c = closures(flags);
-  let base: BaseLibraries | null = null;
-  if (flags.base !== undefined) {
-    requireDirectory(fromText(path.resolve(flags.base)), '--base');
-    base = baseLibraries(path.resolve(flags.base));
-  }
+  const base = baseImage ? baseLibraries(baseImage.view) : null;
   return {
     cvmfsRoot: flags.cvmfsRoot,
     specs: flags.spec ?? [],
@@ -202,7 +223,7 @@ function selectionOf(flags: SelectionFlags): SelectOptions {
     closure: c.symlink,
     // undefined: the default (on with releases); an explicit --closure decides.
     elf: c.elf ? { ldLibraryPath: ldLibraryPath(flags) } : c.explicit ? null : undefined,
-    releases: releasesOf(flags),
+    releases: releasesOf(flags, baseImage),
     include: flags.include ?? [],
     exclude: flags.exclude ?? [],
     base,
@@ -211,7 +232,7 @@ function selectionOf(flags: SelectionFlags): SelectOptions {
 
 async function runPlan(flags: PlanFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
-  const payload = selectPayload(selectionOf(flags), diag);
+  const payload = selectPayload(selectionOf(flags, await baseOf(flags, diag)), diag);
   const out = new Out();
   if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
@@ -250,12 +271,9 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
-  const selection = selectionOf(flags);
-  let base = null;
-  if (flags.base !== undefined) {
-    base = walkTree(fromText(path.resolve(flags.base)), '/', `base ${flags.base}`, diag);
-    assignHardLinks(base);
-  }
+  const baseImage = await baseOf(flags, diag);
+  const selection = selectionOf(flags, baseImage);
+  const base = baseImage ? baseImage.entries : null;
   const payload = selectPayload(selection, diag);
   normaliseOwner(payload.entries, owner);
   const epoch = imageEpoch(payload.entries);

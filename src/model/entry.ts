@@ -86,6 +86,13 @@ export function devNumbers(rdev: number): [major: number, minor: number] {
   return [major, minor];
 }
 
+/** The host dev_t for major and minor numbers (glibc's encoding; the inverse of devNumbers). */
+export function makeDev(major: number, minor: number): number {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return Number(((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n));
+}
+
 const typeChar: Record<EntryType, string> = {
   dir: 'd',
   file: '-',

@@ -1,8 +1,8 @@
 // What the base image's dynamic loader finds by itself: the directories of its /etc/ld.so.conf
 // (with `include` globs, as ldconfig reads them) and the loader's default directories. The ELF
 // closure never bundles a library the loader would take from there.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { BaseView } from '../../sources/base/view.js';
 
 /** glibc's trusted directories (x86_64 and aarch64 builds put lib64 first). */
 const DEFAULT_DIRS = ['/lib64', '/usr/lib64', '/lib', '/usr/lib'];
@@ -14,8 +14,8 @@ export interface BaseLibraries {
   has(imagePath: string): boolean;
 }
 
-/** The loader's view of a base root filesystem directory (host path, text). */
-export function baseLibraries(rootfs: string): BaseLibraries {
+/** The loader's view of a base image (any form of --base). */
+export function baseLibraries(rootfs: BaseView): BaseLibraries {
   const dirs: string[] = [];
   const seen = new Set<string>();
   const add = (d: string) => {
@@ -30,25 +30,16 @@ export function baseLibraries(rootfs: string): BaseLibraries {
   return {
     dirs,
     has(imagePath: string): boolean {
-      try {
-        fs.lstatSync(path.join(rootfs, imagePath));
-        return true;
-      } catch {
-        return false;
-      }
+      return rootfs.exists(imagePath);
     },
   };
 }
 
-function readConf(rootfs: string, file: string, add: (dir: string) => void, visited: Set<string>): void {
+function readConf(rootfs: BaseView, file: string, add: (dir: string) => void, visited: Set<string>): void {
   if (visited.has(file) || visited.size > 64) return;
   visited.add(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(rootfs, file), 'utf8');
-  } catch {
-    return;
-  }
+  const text = rootfs.readText(file);
+  if (text === null) return;
   for (const raw of text.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') continue;
@@ -67,16 +58,11 @@ function readConf(rootfs: string, file: string, add: (dir: string) => void, visi
 }
 
 /** ld.so.conf include patterns are `dir/*.conf`-style: a glob in the last component only. */
-function globConf(rootfs: string, pattern: string): string[] {
+function globConf(rootfs: BaseView, pattern: string): string[] {
   const dir = path.posix.dirname(pattern);
   const base = path.posix.basename(pattern);
   if (!/[*?[]/.test(base)) return [pattern];
   const re = new RegExp('^' + base.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-  let names: string[];
-  try {
-    names = fs.readdirSync(path.join(rootfs, dir));
-  } catch {
-    return [];
-  }
-  return names.filter((n) => re.test(n)).sort().map((n) => path.posix.join(dir, n));
+  return rootfs
+    .list(dir).filter((n) => re.test(n)).sort().map((n) => path.posix.join(dir, n));
 }

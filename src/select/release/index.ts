@@ -5,11 +5,10 @@
 //  2. the setup chain: the release's setup.sh evaluated (never run), which gives the base projects
 //     it sources (<Project>Externals, ...), the compiler setup, LD_LIBRARY_PATH and LCG releases;
 //  3. rule packs: include/exclude/keep lines instantiated for the release.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { display, fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError } from '../../model/errors.js';
+import type { BaseView } from '../../sources/base/view.js';
 import { readLink } from '../../sources/posix.js';
 import { throughLinks } from '../closure/links.js';
 import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../glob.js';
@@ -79,15 +78,9 @@ export interface ReleasePlan {
  * The OS of a base root filesystem as platform strings name it (`x86_64-<os>-gcc…`): from
  * /etc/os-release, or /etc/redhat-release on old images. Null when it cannot be told.
  */
-export function baseOsTag(rootfs: string): string | null {
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(path.join(rootfs, f), 'utf8');
-    } catch {
-      return null;
-    }
-  };
-  const osr = read('etc/os-release') ?? read('usr/lib/os-release');
+export function baseOsTag(rootfs: BaseView): string | null {
+  const read = (f: string) => rootfs.readText(f);
+  const osr = read('/etc/os-release') ?? read('/usr/lib/os-release');
   if (osr) {
     const field = (k: string) => new RegExp(`^${k}=["']?([^"'\n]*)`, 'm').exec(osr)?.[1] ?? '';
     const id = field('ID');
@@ -95,7 +88,7 @@ export function baseOsTag(rootfs: string): string | null {
     if (id === 'centos' && major !== '') return `centos${major}`;
     if (/^(rhel|almalinux|rocky|ol|centos)$/.test(id) || /\brhel\b/.test(field('ID_LIKE'))) return major !== '' ? `el${major}` : null;
   }
-  const rh = read('etc/redhat-release');
+  const rh = read('/etc/redhat-release');
   if (rh) {
     const major = /release (\d+)/.exec(rh)?.[1];
     if (major && /Scientific Linux CERN|SLC/.test(rh)) return `slc${major}`;

@@ -2,6 +2,8 @@
 // bind-mount at /cvmfs). Contents are copied straight from their sources; no staging.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { display, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, devNumbers } from '../../model/entry.js';
@@ -54,7 +56,8 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
         opts.onProgress?.(result.bytes, result.files);
         await pool.run(async () => {
           try {
-            await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);
+            if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);
+            else await copyRange(fsPath(e.source!), e.offset, e.size, to);
           } catch (err) {
             fail(e, 'cannot copy', err);
           }
@@ -118,4 +121,11 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   }
   result.entries = written.length;
   return result;
+}
+
+/** Content that lives inside another file (a member of a base image layer). */
+async function copyRange(from: Buffer, offset: number, size: number, to: Buffer): Promise<void> {
+  const input = fs.createReadStream(from, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 });
+  await pipeline(size === 0 ? Readable.from([]) : input, fs.createWriteStream(to, { mode: 0o600 }));
+  if (size === 0) input.destroy();
 }

@@ -69,10 +69,11 @@ class ContentSum {
 interface Seen {
   data: FileData;
   source: string;
+  offset: number;
 }
 
 /** Do two files have the same bytes? (Called only when size and checksum already agree.) */
-function sameContent(a: string, b: string, size: number): boolean {
+function sameContent(a: string, aAt: number, b: string, bAt: number, size: number): boolean {
   const fds: number[] = [];
   let current = a;
   try {
@@ -85,9 +86,9 @@ function sameContent(a: string, b: string, size: number): boolean {
     for (let at = 0; at < size; at += chunk) {
       const n = Math.min(chunk, size - at);
       current = a;
-      const na = fs.readSync(fds[0]!, ba, 0, n, at);
+      const na = fs.readSync(fds[0]!, ba, 0, n, aAt + at);
       current = b;
-      const nb = fs.readSync(fds[1]!, bb, 0, n, at);
+      const nb = fs.readSync(fds[1]!, bb, 0, n, bAt + at);
       if (na !== n || nb !== n || !ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
     }
     return true;
@@ -124,8 +125,12 @@ export class DataWriter {
     this.zero = Buffer.alloc(blockSize);
   }
 
-  /** Add a file's content from a host path (byte string). */
-  async addFile(source: string, size: number): Promise<FileData> {
+  /** Where the current file's content starts in its source (non-zero inside a base image layer). */
+  private at = 0;
+
+  /** Add a file's content from a host path (byte string), starting at `offset` when that is an archive. */
+  async addFile(source: string, size: number, offset?: number): Promise<FileData> {
+    this.at = offset ?? -1;
     const f: FileData = { size, blocksStart: 0, blockSizes: [], fragment: NONE32, fragOffset: 0, sparse: 0 };
     this.stats.files++;
     this.stats.bytesIn += size;
@@ -150,7 +155,7 @@ export class DataWriter {
     while (got < buf.length) {
       let n: number;
       try {
-        n = fs.readSync(fd, buf, got, buf.length - got, position + got);
+        n = fs.readSync(fd, buf, got, buf.length - got, Math.max(this.at, 0) + position + got);
       } catch (err) {
         throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
       }
@@ -160,6 +165,7 @@ export class DataWriter {
   }
 
   private checkEnd(fd: number, size: number, source: string): void {
+    if (this.at >= 0) return; // content inside an archive: more bytes follow it
     let n: number;
     try {
       n = fs.readSync(fd, Buffer.allocUnsafe(1), 0, 1, size);
@@ -200,14 +206,16 @@ export class DataWriter {
 
   /** An earlier file with the same bytes, if any. */
   private findDuplicate(key: string, source: string, size: number): FileData | undefined {
-    for (const s of this.seen.get(key) ?? []) if (sameContent(s.source, source, size)) return s.data;
+    const at = Math.max(this.at, 0);
+    for (const s of this.seen.get(key) ?? []) if (sameContent(s.source, s.offset, source, at, size)) return s.data;
     return undefined;
   }
 
   private remember(key: string, f: FileData, source: string): void {
     const list = this.seen.get(key);
-    if (list) list.push({ data: f, source });
-    else this.seen.set(key, [{ data: f, source }]);
+    const seen = { data: f, source, offset: Math.max(this.at, 0) };
+    if (list) list.push(seen);
+    else this.seen.set(key, [seen]);
   }
 
   private async addStreamed(f: FileData, fd: number, source: string): Promise<void> {

@@ -165,7 +165,7 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   for (const e of entries) {
     const n = files.get(e);
     if (n) {
-      n.data = await data.addFile(e.source!, e.size);
+      n.data = await data.addFile(e.source!, e.size, e.offset);
       opts.onProgress?.(data.stats.bytesIn, data.stats.files);
     }
   }

@@ -1,0 +1,183 @@
+// Layers applied with the OCI rules (image-spec layer.md) into one tree of entries, never written to
+// disk: a later entry replaces an earlier one (two directories merge), `.wh.NAME` deletes NAME from
+// lower layers, `.wh..wh..opq` hides every lower-layer child of its directory. Content stays where
+// the layer has it (file + offset). Anything that would write outside the image if extracted, a
+// `..` path, an absolute path, a path through a symlink, a hard link to a name the image lacks, a
+// symlink climbing above `/`, a whiteout of the root, is refused, naming the layer and the entry.
+import { fromText } from '../../model/bytes.js';
+import { display } from '../../model/bytes.js';
+import { type Entry, comparePaths, makeDev, parentPath } from '../../model/entry.js';
+import { InputError } from '../../model/errors.js';
+import type { TarMember } from '../tar/reader.js';
+
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+interface Placed {
+  entry: Entry;
+  layer: number;
+  /** For files: the identity of the inode (hard links share it). */
+  inode?: object;
+}
+
+export class LayerStack {
+  private readonly tree = new Map<string, Placed>();
+  private layer = -1;
+
+  constructor(private readonly epoch: number) {
+    this.tree.set('/', { entry: dir('/', 0o755, 0, 0, epoch, 'base image root'), layer: -1 });
+  }
+
+  /** Apply one layer's members. `file` is the uncompressed tar the members' offsets point into. */
+  apply(members: Iterable<TarMember>, file: string, label: string): void {
+    this.layer++;
+    const layer = this.layer;
+    const source = fromText(file);
+    for (const m of members) {
+      const fail = (why: string): never => {
+        throw new InputError(`${label}: entry '${display(m.name)}': ${why}`);
+      };
+      const path = imagePath(m.name, fail);
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      if (name.startsWith(WHITEOUT)) {
+        const dirPath = parentPath(path);
+        this.checkParents(path, fail);
+        if (name === OPAQUE) {
+          this.removeBelow(dirPath, layer, false);
+          continue;
+        }
+        const victim = name.slice(WHITEOUT.length);
+        if (victim === '' || victim === '.' || victim === '..') fail('a whiteout of the directory itself or of its parent');
+        this.removeBelow(dirPath === '/' ? '/' + victim : dirPath + '/' + victim, layer, true);
+        continue;
+      }
+      if (path === '/') {
+        if (m.type !== 'dir') fail('the image root must be a directory');
+        const root = this.tree.get('/')!;
+        root.entry = { ...root.entry, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, xattrs: m.xattrs.length ? m.xattrs : undefined, reason: `base ${label}` };
+        continue;
+      }
+      this.checkParents(path, fail);
+      const reason = `base ${label}`;
+      const e: Entry = { path, type: m.type === 'hardlink' ? 'file' : m.type, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, size: 0, reason };
+      if (m.xattrs.length > 0) e.xattrs = m.xattrs;
+      let inode: object | undefined;
+      switch (m.type) {
+        case 'file':
+          Object.assign(e, { size: m.size, source, offset: m.offset });
+          inode = {};
+          break;
+        case 'symlink':
+          if (m.linkname === '') fail('symlink with an empty target');
+          if (!m.linkname.startsWith('/') && climbsAbove(parentPath(path), m.linkname)) fail(`symlink to '${display(m.linkname)}' climbs above the image root`);
+          e.target = m.linkname;
+          e.size = m.linkname.length;
+          break;
+        case 'hardlink': {
+          const targetPath = imagePath(m.linkname, (why) => fail(`hard link target '${display(m.linkname)}': ${why}`));
+          const target = this.tree.get(targetPath);
+          if (!target) fail(`hard link to '${display(m.linkname)}', which is not in the image`);
+          if (target!.entry.type !== 'file') fail(`hard link to '${display(m.linkname)}', a ${target!.entry.type}`);
+          // A hard link is another name of the same inode: content and metadata come from the target.
+          const t = target!.entry;
+          Object.assign(e, { mode: t.mode, uid: t.uid, gid: t.gid, mtime: t.mtime, size: t.size, source: t.source, offset: t.offset, xattrs: t.xattrs });
+          inode = target!.inode;
+          break;
+        }
+        case 'char':
+        case 'block':
+          e.rdev = makeDev(m.devmajor, m.devminor);
+          break;
+      }
+      const old = this.tree.get(path);
+      if (old && old.entry.type === 'dir' && e.type === 'dir') {
+        old.entry = { ...e }; // attributes replaced, children kept
+        old.layer = layer;
+        continue;
+      }
+      if (old) this.removeBelow(path, Infinity, true);
+      this.tree.set(path, { entry: e, layer, inode });
+    }
+  }
+
+  /** The flattened tree in path order; names of one inode become a file and hard links to it. */
+  entries(): Entry[] {
+    const paths = [...this.tree.keys()].sort(comparePaths);
+    const firstName = new Map<object, string>();
+    const out: Entry[] = [];
+    for (const p of paths) {
+      const placed = this.tree.get(p)!;
+      const e = placed.entry;
+      if (placed.inode) {
+        const first = firstName.get(placed.inode);
+        if (first !== undefined) {
+          out.push({ ...e, type: 'hardlink', target: first, size: 0, source: undefined, offset: undefined });
+          continue;
+        }
+        firstName.set(placed.inode, p);
+      }
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Parents missing from the tar are made (layers often omit them); a parent that is not a directory is refused. */
+  private checkParents(path: string, fail: (why: string) => never): void {
+    const missing: string[] = [];
+    for (let p = parentPath(path); ; p = parentPath(p)) {
+      const placed = this.tree.get(p);
+      if (placed) {
+        if (placed.entry.type === 'symlink') fail(`its parent '${display(p)}' is a symlink (to '${display(placed.entry.target!)}'): extracting it would write through the link`);
+        if (placed.entry.type !== 'dir') fail(`its parent '${display(p)}' is a ${placed.entry.type}`);
+        break;
+      }
+      missing.push(p);
+    }
+    for (const p of missing) this.tree.set(p, { entry: dir(p, 0o755, 0, 0, this.epoch, 'parent directory missing from the base layer'), layer: this.layer });
+  }
+
+  /**
+   * Delete `path` (with `self`) or only its children (without), and their subtrees, where they come
+   * from a layer below `below`.
+   */
+  private removeBelow(path: string, below: number, self: boolean): void {
+    if (self) {
+      const placed = this.tree.get(path);
+      if (!placed || placed.layer >= below) return;
+      this.tree.delete(path);
+      if (placed.entry.type !== 'dir') return;
+    }
+    const prefix = path === '/' ? '/' : path + '/';
+    for (const [p, placed] of this.tree) {
+      if (p.startsWith(prefix) && p !== '/' && placed.layer < below) this.tree.delete(p);
+    }
+  }
+}
+
+function dir(path: string, mode: number, uid: number, gid: number, mtime: number, reason: string): Entry {
+  return { path, type: 'dir', mode, uid, gid, mtime, size: 0, reason };
+}
+
+/** A tar member name as an image path: `./` prefixes and trailing slashes go; `..` and absolute names are refused. */
+function imagePath(name: string, fail: (why: string) => never): string {
+  if (name.startsWith('/')) fail('an absolute path');
+  const parts: string[] = [];
+  for (const c of name.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') fail('a path with ".." (path traversal)');
+    parts.push(c);
+  }
+  return '/' + parts.join('/');
+}
+
+/** Does a relative link in `dir` climb above `/` (lexically, as a symlink escape would)? */
+function climbsAbove(dirPath: string, target: string): boolean {
+  let depth = dirPath === '/' ? 0 : dirPath.split('/').length - 1;
+  for (const c of target.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (--depth < 0) return true;
+    } else depth++;
+  }
+  return false;
+}

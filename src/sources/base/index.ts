@@ -1,0 +1,139 @@
+// `--base`: the image a build starts from, in any of the forms operators have it:
+//   DIR                            a root filesystem directory
+//   FILE (.tar, .tar.gz, .tar.zst) a root filesystem tarball
+//   oci:DIR[:TAG]                  an OCI image layout
+//   docker-archive:FILE[:REF]      `docker save` / `podman save` output
+//   docker://HOST/REPO:TAG         a registry (pulled into the work directory first)
+// Each becomes one flattened tree of entries (whiteouts applied, content addressed in place) plus,
+// for OCI output, the layer blobs to keep byte for byte and the config to extend.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fromText } from '../../model/bytes.js';
+import type { Diagnostics } from '../../model/diagnostics.js';
+import type { Entry } from '../../model/entry.js';
+import { InputError, describeSystemError } from '../../model/errors.js';
+import { assignHardLinks } from '../../model/plan.js';
+import { makeWorkDir } from '../../util/workdir.js';
+import { walkTree } from '../posix.js';
+import { readTar } from '../tar/reader.js';
+import { type BlobCompression, type OpenedLayer, type Region, openLayer } from './blob.js';
+import { readDockerArchive } from './docker-archive.js';
+import { LayerStack } from './flatten.js';
+import { type ImageConfig, type StoredImage, hostPlatform, readOciLayout } from './oci-layout.js';
+import { BaseView } from './view.js';
+
+export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry';
+
+export interface BaseLayer {
+  blob: Region;
+  compression: BlobCompression;
+  digest: string;
+  diffId: string;
+  /** Media type for an OCI manifest (Docker types relabelled: the bytes and digests do not change). */
+  mediaType: string;
+}
+
+export interface BaseImage {
+  /** As given on the command line. */
+  text: string;
+  kind: BaseKind;
+  /** The flattened root filesystem, in path order, "/" first. */
+  entries: Entry[];
+  view: BaseView;
+  /** Identity for provenance: the manifest digest (oci, registry), the image ID (docker-archive), the tarball's sha256. */
+  digest: string | null;
+  /** Layer blobs to keep in OCI output; empty for a directory (the writer makes one layer of it). */
+  layers: BaseLayer[];
+  config: ImageConfig | null;
+}
+
+export interface BaseOptions {
+  /** `os/arch[/variant]` to pick from an index; default: this machine's. */
+  platform: string | null;
+  /** Directory entries shrinkwrap makes (parents missing from a layer) get this time. */
+  epoch: number;
+  /** docker:// only. */
+  registry?: { tlsVerify: boolean; creds?: string };
+}
+
+const MEDIA_BY_COMPRESSION: Record<BlobCompression, string> = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+};
+
+/** `oci:DIR:TAG` / `docker-archive:FILE:REF`: the suffix is a reference only if the rest exists. */
+function splitRef(rest: string): [string, string | null] {
+  if (fs.existsSync(rest)) return [rest, null];
+  for (let i = rest.indexOf(':'); i > 0; i = rest.indexOf(':', i + 1)) {
+    if (fs.existsSync(rest.slice(0, i))) return [rest.slice(0, i), rest.slice(i + 1)];
+  }
+  return [rest, null];
+}
+
+export async function openBase(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
+  const platform = opts.platform ?? hostPlatform();
+  if (text.startsWith('oci:')) {
+    const [dir, tag] = splitRef(text.slice(4));
+    if (!fs.existsSync(dir)) throw new InputError(`--base ${text}: ${dir}: no such directory`);
+    return fromStored(text, 'oci', readOciLayout(dir, tag, platform, text), opts, true);
+  }
+  if (text.startsWith('docker-archive:')) {
+    const [file, ref] = splitRef(text.slice('docker-archive:'.length));
+    if (!fs.existsSync(file)) throw new InputError(`--base ${text}: ${file}: no such file`);
+    return fromStored(text, 'docker-archive', readDockerArchive(file, ref, text), opts, false);
+  }
+  if (text.startsWith('docker://')) {
+    const { pullBase } = await import('./registry.js');
+    const { layout, tag } = await pullBase(text, platform, opts.registry ?? { tlsVerify: true });
+    return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
+  }
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(text, { throwIfNoEntry: false });
+  } catch (err) {
+    throw new InputError(`--base ${text}: ${describeSystemError(err)}`);
+  }
+  if (!st) throw new InputError(`--base ${text}: no such file or directory (expected a root filesystem directory or tarball, oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG)`);
+  if (st.isDirectory()) {
+    const entries = walkTree(fromText(path.resolve(text)), '/', `base ${text}`, diag);
+    assignHardLinks(entries);
+    return { text, kind: 'dir', entries, view: new BaseView(entries), digest: null, layers: [], config: null };
+  }
+  // A root filesystem tarball is a one-layer image; it is kept as that layer when it is one.
+  const work = makeWorkDir('base');
+  const file = path.resolve(text);
+  const layer = await openLayer({ file, offset: 0, length: st.size }, `--base ${text}`, work);
+  const stack = new LayerStack(opts.epoch);
+  stack.apply(readTar(layer.tar.file, `--base ${text}`, layer.tar.offset, layer.tar.length), layer.tar.file, text);
+  const entries = stack.entries();
+  return { text, kind: 'tarball', entries, view: new BaseView(entries), digest: layer.digest, layers: [baseLayer(layer)], config: null };
+}
+
+function baseLayer(l: OpenedLayer): BaseLayer {
+  return { blob: l.blob, compression: l.compression, digest: l.digest, diffId: l.diffId, mediaType: MEDIA_BY_COMPRESSION[l.compression] };
+}
+
+async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: BaseOptions, checkDigests: boolean): Promise<BaseImage> {
+  const work = makeWorkDir('base');
+  const diffIds = img.config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || diffIds.length !== img.layers.length) {
+    throw new InputError(`${text}: the config lists ${Array.isArray(diffIds) ? diffIds.length : 'no'} diff_ids for ${img.layers.length} layers`);
+  }
+  const stack = new LayerStack(opts.epoch);
+  const layers: BaseLayer[] = [];
+  for (const [i, l] of img.layers.entries()) {
+    const label = `${text}: layer ${i + 1}${l.descriptor.digest ? ` (${l.descriptor.digest.slice(0, 19)})` : ''}`;
+    const opened = await openLayer(l.region, label, work, { digest: checkDigests ? l.descriptor.digest : undefined, diffId: diffIds[i] });
+    stack.apply(readTar(opened.tar.file, label, opened.tar.offset, opened.tar.length), opened.tar.file, label);
+    layers.push(baseLayer(opened));
+  }
+  const entries = stack.entries();
+  return { text, kind, entries, view: new BaseView(entries), digest: img.manifestDigest, layers, config: img.config };
+}
+
+/** For messages: the base as given. */
+export function describeBase(b: BaseImage): string {
+  return `${b.text} (${b.kind}${b.digest ? `, ${b.digest.slice(0, 19)}…` : ''}, ${b.entries.length} entries)`;
+}
+
