@@ -3,11 +3,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { createHash } from 'node:crypto';
+import * as os from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULT_MOUNTPOINTS, generatedEntries } from '../compose/generated.js';
 import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../compose/image.js';
+import { type LayerPer, layerGroups } from '../compose/layers.js';
+import type { Entry } from '../model/entry.js';
+import { specFilesOf } from '../select/spec/write.js';
+import { makeWorkDir } from '../util/workdir.js';
+import { writeOci } from '../writers/oci/index.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
-import { type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
+import { type Payload, type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
 import { baseLibraries } from '../select/closure/base-libs.js';
 import { type ReleaseOptions, type ResolvedRelease, baseOsTag, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
 import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
@@ -75,7 +84,12 @@ interface SelectionFlags extends TraceFlags {
 
 interface BuildFlags extends SelectionFlags {
   output: string;
-  format?: 'dir' | 'squashfs';
+  format?: 'dir' | 'squashfs' | 'oci' | 'docker-archive';
+  tag?: string;
+  layerPer: LayerPer;
+  mountpoint?: string[];
+  defaultMountpoints: boolean;
+  json?: boolean;
   force?: boolean;
   compression: 'none' | CodecName;
   level?: string;
@@ -195,7 +209,7 @@ function releasesOf(flags: SelectionFlags, base: BaseImage | null): ReleaseOptio
   const requests = (flags.release ?? []).map((r) => parseReleaseArg(r, `--release ${r}`));
   for (const f of flags.releasesFile ?? []) requests.push(...readReleasesFile(f));
   if (requests.length === 0) {
-    for (const [opt, v] of [['--project', flags.project], ['--platform', releasePlatform(flags)], ['--dbrelease', flags.dbrelease], ['--pack', flags.pack], ['--drop-pack', flags.dropPack]] as const) {
+    for (const [opt, v] of [['--project', flags.project], ['--platform', releasePlatform(flags) ?? undefined], ['--dbrelease', flags.dbrelease], ['--pack', flags.pack], ['--drop-pack', flags.dropPack]] as const) {
       if (v !== undefined) throw new InputError(`${opt} needs --release or --releases-file`);
     }
     return null;
@@ -262,26 +276,42 @@ function compressionLevel(flags: BuildFlags): number {
 async function runBuild(flags: BuildFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const format = flags.format ?? 'squashfs';
+  const oci = format === 'oci' || format === 'docker-archive';
   // Check every option before the long part, and refuse an existing output before it too.
+  if (oci && (flags.compression === 'xz' || flags.compression === 'lz4')) {
+    throw new InputError(`--compression ${flags.compression}: OCI layers are gzip (the default), zstd or none`);
+  }
   const squashfs =
     format === 'squashfs'
       ? { compression: flags.compression, level: compressionLevel(flags), blockSize: parseBlockSize(flags.blockSize) }
       : null;
+  const layerLevel = oci ? compressionLevel(flags) : 0;
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
+  const ref = oci ? parseTag(flags.tag ?? path.basename(flags.output).replace(/\.(tar|oci)$/, '')) : null;
+  const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
   const baseImage = await baseOf(flags, diag);
   const selection = selectionOf(flags, baseImage);
-  const base = baseImage ? baseImage.entries : null;
   const payload = selectPayload(selection, diag);
   normaliseOwner(payload.entries, owner);
   const epoch = imageEpoch(payload.entries);
-  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch }, diag);
+  const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
+  // OCI images are root file systems: without a base, the payload still sits at /cvmfs.
+  const base = baseImage ? baseImage.entries : oci ? rootOnly : null;
+  if (oci && flags.compression === 'zstd') {
+    diag.warn('zstd-layers', 'zstd layers: umoci 0.4, oci-image-tool, skopeo docker-archive and Docker < 23 reject them; use gzip for those');
+  }
+  if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", Shifter/podman-hpc defaults) hides it; run without that bind (docs/site-install.md)');
+  const work = makeWorkDir('build');
+  const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, format, work, diag);
+  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
   normaliseTimes(image, mtime, epoch);
   let totalBytes = 0;
   for (const e of image) if (e.type === 'file') totalBytes += e.size;
   const progress = progressFor(flags, totalBytes, `writing ${path.basename(flags.output)}`);
+  const report: Record<string, unknown> = { output: flags.output, format };
   try {
     output.begin();
     let written: string;
@@ -298,23 +328,192 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         `${r.files} files, ${humanBytes(r.bytesIn)} of content` +
         (r.dedupFiles > 0 ? `; ${r.dedupFiles} duplicate files, ${humanBytes(r.dedupBytes)} saved` : '') +
         (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
+      Object.assign(report, { bytes: r.bytes, inodes: r.inodes, files: r.files, contentBytes: r.bytesIn, dedupFiles: r.dedupFiles, dedupBytes: r.dedupBytes });
+    } else if (oci) {
+      const partOf = new Map<Entry, string>();
+      payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
+      const groups = layerGroups({ image, base: base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: flags.layerPer, partOf });
+      // A directory base has no blobs: its entries are the first group (empty for no base).
+      const layers = groups.filter((g) => g.entries.length > 0);
+      const r = await writeOci(
+        output.tmp,
+        {
+          format,
+          name: ref!.name,
+          tag: ref!.tag,
+          baseConfig: baseImage?.config ?? null,
+          baseLayers: baseImage?.layers ?? [],
+          layers,
+          compression: flags.compression as 'gzip' | 'zstd' | 'none',
+          level: layerLevel,
+          threads: threads ?? os.availableParallelism(),
+          epoch,
+          env: payload.releases.length > 0 ? ['SHRINKWRAP_RELEASE_SETUP=/release_setup.sh', 'BASH_ENV=/release_setup.sh', 'ENV=/release_setup.sh'] : [],
+          labels: provenanceLabels(flags, payload, baseImage, epoch),
+          annotations: baseAnnotations(baseImage),
+          createdBy: `shrinkwrap ${VERSION} build`,
+          onProgress: (b) => progress.update(b, 0),
+        },
+        diag,
+        work,
+      );
+      const kept = r.layers.filter((l) => l.kept).length;
+      written = `${humanBytes(r.bytes)} (${format}, ${ref!.name}:${ref!.tag}, manifest ${r.manifestDigest.slice(0, 19)}…): ${kept} base layers kept, ${r.layers.length - kept} new (${r.layers
+        .filter((l) => !l.kept)
+        .map((l) => `${l.label} ${humanBytes(l.size)}`)
+        .join(', ')})`;
+      Object.assign(report, { bytes: r.bytes, manifestDigest: r.manifestDigest, configDigest: r.configDigest, layers: r.layers, name: `${ref!.name}:${ref!.tag}` });
     } else {
       const isRoot = process.getuid?.() === 0;
       const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, onProgress: progress.update }, diag);
       written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
+      Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
     }
     progress.stop();
+    // A checksum file beside every image file, for the copy to the site (sha256sum -c).
+    let sum: string | null = null;
+    if (fs.statSync(output.tmp).isFile()) {
+      sum = await sha256File(output.tmp);
+      report['sha256'] = sum;
+    }
     output.commit();
-    if (!flags.quiet) {
+    if (sum) writeChecksumFile(flags.output, sum);
+    if (!flags.quiet && !flags.json) {
       for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
       if (payload.releases.length > 0) for (const line of releaseLines(payload)) process.stderr.write(`shrinkwrap: ${line}\n`);
       process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
+      if (sum) process.stderr.write(`shrinkwrap: wrote ${flags.output}.sha256: ${sum}\n`);
+    }
+    if (flags.json) {
+      const repositories: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(payload.summary.repositories)) repositories[display(k)] = v;
+      const doc = {
+        ...report,
+        base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
+        selection: { entries: payload.summary.entries, bytes: payload.summary.bytes, repositories, parts: payload.parts, releases: payload.releases.map((r) => `${r.project},${r.version}`) },
+        warnings: diag.warnings.map((w) => ({ kind: w.kind, message: w.message })),
+      };
+      process.stdout.write(JSON.stringify(doc, null, 1) + '\n');
     }
   } finally {
     progress.stop();
     output.abort(); // no-op after commit
   }
-  finishWarnings(diag, flags.quiet);
+  finishWarnings(diag, flags.quiet || flags.json);
+}
+
+/** --tag NAME[:TAG] (default tag latest); names as registries take them. */
+function parseTag(text: string): { name: string; tag: string } {
+  const m = /^([a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?$/.exec(text.toLowerCase());
+  if (!m) throw new InputError(`--tag ${text}: expected NAME[:TAG], e.g. atlas/analysisbase:21.2.75`);
+  return { name: m[1]!, tag: m[2] ?? 'latest' };
+}
+
+function checkMountpoint(m: string): string {
+  const p = path.posix.normalize(m);
+  if (!p.startsWith('/') || p === '/' || p.split('/').includes('..') || p === MOUNT || p.startsWith(MOUNT + '/')) {
+    throw new InputError(`--mountpoint ${m}: expected an absolute path outside /cvmfs, e.g. /lustre`);
+  }
+  return fromText(p.replace(/\/+$/, ''));
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), h);
+  return h.digest('hex');
+}
+
+/** `<output>.sha256` in sha256sum's format, written atomically after the image. */
+function writeChecksumFile(output: string, sum: string): void {
+  const file = `${output}.sha256`;
+  const tmp = `${file}.shrinkwrap-tmp-${process.pid}`;
+  fs.writeFileSync(tmp, `${sum}  ${path.basename(output)}\n`);
+  fs.renameSync(tmp, file);
+}
+
+function provenance(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number, format: string): Record<string, unknown> {
+  const digestOf = (f: string) => 'sha256:' + createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+  return {
+    tool: { name: 'shrinkwrap', version: VERSION },
+    created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
+    format,
+    base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
+    source: { cvmfsRoot: flags.cvmfsRoot },
+    releases: payload.releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform, path: display(r.path) })),
+    specs: (flags.spec ?? []).map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
+    traces: (flags.trace ?? []).map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
+    selection: { entries: payload.summary.entries, bytes: payload.summary.bytes, repositories: Object.keys(payload.summary.repositories).map(display).sort() },
+  };
+}
+
+function provenanceLabels(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, string> {
+  const labels: Record<string, string> = {
+    'org.opencontainers.image.created': new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
+    'io.shrinkwrap.version': VERSION,
+    'io.shrinkwrap.source': flags.cvmfsRoot,
+    'io.shrinkwrap.repositories': Object.keys(payload.summary.repositories).map(display).sort().join(','),
+  };
+  if (payload.releases.length > 0) labels['io.shrinkwrap.releases'] = payload.releases.map((r) => `${r.project},${r.version}`).join(' ');
+  if (baseImage) {
+    labels['org.opencontainers.image.base.name'] = baseImage.text;
+    // A manifest digest where the base has one; a docker-archive has only its image ID (config digest).
+    if (baseImage.digest) labels[baseImage.kind === 'docker-archive' ? 'io.shrinkwrap.base.image-id' : baseImage.kind === 'tarball' ? 'io.shrinkwrap.base.sha256' : 'org.opencontainers.image.base.digest'] = baseImage.digest;
+  }
+  return labels;
+}
+
+function baseAnnotations(baseImage: BaseImage | null): Record<string, string> {
+  if (!baseImage) return {};
+  const out: Record<string, string> = { 'org.opencontainers.image.base.name': baseImage.text };
+  if (baseImage.digest && (baseImage.kind === 'oci' || baseImage.kind === 'registry')) out['org.opencontainers.image.base.digest'] = baseImage.digest;
+  return out;
+}
+
+/** The generated files: setup script, mount points, /cvmfs/<fqrn>, /.shrinkwrap/. */
+async function generatedFor(
+  flags: BuildFlags,
+  payload: Payload,
+  baseImage: BaseImage | null,
+  rootfs: boolean,
+  mountpoints: string[],
+  epoch: number,
+  format: string,
+  work: string,
+  diag: Diagnostics,
+): Promise<Entry[]> {
+  // A /cvmfs-only image (no base) stays an exact mirror of the selection: nothing is added to it.
+  if (!rootfs) return [];
+  const planFile = path.join(work, 'plan.json');
+  const stream = fs.createWriteStream(planFile);
+  await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf }, diag.warnings, new Out(stream));
+  await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  const files: Array<{ name: string; content?: string; hostFile?: string }> = [
+    { name: 'plan.json', hostFile: planFile },
+    { name: 'provenance.json', content: JSON.stringify(provenance(flags, payload, baseImage, epoch, format), null, 1) + '\n' },
+  ];
+  for (const [repo, text] of specFilesOf(payload.rules)) files.push({ name: `specs/${repo}.spec`, content: text });
+  let repositories: string[] = [];
+  try {
+    repositories = fs
+      .readdirSync(flags.cvmfsRoot, { withFileTypes: true, encoding: 'latin1' })
+      .filter((d) => d.isDirectory() && d.name.includes('.'))
+      .map((d) => d.name)
+      .sort();
+  } catch {
+    /* selectPayload has checked the source already */
+  }
+  return generatedEntries(
+    {
+      releases: payload.releases.map((r) => ({ name: `${r.project},${r.version}`, setup: display(r.setupScript), compilers: r.compilers.map(display) })),
+      repositories,
+      mountpoints: rootfs ? mountpoints : [],
+      files,
+      epoch,
+      mount: rootfs ? MOUNT : '',
+    },
+    VERSION,
+    work,
+  );
 }
 
 interface SpecFlags extends TraceFlags {
@@ -476,9 +675,14 @@ export function makeProgram(): Command {
       .description('write an image (the default command: `shrinkwrap --spec S -o OUT` is `shrinkwrap build --spec S -o OUT`)'),
   )
     .requiredOption('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete)')
-    .addOption(new Option('--format <format>', 'image format (default: squashfs)').choices(['squashfs', 'dir']))
+    .addOption(new Option('--format <format>', 'image format (default: squashfs)').choices(['squashfs', 'dir', 'oci', 'docker-archive']))
+    .option('--tag <name[:tag]>', 'oci, docker-archive: image name and tag (default: the output name, tag latest)')
+    .addOption(new Option('--layer-per <unit>', 'oci, docker-archive: one new layer per /cvmfs repository, or per release part (release, base projects, compiler, LCG)').choices(['repository', 'release']).default('repository'))
+    .addOption(new Option('--mountpoint <path>', 'an empty directory for a site file system to be bound on (repeatable; adds to the defaults)').argParser(collect))
+    .option('--no-default-mountpoints', `do not create the default site mount points (${DEFAULT_MOUNTPOINTS.join(' ')})`)
+    .option('--json', 'print a machine-readable report of the build on stdout')
     .option('--force', 'replace an existing output')
-    .addOption(new Option('--compression <name>', 'squashfs compressor').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
+    .addOption(new Option('--compression <name>', 'squashfs compressor, or OCI layer compression (gzip, zstd, none)').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
     .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')
     .option('--mtime <policy>', 'entry times: keep, clamp (to SOURCE_DATE_EPOCH or the newest payload time), or SECONDS for all', 'keep')

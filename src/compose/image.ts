@@ -13,6 +13,8 @@ export interface ComposeOptions {
   mount: string;
   /** Time for directories shrinkwrap makes itself. */
   epoch: number;
+  /** Generated entries in image coordinates (compose/generated.ts): files win, directories give way. */
+  extra?: Entry[];
 }
 
 /** SOURCE_DATE_EPOCH when set (it must be an integer), else the newest mtime in the payload. */
@@ -45,7 +47,7 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
       if (e.type === 'hardlink') moved.target = e.target!.slice(cut);
       out.push(moved);
     }
-    return out;
+    return addExtra(out, opts.extra);
   }
 
   const byPath = new Map<string, Entry>();
@@ -68,7 +70,7 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     const fromPayload = new Set(payload);
     out = out.filter((e) => fromPayload.has(e) || !replaced.some((r) => e.path.startsWith(r + '/')));
   }
-  sortEntries(out);
+  out = addExtra(out, opts.extra);
   // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
   const present = new Set(out.map((e) => e.path));
   for (const e of out) {
@@ -76,6 +78,19 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
       throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
     }
   }
+  return out;
+}
+
+/** Generated entries into a sorted image: a generated file replaces what is there, a directory only fills a gap. */
+function addExtra(image: Entry[], extra: Entry[] | undefined): Entry[] {
+  const byPath = new Map(image.map((e) => [e.path, e]));
+  for (const e of extra ?? []) {
+    const old = byPath.get(e.path);
+    if (old && (e.type === 'dir' || old.type === 'dir')) continue;
+    byPath.set(e.path, e);
+  }
+  const out = [...byPath.values()];
+  sortEntries(out);
   return out;
 }
 

@@ -69,6 +69,10 @@ export interface Payload {
   elf: ElfClosureStats | null;
   /** With releases: how much each part contributes (the rest is `other`). */
   parts: PartSummary[];
+  /** With releases: the part label of each entry (same order as `entries`); `--layer-per release` groups by it. */
+  partOf: string[];
+  /** Every rule the selection applied (specs, traces, releases, globs): /.shrinkwrap/specs records them. */
+  rules: SpecRule[];
   releases: ResolvedRelease[];
   /** LD_LIBRARY_PATH the ELF closure searched (image paths). */
   searchPath: string[];
@@ -140,7 +144,10 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
   // The ELF closure is on by default with releases: AtlasCMake builds have no RPATH (§1.6).
   const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
   const payload = finishSelection(opts, sel, tree, rules, elf, diag);
-  payload.parts = releases ? partSummary(payload.entries, parts) : [];
+  if (releases) {
+    payload.partOf = partLabels(payload.entries, parts);
+    payload.parts = partSummary(payload.entries, parts, payload.partOf);
+  }
   if (releases) reportEnvPathsNotInImage(resolved, payload.entries, source, diag);
   payload.releases = resolved;
   payload.searchPath = searchPath;
@@ -192,32 +199,40 @@ function reportEnvPathsNotInImage(releases: readonly ResolvedRelease[], entries:
   }
 }
 
-/** Entries and bytes per part: an entry belongs to the earliest-named part whose root holds it. */
-function partSummary(entries: readonly Entry[], parts: readonly Part[]): PartSummary[] {
+const OTHER_PART = 'other (spec lines, traces, closures, ancestors)';
+
+/** The part of each entry: the earliest-named part whose root holds it, else "other". */
+function partLabels(entries: readonly Entry[], parts: readonly Part[]): string[] {
   const rootPart = new Map<string, number>();
   parts.forEach((p, i) => {
     for (const r of p.roots) if (!rootPart.has(r)) rootPart.set(r, i);
   });
-  const out = parts.map((p) => ({ label: p.label, entries: 0, bytes: 0 }));
-  const other = { label: 'other (spec lines, traces, closures, ancestors)', entries: 0, bytes: 0 };
-  for (const e of entries) {
+  return entries.map((e) => {
     let best = -1;
     for (let p = e.path; p.length > MOUNT.length; p = p.slice(0, p.lastIndexOf('/'))) {
       const i = rootPart.get(p);
       if (i !== undefined && (best < 0 || i < best)) best = i;
     }
-    const s = best < 0 ? other : out[best]!;
-    s.entries++;
-    if (e.type === 'file') s.bytes += e.size;
-  }
+    return best < 0 ? OTHER_PART : parts[best]!.label;
+  });
+}
+
+/** Entries and bytes per part, in the order parts were named ("other" last). */
+function partSummary(entries: readonly Entry[], parts: readonly Part[], labels: readonly string[]): PartSummary[] {
   // Parts that several releases share (one LCG release, one compiler) are listed once.
   const merged = new Map<string, PartSummary>();
-  for (const s of [...out, other]) {
-    const m = merged.get(s.label);
-    if (m) {
-      m.entries += s.entries;
-      m.bytes += s.bytes;
-    } else merged.set(s.label, { ...s });
+  for (const p of parts) if (!merged.has(p.label)) merged.set(p.label, { label: p.label, entries: 0, bytes: 0 });
+  for (const [i, e] of entries.entries()) {
+    const label = labels[i]!;
+    let m = merged.get(label);
+    if (!m) merged.set(label, (m = { label, entries: 0, bytes: 0 }));
+    m.entries++;
+    if (e.type === 'file') m.bytes += e.size;
+  }
+  const other = merged.get(OTHER_PART);
+  if (other) {
+    merged.delete(OTHER_PART);
+    merged.set(OTHER_PART, other);
   }
   // A part whose roots all lie inside an earlier one (a pack's files inside the release) shows as 0: leave it out.
   return [...merged.values()].filter((s) => s.entries > 0);
@@ -273,7 +288,7 @@ function finishSelection(
       sel.source.release(); // explaining looks things up through the working-directory cursor
     }
   };
-  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], releases: [], searchPath: [] };
+  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], partOf: [], rules, releases: [], searchPath: [] };
 }
 
 /**

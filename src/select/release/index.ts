@@ -62,6 +62,8 @@ export interface ResolvedRelease {
   ldLibraryPath: string[];
   /** Setup-script constructs the evaluator skipped. */
   unevaluated: string[];
+  /** Image path of the release's own setup script (what /release_setup.sh sources). */
+  setupScript: string;
   /** /cvmfs paths in the environment the setup chain builds (variable, path), to check against the image. */
   envPaths: { variable: string; path: string }[];
 }
@@ -286,6 +288,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
     ldLibraryPath: [],
     unevaluated: [],
     envPaths: [],
+    setupScript: `${ia}/${recipe.setup}`,
   };
   addRule('recursive', ia, `release ${name} (${res.req.origin})`, res.req.origin);
   plan.parts.push({ label: `release ${name}`, roots: [host.resolve(ia)] });
