@@ -305,7 +305,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   }
   if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", Shifter/podman-hpc defaults) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
-  const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, format, work, diag);
+  const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag);
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
   normaliseTimes(image, mtime, epoch);
   let totalBytes = 0;
@@ -431,12 +431,11 @@ function writeChecksumFile(output: string, sum: string): void {
   fs.renameSync(tmp, file);
 }
 
-function provenance(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number, format: string): Record<string, unknown> {
+function provenance(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, unknown> {
   const digestOf = (f: string) => 'sha256:' + createHash('sha256').update(fs.readFileSync(f)).digest('hex');
   return {
     tool: { name: 'shrinkwrap', version: VERSION },
     created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
-    format,
     base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
     source: { cvmfsRoot: flags.cvmfsRoot },
     releases: payload.releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform, path: display(r.path) })),
@@ -477,7 +476,6 @@ async function generatedFor(
   rootfs: boolean,
   mountpoints: string[],
   epoch: number,
-  format: string,
   work: string,
   diag: Diagnostics,
 ): Promise<Entry[]> {
@@ -489,7 +487,7 @@ async function generatedFor(
   await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const files: Array<{ name: string; content?: string; hostFile?: string }> = [
     { name: 'plan.json', hostFile: planFile },
-    { name: 'provenance.json', content: JSON.stringify(provenance(flags, payload, baseImage, epoch, format), null, 1) + '\n' },
+    { name: 'provenance.json', content: JSON.stringify(provenance(flags, payload, baseImage, epoch), null, 1) + '\n' },
   ];
   for (const [repo, text] of specFilesOf(payload.rules)) files.push({ name: `specs/${repo}.spec`, content: text });
   let repositories: string[] = [];
