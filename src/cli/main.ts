@@ -11,6 +11,9 @@ import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../com
 import { type LayerPer, layerGroups } from '../compose/layers.js';
 import type { Entry } from '../model/entry.js';
 import { specFilesOf } from '../select/spec/write.js';
+import { credentialsFor } from '../sources/registry/client.js';
+import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
+import { type PushResult, pushLayout } from '../writers/oci/push.js';
 import { makeWorkDir } from '../util/workdir.js';
 import { writeOci } from '../writers/oci/index.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
@@ -90,6 +93,7 @@ interface BuildFlags extends SelectionFlags {
   mountpoint?: string[];
   defaultMountpoints: boolean;
   json?: boolean;
+  push?: string;
   force?: boolean;
   compression: 'none' | CodecName;
   level?: string;
@@ -289,6 +293,8 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
+  if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
+  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push);
   const ref = oci ? parseTag(flags.tag ?? path.basename(flags.output).replace(/\.(tar|oci)$/, '')) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
@@ -378,6 +384,13 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     }
     output.commit();
     if (sum) writeChecksumFile(flags.output, sum);
+    if (pushRef) {
+      // A base pulled from the same registry lends its blobs: mount them instead of uploading.
+      const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, pushRef) : [];
+      const pushed = await pushLayout(flags.output, null, pushRef, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(pushRef.registry, flags.creds), mountFrom });
+      report['push'] = { to: flags.push, ...pushed };
+      if (!flags.quiet && !flags.json) process.stderr.write(`shrinkwrap: ${pushSummary(flags.push!, pushed)}\n`);
+    }
     if (!flags.quiet && !flags.json) {
       for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
       if (payload.releases.length > 0) for (const line of releaseLines(payload)) process.stderr.write(`shrinkwrap: ${line}\n`);
@@ -400,6 +413,48 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     output.abort(); // no-op after commit
   }
   finishWarnings(diag, flags.quiet || flags.json);
+}
+
+function sameRegistryRepo(baseText: string, to: ImageReference): string[] {
+  const from = parseImageReference(baseText);
+  return from.registry === to.registry && from.repository !== to.repository ? [from.repository] : [];
+}
+
+function pushSummary(to: string, r: PushResult): string {
+  return `pushed ${to} (${r.manifestDigest}): ${r.uploaded} blobs uploaded (${humanBytes(r.bytesUploaded)}), ${r.skipped} already there, ${r.mounted} mounted from another repository`;
+}
+
+interface PushFlags {
+  tlsVerify: boolean;
+  creds?: string;
+  mountFrom?: string[];
+  chunkSize?: string;
+  quiet?: boolean;
+}
+
+/** `shrinkwrap push oci:DIR[:TAG] docker://HOST/REPO:TAG` */
+async function runPush(source: string, dest: string, flags: PushFlags): Promise<void> {
+  if (!source.startsWith('oci:')) throw new InputError(`push ${source}: expected oci:DIR[:TAG] (an OCI image layout, as --format oci writes)`);
+  const rest = source.slice(4);
+  let dir = rest;
+  let tag: string | null = null;
+  if (!fs.existsSync(rest) && rest.lastIndexOf(':') > 0) [dir, tag] = [rest.slice(0, rest.lastIndexOf(':')), rest.slice(rest.lastIndexOf(':') + 1)];
+  if (!fs.existsSync(path.join(dir, 'index.json'))) throw new InputError(`push ${source}: ${dir} is not an OCI image layout (no index.json)`);
+  const to = parseImageReference(dest);
+  let chunkSize = 0;
+  if (flags.chunkSize !== undefined) {
+    chunkSize = flags.chunkSize === '0' ? 0 : parseBlockSizeLike(flags.chunkSize);
+  }
+  const r = await pushLayout(dir, tag, to, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(to.registry, flags.creds), mountFrom: flags.mountFrom ?? [], chunkSize });
+  if (!flags.quiet) process.stderr.write(`shrinkwrap: ${pushSummary(dest, r)}\n`);
+}
+
+/** A byte count with an optional K/M/G suffix. */
+function parseBlockSizeLike(text: string): number {
+  const m = /^(\d+)([kKmMgG]?)$/.exec(text);
+  const n = m ? Number(m[1]) * ({ '': 1, k: 1024, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[m[2]!.toLowerCase()]! : NaN;
+  if (!m || n < 1) throw new InputError(`--chunk-size ${text}: expected bytes, e.g. 5M`);
+  return n;
 }
 
 /** --tag NAME[:TAG] (default tag latest); names as registries take them. */
@@ -679,6 +734,7 @@ export function makeProgram(): Command {
     .addOption(new Option('--mountpoint <path>', 'an empty directory for a site file system to be bound on (repeatable; adds to the defaults)').argParser(collect))
     .option('--no-default-mountpoints', `do not create the default site mount points (${DEFAULT_MOUNTPOINTS.join(' ')})`)
     .option('--json', 'print a machine-readable report of the build on stdout')
+    .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
     .addOption(new Option('--compression <name>', 'squashfs compressor, or OCI layer compression (gzip, zstd, none)').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
     .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')
@@ -723,6 +779,16 @@ export function makeProgram(): Command {
     .option('--data', 'also read and decompress every data block')
     .option('--json', 'print one JSON report')
     .action((image: string, flags: VerifyFlags) => runVerify(image, flags));
+
+  program
+    .command('push <source> <destination>')
+    .description('push an OCI image layout (oci:DIR[:TAG], as --format oci writes) to a registry (docker://HOST/REPO:TAG): blobs the registry has are skipped, the manifest goes last')
+    .option('--tls-verify <bool>', "verify the registry's TLS certificate (false also allows plain HTTP)", (v) => parseBool(v, '--tls-verify'), true)
+    .option('--creds <user:password>', 'registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
+    .addOption(new Option('--mount-from <repository>', 'a repository on the same registry to mount blobs from instead of uploading them (repeatable)').argParser(collect))
+    .option('--chunk-size <bytes>', 'upload blobs in chunks of this size (e.g. 16M; default: one request per blob)')
+    .option('-q, --quiet', 'print errors only')
+    .action((source: string, destination: string, flags: PushFlags) => runPush(source, destination, flags));
 
   return program;
 }

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MOUNTPOINTS } from '../../src/compose/generated.js';
 import { EXAMPLE } from '../../fixtures/example-cvmfs.js';
 import { ensureExample } from '../../fixtures/example.js';
 import { REPO_ROOT, shrinkwrap } from '../helpers/cli.js';
@@ -41,8 +42,14 @@ describe('example: AnalysisBase 21.2.75 into the base root filesystem', () => {
   });
 
   it('holds the base root filesystem and the selection under /cvmfs, and nothing else', () => {
-    expect(fs.readdirSync(image).sort()).toEqual([...fs.readdirSync(base), 'cvmfs'].sort());
-    expect(fs.readdirSync(path.join(image, 'cvmfs')).sort()).toEqual(['atlas.cern.ch', 'sft.cern.ch']);
+    // Besides the base and /cvmfs: the provenance directory and the default site mount points (empty).
+    const mountpoints = DEFAULT_MOUNTPOINTS.map((m) => m.slice(1));
+    expect(fs.readdirSync(image).sort()).toEqual([...new Set([...fs.readdirSync(base), 'cvmfs', '.shrinkwrap', ...mountpoints])].sort());
+    for (const m of mountpoints) expect(fs.readdirSync(path.join(image, m))).toEqual([]);
+    expect(fs.readdirSync(path.join(image, '.shrinkwrap')).sort()).toEqual(['plan.json', 'provenance.json', 'specs']);
+    // Every repository of the source has its directory; the unselected ones are empty.
+    expect(fs.readdirSync(path.join(image, 'cvmfs')).sort()).toEqual(fs.readdirSync(cvmfs).sort());
+    for (const r of fs.readdirSync(cvmfs)) if (r !== 'atlas.cern.ch' && r !== 'sft.cern.ch') expect(fs.readdirSync(path.join(image, 'cvmfs', r))).toEqual([]);
     expect(fs.existsSync(inImage(`${EXAMPLE.analysisBase}/lib/libxAODRootAccess.so`))).toBe(true);
     expect(fs.existsSync(inImage('sft.cern.ch/lcg/releases/gcc/6.2.0-b9934/x86_64-slc6/setup.sh'))).toBe(true);
     expect(fs.existsSync(inImage('atlas.cern.ch/repo/sw/database/DBRelease/31.8.1/sqlite200/ALLP200.db'))).toBe(true);

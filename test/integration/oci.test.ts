@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureExample } from '../../fixtures/example.js';
 import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { diffTrees, findListing } from '../helpers/consumers.js';
+import { type Registry, startRegistry } from '../helpers/registry.js';
 import { canRun, hasCommand, isRoot } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
@@ -235,5 +236,52 @@ describe.runIf(canRun(tools, 'malicious base tests', 'python3 is needed'))('mali
     expectOneLineError(r, 2, /layer \d+ \(sha256:[0-9a-f]+\): (content has digest|corrupt gzip)/);
     expect(fs.existsSync(path.join(dir, 'out.sqfs'))).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe.runIf(canRun(tools && hasCommand('docker-registry'), 'registry tests', 'docker-registry is needed (.ci/run installs it)'))('docker:// bases and push', () => {
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('builds on a base pulled from a registry, keeps its layers, and pushes the result (mounting the base blobs)', () => {
+    const dir = tmpDir('sw-reg-');
+    const env = { ...ENV, SHRINKWRAP_CACHE: path.join(dir, 'cache') };
+    sh(`umoci init --layout base && umoci new --image base:b && umoci unpack --rootless --image base:b ub && rm -rf ub/rootfs && cp -a '${baseDir}' ub/rootfs && umoci repack --image base:b ub`, dir);
+    sh(`skopeo copy --dest-tls-verify=false oci:base:b docker://${registry.host}/test/base:1`, dir);
+    const baseLayers = readLayout(path.join(dir, 'base')).manifest.layers.map((l) => l.digest);
+
+    const r = build([...RELEASE, '--base', `docker://${registry.host}/test/base:1`, '--tls-verify', 'false', '--format', 'oci', '-o', 'img', '--push', `docker://${registry.host}/test/atlas:21.2.75`], { cwd: dir, env });
+    const ours = readLayout(path.join(dir, 'img'));
+    expect(ours.manifest.layers.slice(0, baseLayers.length).map((l) => l.digest)).toEqual(baseLayers);
+    expect(ours.manifest.layers.length).toBe(baseLayers.length + 5); // 5 new layers (+ the config: 6 blobs to upload)
+    expect(r.stderr).toMatch(new RegExp(`pushed docker://${registry.host}/test/atlas:21\\.2\\.75 \\(${ours.index.manifests[0]!.digest}\\): 6 blobs uploaded .*, 0 already there, ${baseLayers.length} mounted from another repository`));
+    const inspect = JSON.parse(sh(`skopeo inspect --tls-verify=false docker://${registry.host}/test/atlas:21.2.75`, dir));
+    expect(inspect.Digest).toBe(ours.index.manifests[0]!.digest);
+    sh(`skopeo copy --src-tls-verify=false docker://${registry.host}/test/atlas:21.2.75 oci:pulled:x && umoci unpack --rootless --image pulled:x bundle`, dir);
+    expect(fs.readFileSync(path.join(dir, 'bundle/rootfs/release_setup.sh'), 'utf8')).toContain('AnalysisBase,21.2.75');
+
+    // A second build pulls nothing again: the cache has every blob.
+    const again = build([...RELEASE, '--base', `docker://${registry.host}/test/base:1`, '--tls-verify', 'false', '--format', 'oci', '-o', 'img2'], { cwd: dir, env });
+    expect(again.code).toBe(0);
+    expect(readLayout(path.join(dir, 'img2')).index.manifests[0]!.digest).toBe(ours.index.manifests[0]!.digest);
+
+    // shrinkwrap push: to a new repository, then again (nothing to upload).
+    const p1 = shrinkwrap(['push', 'oci:img', `docker://${registry.host}/test/copy:1`, '--tls-verify', 'false'], { cwd: dir, env });
+    expect(p1.code, p1.stderr).toBe(0);
+    const p2 = shrinkwrap(['push', 'oci:img', `docker://${registry.host}/test/copy:1`, '--tls-verify', 'false'], { cwd: dir, env });
+    expect(p2.stderr).toMatch(/0 blobs uploaded \(0 B\), \d+ already there/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names the reference and the problem when a registry base cannot be had', () => {
+    const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', `docker://${registry.host}/test/nothing:1`, '--tls-verify', 'false', '-o', path.join(work, 'never.sqfs')], { env: { ...ENV, SHRINKWRAP_CACHE: path.join(work, 'cache') } });
+    expectOneLineError(r, 2, `docker://${registry.host}/test/nothing:1`);
+    expect(r.stderr).toMatch(/404|unknown/);
+    expect(fs.existsSync(path.join(work, 'never.sqfs'))).toBe(false);
   });
 });

@@ -851,8 +851,14 @@ function compareManifest(image: SquashfsImage, manifest: ManifestEntry[], manife
     if (m.rdev !== undefined && e.rdev !== m.rdev) diffs.push(`rdev ${e.rdev}, expected ${m.rdev}`);
     if (diffs.length > 0) p.add(`${at}: ${diffs.join('; ')}`);
   }
+  // Empty repository directories (/cvmfs/<fqrn>, made for every repository of the source) are not
+  // part of a selection: the manifest does not list them.
+  const children = new Set<string>();
+  for (const path of entries.keys()) children.add(path.slice(0, path.lastIndexOf('/')));
+  const repoMountPoint = (path: string) =>
+    entries.get(path)?.type === 'dir' && !children.has(path) && path.lastIndexOf('/') === (imageRoot === '/' ? 0 : imageRoot.length);
   for (const path of entries.keys()) {
-    if (seen.has(path) || (path === imageRoot && !rootListed)) continue;
+    if (seen.has(path) || (path === imageRoot && !rootListed) || repoMountPoint(path)) continue;
     p.add(`manifest: ${display(path)} is in the image but not in the manifest`);
   }
 }

@@ -36,7 +36,7 @@ export async function pushLayout(layoutDir: string, tag: string | null, ref: Ima
   const client = new RegistryClient(ref, scopes, opts);
   const pusher = new Pusher(client, layoutDir, mountFrom, opts.chunkSize ?? 0);
   try {
-    await pusher.document(top, ref.digest ?? ref.tag!);
+    await pusher.document(top, ref.tag ?? ref.digest!);
     return { manifestDigest: top.digest, ...pusher.counts };
   } finally {
     client.close();

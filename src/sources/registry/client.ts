@@ -1,0 +1,406 @@
+// A small client of the OCI Distribution API (distribution-spec v1.1): the /v2/ probe, the choice
+// of https or http, Basic and Bearer token auth (distribution's auth/token.md), redirects, timeouts,
+// and registry errors turned into one-line InputError/BuildError messages naming the reference.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { BuildError, InputError } from '../../model/errors.js';
+import { displayReference, type ImageReference } from './reference.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface RegistryOptions {
+  tlsVerify: boolean;
+  credentials?: Credentials | null;
+  /** Per request, without progress (no byte received or sent). Default 60000. */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export const MEDIA = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+} as const;
+
+export const MANIFEST_ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
+
+export function isIndexType(mediaType: string): boolean {
+  return mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList;
+}
+
+function parseUserPass(text: string, where: string): Credentials {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new InputError(`${where}: expected USER:PASSWORD`);
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/**
+ * Credentials for `registry` (host[:port] as in ImageReference): `--creds USER:PASS`, else
+ * SHRINKWRAP_REGISTRY_AUTH, else the first auth file that has an entry for the registry
+ * (${REGISTRY_AUTH_FILE}, ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json).
+ */
+export function credentialsFor(registry: string, creds: string | undefined): Credentials | null {
+  if (creds !== undefined) return parseUserPass(creds, '--creds');
+  const env = process.env['SHRINKWRAP_REGISTRY_AUTH'];
+  if (env) return parseUserPass(env, 'SHRINKWRAP_REGISTRY_AUTH');
+  const files: string[] = [];
+  if (process.env['REGISTRY_AUTH_FILE']) files.push(process.env['REGISTRY_AUTH_FILE']);
+  if (process.env['XDG_RUNTIME_DIR']) files.push(path.join(process.env['XDG_RUNTIME_DIR'], 'containers/auth.json'));
+  files.push(path.join(os.homedir(), '.docker/config.json'));
+  for (const file of files) {
+    const found = fromAuthFile(file, registry);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** Keys of `auths` name a registry as `host`, `https://host/…` or, for Docker Hub, `https://index.docker.io/v1/`. */
+function fromAuthFile(file: string, registry: string): Credentials | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null; // absent files are the common case
+  }
+  let auths: Record<string, { auth?: string; username?: string; password?: string }>;
+  try {
+    auths = (JSON.parse(text) as { auths?: typeof auths }).auths ?? {};
+  } catch {
+    throw new InputError(`${file}: not valid JSON`);
+  }
+  const hub = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
+  const wanted = hub.includes(registry) ? hub : [registry];
+  for (const [key, entry] of Object.entries(auths)) {
+    const host = key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+    if (!wanted.includes(host) || !entry) continue;
+    if (entry.auth) return parseUserPass(Buffer.from(entry.auth, 'base64').toString('utf8'), `${file}: auths["${key}"].auth`);
+    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  return null;
+}
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  url: URL;
+}
+
+export interface RequestSpec {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** A path (`/v2/…`) on the registry or an absolute URL (an upload Location). */
+  url: string | URL;
+  headers?: Record<string, string>;
+  /** Made anew for each attempt, so that a request can be sent again after re-authenticating. */
+  body?: () => Buffer | Readable;
+  /** Follow 30x (blob GETs may go to a CDN). */
+  redirects?: boolean;
+}
+
+interface Challenge {
+  scheme: 'basic' | 'bearer';
+  params: Record<string, string>;
+}
+
+/** `Bearer realm="…",service="…",scope="…"` → scheme and parameters. */
+function parseChallenge(header: string | undefined): Challenge | null {
+  if (!header) return null;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return null;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'basic' && scheme !== 'bearer') return null;
+  const params: Record<string, string> = {};
+  for (const p of m[2]!.matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
+    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
+  }
+  return { scheme, params };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const TLS_PROTOCOL_ERRORS = new Set(['EPROTO', 'ECONNRESET', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
+/** Marks our own timeout among the errors a socket can end with. */
+class Timeout extends Error {}
+
+/**
+ * One registry, one repository (and the others a push mounts from). Holds the connection pool,
+ * the scheme found by the probe, and the current Authorization. `close()` ends every socket.
+ */
+export class RegistryClient {
+  readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  private readonly httpsAgent: https.Agent;
+  private connecting: Promise<void> | null = null;
+  private base: URL | null = null;
+  private authorization: string | null = null;
+  private challenge: Challenge | null = null;
+  private tokenExpires = Infinity;
+
+  constructor(
+    readonly ref: ImageReference,
+    /** Token scopes: `repository:NAME:pull[,push]`. */
+    private readonly scopes: string[],
+    private readonly opts: RegistryOptions,
+  ) {
+    this.prefix = displayReference(ref);
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: opts.tlsVerify });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  input(what: string): InputError {
+    return new InputError(`${this.prefix}: ${what}`);
+  }
+
+  build(what: string): BuildError {
+    return new BuildError(`${this.prefix}: ${what}`);
+  }
+
+  /** `/v2/<repository>/<rest>` for this client's repository. */
+  path(rest: string, repository = this.ref.repository): string {
+    return `/v2/${repository}/${rest}`;
+  }
+
+  /** Probe `/v2/` once (transfers run in parallel): picks https or http, and authenticates when the registry asks to. */
+  connect(): Promise<void> {
+    this.connecting ??= this.probe();
+    return this.connecting;
+  }
+
+  private async probe(): Promise<void> {
+    const host = this.ref.registry;
+    const plainFirst = !this.opts.tlsVerify && LOOPBACK.has(host.replace(/:\d+$/, ''));
+    const schemes = this.opts.tlsVerify ? ['https'] : plainFirst ? ['http', 'https'] : ['https', 'http'];
+    let res: Response | null = null;
+    for (const [i, scheme] of schemes.entries()) {
+      const base = new URL(`${scheme}://${host}/`);
+      const last = i === schemes.length - 1;
+      try {
+        res = await this.send('GET', new URL('/v2/', base), {}, undefined);
+      } catch (err) {
+        if (!last && scheme === 'https' && TLS_PROTOCOL_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) continue;
+        throw this.networkError(err, base);
+      }
+      // A TLS-only server (Go's) answers plain HTTP with 400 "Client sent an HTTP request to an HTTPS server".
+      if (!last && scheme === 'http' && res.status === 400) {
+        res.body.resume();
+        continue;
+      }
+      this.base = base;
+      break;
+    }
+    const probe = res!;
+    const body = await this.readBody(probe, 64 * 1024);
+    if (probe.status === 401) {
+      this.challenge = parseChallenge(probe.headers['www-authenticate']);
+      if (!this.challenge) throw this.input(`registry asks for authentication of an unsupported kind (${probe.headers['www-authenticate'] ?? 'no WWW-Authenticate'})`);
+      await this.authenticate(false);
+    } else if (probe.status !== 200) {
+      throw this.statusError(probe, body, `GET ${new URL('/v2/', this.base!).href} (is this a registry?)`);
+    }
+    this.log(`${this.ref.registry}: ${this.base!.protocol.slice(0, -1)}${this.challenge ? `, ${this.challenge.scheme} auth` : ''}`);
+  }
+
+  /** Sets `authorization` for the current challenge. `retry`: the last one was refused. */
+  private async authenticate(retry: boolean): Promise<void> {
+    const creds = this.opts.credentials ?? null;
+    const challenge = this.challenge!;
+    if (challenge.scheme === 'basic') {
+      if (!creds) throw this.input('authentication required (give credentials with --creds USER:PASSWORD)');
+      if (retry) throw this.input(`credentials rejected for user ${creds.username}`);
+      this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      return;
+    }
+    if (retry && this.authorization && Date.now() < this.tokenExpires) {
+      // A fresh token that is still refused does not grant what we asked for.
+      throw this.input(creds ? `credentials rejected for user ${creds.username} (access to ${this.scopes.join(' ')} refused)` : 'authentication required (give credentials with --creds USER:PASSWORD)');
+    }
+    const realm = challenge.params['realm'];
+    if (!realm) throw this.build('Bearer challenge without a realm');
+    const url = new URL(realm, this.base!);
+    if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
+    const scopes = [...this.scopes];
+    if (challenge.params['scope'] && !scopes.includes(challenge.params['scope'])) scopes.push(challenge.params['scope']);
+    for (const s of scopes) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (creds) headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    let res: Response;
+    try {
+      res = await this.send('GET', url, headers, undefined);
+    } catch (err) {
+      throw this.networkError(err, url);
+    }
+    const body = await this.readBody(res, 1 << 20);
+    if (res.status === 401 || res.status === 403) {
+      throw this.input(creds ? `credentials rejected for user ${creds.username} (token server answered ${res.status})` : 'authentication required (give credentials with --creds USER:PASSWORD)');
+    }
+    if (res.status !== 200) throw this.statusError(res, body, `token server ${url.origin}${url.pathname}`);
+    let token: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      token = JSON.parse(body.toString('utf8')) as typeof token;
+    } catch {
+      throw this.build(`token server ${url.origin}${url.pathname} answered something other than JSON`);
+    }
+    const value = token.token ?? token.access_token;
+    if (!value) throw this.build(`token server ${url.origin}${url.pathname} answered without a token`);
+    this.authorization = `Bearer ${value}`;
+    // Renewed at 90% of its lifetime (the spec's default is 60 s).
+    this.tokenExpires = Date.now() + (token.expires_in ?? 60) * 900;
+  }
+
+  /**
+   * Sends `spec` on the registry and returns the response whatever its status (the caller checks
+   * it), after re-authenticating once on 401. Network failures become BuildError/InputError.
+   */
+  async request(spec: RequestSpec): Promise<Response> {
+    await this.connect();
+    if (this.challenge?.scheme === 'bearer' && Date.now() >= this.tokenExpires) await this.authenticate(false);
+    for (let attempt = 0; ; attempt++) {
+      let url = new URL(spec.url, this.base!);
+      let res: Response;
+      for (let hops = 0; ; hops++) {
+        const headers = { ...spec.headers };
+        // Credentials go to the registry only, never to a CDN a blob redirects to.
+        if (this.authorization && url.host === this.base!.host) headers['authorization'] = this.authorization;
+        try {
+          res = await this.send(spec.method, url, headers, spec.body);
+        } catch (err) {
+          throw this.networkError(err, url);
+        }
+        const location = res.headers.location;
+        if (!spec.redirects || ![301, 302, 303, 307, 308].includes(res.status) || !location) break;
+        res.body.resume();
+        if (hops === 5) throw this.build(`too many redirects (last to ${location})`);
+        url = new URL(location, url);
+      }
+      if (res.status !== 401) return res;
+      res.body.resume();
+      const challenge = parseChallenge(res.headers['www-authenticate']);
+      if (challenge) this.challenge = challenge;
+      if (!this.challenge) throw this.input(`${spec.method} ${url.pathname}: unauthorised (401) without a challenge`);
+      // Basic credentials already sent were refused; a token gets one renewal.
+      await this.authenticate(attempt > 0 || (this.challenge.scheme === 'basic' && this.authorization !== null));
+    }
+  }
+
+  /** One HTTP exchange; resolves when the response headers arrive. */
+  private send(method: string, url: URL, headers: Record<string, string>, body: RequestSpec['body']): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const payload = body?.();
+      const lib = url.protocol === 'https:' ? https : http;
+      const agent = url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
+      const all: Record<string, string> = { 'user-agent': 'shrinkwrap', ...headers };
+      if (Buffer.isBuffer(payload)) all['content-length'] = String(payload.length);
+      else if (!payload && (method === 'PUT' || method === 'POST' || method === 'PATCH')) all['content-length'] = '0';
+      let response: http.IncomingMessage | null = null;
+      const req = lib.request(url, { method, headers: all, agent });
+      // No byte in either direction for timeoutMs: fail the request and any body still streaming.
+      req.setTimeout(this.timeoutMs, () => {
+        const err = new Timeout('timeout');
+        response?.destroy(err);
+        req.destroy(err);
+      });
+      req.on('error', (err) => {
+        if (typeof payload === 'object' && !Buffer.isBuffer(payload)) payload.destroy();
+        if (response) response.destroy(err);
+        else reject(err);
+      });
+      req.on('response', (res) => {
+        response = res;
+        // Readers attach their own handlers; this one keeps an unread body's error from being uncaught.
+        res.on('error', () => {});
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+      });
+      if (Buffer.isBuffer(payload)) req.end(payload);
+      else if (payload) {
+        payload.on('error', (err) => req.destroy(err));
+        payload.pipe(req);
+      } else req.end();
+    });
+  }
+
+  /** The whole body, at most `limit` bytes (BuildError beyond). */
+  async readBody(res: Response, limit: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        if (n > limit) {
+          res.body.destroy();
+          throw this.build(`${res.url.pathname}: response larger than ${limit} bytes`);
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      if (err instanceof BuildError) throw err;
+      throw this.networkError(err, res.url);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /** Throws the error for an unexpected status, using the registry's error JSON when it sent one. */
+  async fail(res: Response, what: string): Promise<never> {
+    const body = res.body.readableEnded ? Buffer.alloc(0) : await this.readBody(res, 1 << 20).catch(() => Buffer.alloc(0));
+    throw this.statusError(res, body, what);
+  }
+
+  /** `manifest unknown (404)`, `registry error 500 Internal Server Error: …`. */
+  statusError(res: Response, body: Buffer, what: string): InputError | BuildError {
+    let message = '';
+    try {
+      const errors = (JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
+      message = errors.map((e) => e.message ?? e.code ?? '').filter((m) => m !== '').join('; ');
+    } catch {
+      message = body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
+    }
+    const s = res.status;
+    if (s >= 500) return this.build(`registry error ${s} ${http.STATUS_CODES[s] ?? ''}${message ? `: ${message}` : ''} (${what})`);
+    if (s === 401) return this.input(`authentication required (${what})`);
+    if (s === 403) return this.input(`access denied (403)${message ? `: ${message}` : ''} (${what})`);
+    if (s >= 400) return this.input(`${message || `${what}: ${http.STATUS_CODES[s] ?? 'error'}`} (${s})`);
+    return this.build(`unexpected answer ${s} ${http.STATUS_CODES[s] ?? ''} (${what})`);
+  }
+
+  /** A network failure as one line: refused, unresolvable, timeout, TLS. */
+  networkError(err: unknown, url: URL): InputError | BuildError {
+    if (err instanceof InputError || err instanceof BuildError) return err;
+    if (err instanceof Timeout) return this.build(`no response within ${+(this.timeoutMs / 1000).toFixed(3)} s`);
+    const e = err as NodeJS.ErrnoException;
+    const where = url.host;
+    const code = e.code ?? '';
+    if (code === 'ECONNREFUSED') return this.build(`connection refused (${where})`);
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return this.build(`cannot resolve host ${url.hostname}`);
+    if (code === 'ECONNRESET' && url.protocol === 'http:') return this.build(`connection reset by ${where}`);
+    if (url.protocol === 'https:' && TLS_PROTOCOL_ERRORS.has(code)) {
+      return this.input(`${where} does not speak TLS (plain HTTP registry?); use --tls-verify=false to allow http`);
+    }
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+      return this.input(`TLS certificate of ${where} not trusted (${code}); use --tls-verify=false to accept it`);
+    }
+    return this.build(`${where}: ${e.message?.split('\n')[0] ?? String(err)}${code ? ` (${code})` : ''}`);
+  }
+}
+
+/** `location` with `digest=` appended the way upload URLs need it (they may carry `?_state=…`). */
+export function withDigest(location: URL, digest: string): URL {
+  // Appended to the text as is: re-encoding the registry's opaque `_state` could change it.
+  return new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+}

@@ -1,0 +1,90 @@
+// Image references as users write them: `docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]`, the
+// `docker://` optional. The grammar is distribution's (reference/regexp.go), read from its spec
+// text; Docker Hub's defaults (registry, `library/`, tag `latest`) are client conventions.
+import { InputError } from '../../model/errors.js';
+
+export interface ImageReference {
+  /** host[:port]; docker.io becomes registry-1.docker.io. */
+  registry: string;
+  /** Path on the registry; single Docker Hub names get `library/`. */
+  repository: string;
+  /** null only when a digest names the image. */
+  tag: string | null;
+  digest: string | null;
+  /** As the user wrote it. */
+  text: string;
+}
+
+const DOCKER_HUB = 'registry-1.docker.io';
+const HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_LABEL = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** `docker://` plus the reference as written: the prefix of every message about it. */
+export function displayReference(ref: Pick<ImageReference, 'text'>): string {
+  return ref.text.startsWith('docker://') ? ref.text : `docker://${ref.text}`;
+}
+
+export function parseImageReference(text: string): ImageReference {
+  const bad = (why: string): never => {
+    throw new InputError(`${text.startsWith('docker://') ? text : `docker://${text}`}: invalid image reference: ${why}`);
+  };
+  let rest = text.startsWith('docker://') ? text.slice('docker://'.length) : text;
+  if (rest === '') bad('empty');
+  if (/\s/.test(rest)) bad('contains white space');
+
+  let digest: string | null = null;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) bad(`digest '${digest}' is not sha256: followed by 64 lowercase hex digits`);
+  }
+
+  // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
+  let tag: string | null = null;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) bad(`tag '${tag}' must be 1-128 of letters, digits, '_', '.', '-' and not start with '.' or '-'`);
+  }
+
+  // The first component is a registry when it looks like a host: a dot, a port, or localhost.
+  let registry = 'docker.io';
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    const first = rest.slice(0, slash);
+    if (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[')) {
+      registry = first;
+      rest = rest.slice(slash + 1);
+      checkRegistry(registry, bad);
+    }
+  }
+  if (rest === '') bad('no repository');
+  const components = rest.split('/');
+  for (const c of components) {
+    if (c !== c.toLowerCase()) bad(`repository '${rest}' must be lowercase`);
+    if (!COMPONENT.test(c)) bad(`repository component '${c}' must be lowercase letters and digits separated by '.', '_', '__' or '-'`);
+  }
+
+  if (HUB_ALIASES.has(registry)) {
+    registry = DOCKER_HUB;
+    if (components.length === 1) rest = `library/${rest}`;
+  }
+  if (registry.length + 1 + rest.length > 255) bad('name longer than 255 characters');
+  if (tag === null && digest === null) tag = 'latest';
+  return { registry, repository: rest, tag, digest, text };
+}
+
+function checkRegistry(registry: string, bad: (why: string) => never): void {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:]+)(?::(\d+))?$/.exec(registry);
+  if (!m) return bad(`registry '${registry}' is not HOST[:PORT]`);
+  const host = m[1]!;
+  const port = m[2];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) bad(`port ${port} out of range`);
+  if (!host.startsWith('[') && !host.split('.').every((l) => DOMAIN_LABEL.test(l))) bad(`registry host '${host}' is not a valid host name`);
+}
