@@ -34,7 +34,7 @@ import { writeSquashfs } from '../writers/squashfs/index.js';
 import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
-import { progressFor } from './progress.js';
+import { progressFor, stageProgress } from './progress.js';
 import { releaseLines, renderPlanJson, renderPlanText, summaryLines } from './render-plan.js';
 
 /** A resolved release for JSON: paths as text. */
@@ -169,7 +169,12 @@ function parseBool(v: string, opt: string): boolean {
 async function baseOf(flags: SelectionFlags, diag: Diagnostics): Promise<BaseImage | null> {
   if (flags.base === undefined) return null;
   const epoch = Number(process.env['SOURCE_DATE_EPOCH'] ?? 0) || 0;
-  return openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds } }, diag);
+  const reading = stageProgress(flags as { quiet?: boolean; progress?: boolean }, `reading base ${flags.base}`, 'layers');
+  try {
+    return await openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds }, onLayer: reading.tick }, diag);
+  } finally {
+    reading.done();
+  }
 }
 
 function diagnostics(quiet: boolean | undefined): Diagnostics {
@@ -300,7 +305,9 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
   const baseImage = await baseOf(flags, diag);
   const selection = selectionOf(flags, baseImage);
-  const payload = selectPayload(selection, diag);
+  const selecting = stageProgress(flags, 'selecting');
+  const payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+  selecting.done();
   normaliseOwner(payload.entries, owner);
   const epoch = imageEpoch(payload.entries);
   const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];

@@ -47,3 +47,34 @@ export function progressFor(opts: { quiet?: boolean; progress?: boolean }, total
     stop: () => {},
   };
 }
+
+/**
+ * Progress of a stage that runs synchronously (the selection walk): drawn by the caller's own
+ * calls, not a timer. On a terminal one line redrawn in place at most 5 times a second; elsewhere,
+ * with --progress, a line every 10 s.
+ */
+export function stageProgress(opts: { quiet?: boolean; progress?: boolean }, label: string, unit = 'entries'): { tick(count: number, bytes: number): void; done(): void } {
+  const tty = process.stderr.isTTY === true;
+  if (opts.quiet || (!opts.progress && !tty)) return { tick: () => {}, done: () => {} };
+  const start = Date.now();
+  let last = 0;
+  let drawn = false;
+  const line = (entries: number, bytes: number) => {
+    const secs = Math.max((Date.now() - start) / 1000, 0.001);
+    return `shrinkwrap: ${label}: ${entries.toLocaleString('en-US')} ${unit}, ${humanBytes(bytes)} (${humanBytes(bytes / secs)}/s)`;
+  };
+  return {
+    tick(entries, bytes) {
+      const now = Date.now();
+      if (now - last < (tty ? 200 : 10_000)) return;
+      last = now;
+      if (tty) {
+        process.stderr.write(`\r${line(entries, bytes)}\x1b[K`);
+        drawn = true;
+      } else process.stderr.write(line(entries, bytes) + '\n');
+    },
+    done() {
+      if (drawn) process.stderr.write('\r\x1b[K');
+    },
+  };
+}

@@ -175,7 +175,16 @@ export class Selection {
   }
 
   /** During the walk: a new entry in path order. After it: an entry unless its path is selected. */
+  /** Called every 8192 entries added (a synchronous walk cannot let a timer draw a progress bar). */
+  onProgress: ((entries: number, bytes: number) => void) | null = null;
+  private count = 0;
+  private bytes = 0;
+
   add(e: Entry): boolean {
+    if (this.onProgress) {
+      this.bytes += e.type === 'file' ? e.size : 0;
+      if ((++this.count & 8191) === 0) this.onProgress(this.count, this.bytes);
+    }
     if (this.walking) {
       this.walked.push(e);
       return true;

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireGnuTime } from './measure.js';
+import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
 import { benchSquashfs } from './squashfs.js';
 
@@ -17,6 +18,7 @@ const reps = Number(process.env['BENCH_REPS'] ?? 3);
 const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
+  layer: () => benchLayer({ work, cli, reps }),
 };
 
 async function main(): Promise<void> {

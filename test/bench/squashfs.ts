@@ -19,7 +19,7 @@ export interface SquashfsBenchOptions {
 const SOURCES = ['/usr/lib/x86_64-linux-gnu', '/usr/share', '/usr/include', '/usr/lib/python3.11'];
 
 /** The realistic tree, made once: <work>/sqfs-tree/r.bench/{lib,share,include,python3.11,python3.11-copy}. */
-function realisticTree(work: string): { root: string; bytes: number } {
+export function realisticTree(work: string): { root: string; bytes: number } {
   const root = path.join(work, 'sqfs-tree');
   const stamp = path.join(work, 'sqfs-tree.done');
   if (!fs.existsSync(stamp)) {

@@ -92,6 +92,29 @@ describe.runIf(canRun(tools, 'OCI tests', 'umoci, skopeo, oci-image-tool and pyt
     }
   });
 
+  it.runIf(canRun(isRoot, 'chroot into the squashfs image', 'needs root'))('writes /release_setup.sh into a squashfs with a base: the release runs after sourcing it', () => {
+    const r = build([...RELEASE, '--base', baseDir, '-o', 'ab.sqfs', '--json']);
+    expect(sh('sha256sum -c ab.sqfs.sha256')).toContain('ab.sqfs: OK');
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ output: 'ab.sqfs', format: 'squashfs', sha256: sh('sha256sum ab.sqfs').split(' ')[0], bytes: fs.statSync(path.join(work, 'ab.sqfs')).size });
+    expect(report.selection.releases).toEqual(['AnalysisBase,21.2.75']);
+    expect(report.selection.repositories['atlas.cern.ch'].entries).toBeGreaterThan(100);
+    expect(report.warnings.map((w: { kind: string }) => w.kind)).toContain('cvmfs-bind');
+    sh('unsquashfs -q -n -d sq-root ab.sqfs');
+    const r = spawnSync('chroot', [path.join(work, 'sq-root'), '/bin/sh', '-c', '. /release_setup.sh && xAODDump && echo "$AtlasProject $AtlasVersion"'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\nAnalysisBase 21.2.75\n');
+    // Asking for a release the image does not have fails, naming the ones it has.
+    const bad = spawnSync('chroot', [path.join(work, 'sq-root'), '/bin/sh', '-c', 'SHRINKWRAP_RELEASE=Athena,22.0.1 . /release_setup.sh'], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('no release Athena,22.0.1 in this image (has: AnalysisBase,21.2.75)');
+    const provenance = JSON.parse(fs.readFileSync(path.join(work, 'sq-root/.shrinkwrap/provenance.json'), 'utf8'));
+    expect(provenance.releases).toEqual([expect.objectContaining({ project: 'AnalysisBase', version: '21.2.75' })]);
+    expect(provenance.created).toBe('2020-09-13T12:26:40Z');
+    const spec = fs.readFileSync(path.join(work, 'sq-root/.shrinkwrap/specs/atlas.cern.ch.spec'), 'utf8');
+    expect(spec).toMatch(/^\/repo\/sw\/software\/21\.2\/AnalysisBase\/21\.2\.75\/InstallArea\/x86_64-slc6-gcc62-opt\/\*$/m);
+  });
+
   it('keeps the layers of an oci:, docker-archive: and tarball base byte for byte and adds only the new ones', () => {
     // One base made by umoci, one by shrinkwrap itself; a docker-archive of the umoci one by skopeo.
     sh(`umoci init --layout umoci-base && umoci new --image umoci-base:b && umoci unpack --rootless --image umoci-base:b ub && rm -rf ub/rootfs && cp -a '${baseDir}' ub/rootfs && umoci repack --image umoci-base:b ub`);
@@ -107,6 +130,13 @@ describe.runIf(canRun(tools, 'OCI tests', 'umoci, skopeo, oci-image-tool and pyt
     expect(fromOci.config.rootfs.diff_ids.slice(0, baseDigests.length)).toEqual((JSON.parse(fs.readFileSync(path.join(work, 'umoci-base/blobs/sha256', umociBase.manifest.config.digest.slice(7)), 'utf8')) as Layout['config']).rootfs.diff_ids);
     expect(fromOci.manifest.annotations?.['org.opencontainers.image.base.digest']).toBe(umociBase.index.manifests[0]!.digest);
     sh('umoci unpack --rootless --image from-oci:latest bundle-oci');
+
+    // An image shrinkwrap wrote is a base like any other: its layers are kept too.
+    build([...RELEASE, '--base', baseDir, '--format', 'oci', '-o', 'own-base', '--tag', 'own:1', '--no-default-mountpoints']);
+    build([...RELEASE, '--base', 'oci:own-base:1', '--format', 'oci', '-o', 'on-own-base']);
+    const ownLayers = readLayout(path.join(work, 'own-base')).manifest.layers.map((l) => l.digest);
+    expect(readLayout(path.join(work, 'on-own-base')).manifest.layers.slice(0, ownLayers.length).map((l) => l.digest)).toEqual(ownLayers);
+    sh('umoci unpack --rootless --image on-own-base:latest bundle-own');
 
     build([...RELEASE, '--base', 'docker-archive:base-archive.tar:shrinkwrap/base:1', '--format', 'oci', '-o', 'from-archive']);
     const fromArchive = readLayout(path.join(work, 'from-archive'));

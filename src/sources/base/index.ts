@@ -54,6 +54,8 @@ export interface BaseOptions {
   epoch: number;
   /** docker:// only. */
   registry?: { tlsVerify: boolean; creds?: string };
+  /** After each layer is read: layers done, and their uncompressed bytes. */
+  onLayer?: (layers: number, bytes: number) => void;
 }
 
 const MEDIA_BY_COMPRESSION: Record<BlobCompression, string> = {
@@ -122,11 +124,14 @@ async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: 
   }
   const stack = new LayerStack(opts.epoch);
   const layers: BaseLayer[] = [];
+  let tarBytes = 0;
   for (const [i, l] of img.layers.entries()) {
     const label = `${text}: layer ${i + 1}${l.descriptor.digest ? ` (${l.descriptor.digest.slice(0, 19)})` : ''}`;
     const opened = await openLayer(l.region, label, work, { digest: checkDigests ? l.descriptor.digest : undefined, diffId: diffIds[i] });
     stack.apply(readTar(opened.tar.file, label, opened.tar.offset, opened.tar.length), opened.tar.file, label);
     layers.push(baseLayer(opened));
+    tarBytes += opened.tar.length;
+    opts.onLayer?.(layers.length, tarBytes);
   }
   const entries = stack.entries();
   return { text, kind, entries, view: new BaseView(entries), digest: img.manifestDigest, layers, config: img.config };
