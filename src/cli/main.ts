@@ -316,7 +316,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   if (oci && flags.compression === 'zstd') {
     diag.warn('zstd-layers', 'zstd layers: umoci 0.4, oci-image-tool, skopeo docker-archive and Docker < 23 reject them; use gzip for those');
   }
-  if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", Shifter/podman-hpc defaults) hides it; run without that bind (docs/site-install.md)');
+  if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
   const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag);
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
