@@ -466,7 +466,7 @@ function parseBlockSizeLike(text: string): number {
 
 /** --tag NAME[:TAG] (default tag latest); names as registries take them. */
 function parseTag(text: string): { name: string; tag: string } {
-  const m = /^([a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?$/.exec(text.toLowerCase());
+  const m = /^([a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+(?=\/))?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?$/.exec(text);
   if (!m) throw new InputError(`--tag ${text}: expected NAME[:TAG], e.g. atlas/analysisbase:21.2.75`);
   return { name: m[1]!, tag: m[2] ?? 'latest' };
 }

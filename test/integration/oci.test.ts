@@ -101,9 +101,9 @@ describe.runIf(canRun(tools, 'OCI tests', 'umoci, skopeo, oci-image-tool and pyt
     expect(report.selection.repositories['atlas.cern.ch'].entries).toBeGreaterThan(100);
     expect(report.warnings.map((w: { kind: string }) => w.kind)).toContain('cvmfs-bind');
     sh('unsquashfs -q -n -d sq-root ab.sqfs');
-    const r = spawnSync('chroot', [path.join(work, 'sq-root'), '/bin/sh', '-c', '. /release_setup.sh && xAODDump && echo "$AtlasProject $AtlasVersion"'], { encoding: 'utf8' });
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\nAnalysisBase 21.2.75\n');
+    const run = spawnSync('chroot', [path.join(work, 'sq-root'), '/bin/sh', '-c', '. /release_setup.sh && xAODDump && echo "$AtlasProject $AtlasVersion"'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('xAODDump: AnalysisBase 21.2.75 OK\nAnalysisBase 21.2.75\n');
     // Asking for a release the image does not have fails, naming the ones it has.
     const bad = spawnSync('chroot', [path.join(work, 'sq-root'), '/bin/sh', '-c', 'SHRINKWRAP_RELEASE=Athena,22.0.1 . /release_setup.sh'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
