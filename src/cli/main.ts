@@ -300,7 +300,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
   const pushRef = flags.push === undefined ? null : parseImageReference(flags.push);
-  const ref = oci ? parseTag(flags.tag ?? path.basename(flags.output).replace(/\.(tar|oci)$/, '')) : null;
+  const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
   const baseImage = await baseOf(flags, diag);
@@ -462,6 +462,12 @@ function parseBlockSizeLike(text: string): number {
   const n = m ? Number(m[1]) * ({ '': 1, k: 1024, m: 1 << 20, g: 1 << 30 } as Record<string, number>)[m[2]!.toLowerCase()]! : NaN;
   if (!m || n < 1) throw new InputError(`--chunk-size ${text}: expected bytes, e.g. 5M`);
   return n;
+}
+
+/** The output's file name as an image name registries accept: `AB_21.2.75.tar` → `ab_21.2.75`. */
+function defaultImageName(output: string): string {
+  const name = path.basename(output).replace(/\.(tar|oci)$/, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  return name === '' ? 'image' : name.replace(/[._-]{2,}/g, '-');
 }
 
 /** --tag NAME[:TAG] (default tag latest); names as registries take them. */
