@@ -27,7 +27,7 @@ import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTrac
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
-import { AtomicOutput } from '../util/atomic.js';
+import { AtomicOutput, interrupting } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { writeSquashfs } from '../writers/squashfs/index.js';
@@ -83,6 +83,7 @@ interface SelectionFlags extends TraceFlags {
   base?: string;
   tlsVerify: boolean;
   creds?: string;
+  registryTimeout: string;
 }
 
 interface BuildFlags extends SelectionFlags {
@@ -147,6 +148,7 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--base <image>', 'the image to build on: a root filesystem DIR or tarball (.tar, .tar.gz, .tar.zst), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG; its ld.so.conf tells the ELF closure what it provides')
     .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
+    .option('--registry-timeout <seconds>', 'docker:// base and --push: give up on a registry request that makes no progress for this long', '60')
     .option('-q, --quiet', 'print errors only');
 }
 
@@ -157,6 +159,11 @@ function releasePlatform(flags: SelectionFlags): string | null {
 
 function imagePlatform(flags: SelectionFlags): string | null {
   return flags.platform !== undefined && flags.platform.includes('/') ? flags.platform : null;
+}
+
+function registryTimeout(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InputError(`--registry-timeout ${text}: expected whole seconds, at least 1`);
+  return Number(text) * 1000;
 }
 
 function parseBool(v: string, opt: string): boolean {
@@ -171,7 +178,7 @@ async function baseOf(flags: SelectionFlags, diag: Diagnostics): Promise<BaseIma
   const epoch = Number(process.env['SOURCE_DATE_EPOCH'] ?? 0) || 0;
   const reading = stageProgress(flags as { quiet?: boolean; progress?: boolean }, `reading base ${flags.base}`, 'layers');
   try {
-    return await openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds }, onLayer: reading.tick }, diag);
+    return await openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) }, onLayer: reading.tick }, diag);
   } finally {
     reading.done();
   }
@@ -389,12 +396,14 @@ async function runBuild(flags: BuildFlags): Promise<void> {
       sum = await sha256File(output.tmp);
       report['sha256'] = sum;
     }
+    // An old checksum must not outlive the image it describes, even if we are killed right here.
+    fs.rmSync(`${flags.output}.sha256`, { force: true });
     output.commit();
     if (sum) writeChecksumFile(flags.output, sum);
     if (pushRef) {
       // A base pulled from the same registry lends its blobs: mount them instead of uploading.
       const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, pushRef) : [];
-      const pushed = await pushLayout(flags.output, null, pushRef, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(pushRef.registry, flags.creds), mountFrom });
+      const pushed = await pushLayout(flags.output, null, pushRef, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(pushRef.registry, flags.creds), mountFrom, timeoutMs: registryTimeout(flags.registryTimeout) });
       report['push'] = { to: flags.push, ...pushed };
       if (!flags.quiet && !flags.json) process.stderr.write(`shrinkwrap: ${pushSummary(flags.push!, pushed)}\n`);
     }
@@ -811,6 +820,8 @@ export async function main(argv: string[]): Promise<number> {
     await makeProgram().parseAsync(argv, { from: 'user' });
     return EXIT.ok;
   } catch (err) {
+    // A signal is being handled (util/atomic.ts): what fails meanwhile is its doing, not news.
+    if (interrupting()) return new Promise<number>(() => {});
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
       process.stderr.write(`shrinkwrap: error: ${err.message.replace(/^error: /, '')} (see shrinkwrap --help)\n`);

@@ -7,14 +7,36 @@ import { EXIT, InputError, BuildError, describeSystemError } from '../model/erro
 
 const active = new Set<AtomicOutput>();
 let handlersInstalled = false;
+/** Things to stop before exiting on a signal (worker pools: native codecs abort the process if it exits under them). */
+const stoppers = new Set<() => Promise<unknown>>();
+
+export function onInterrupt(stop: () => Promise<unknown>): () => void {
+  stoppers.add(stop);
+  return () => stoppers.delete(stop);
+}
+
+let stopping = false;
+
+/** Is a SIGINT/SIGTERM being handled (the process is about to exit)? */
+export function interrupting(): boolean {
+  return stopping;
+}
 
 function installSignalHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   const onSignal = (signal: NodeJS.Signals, code: number) => () => {
+    if (stopping) return;
+    stopping = true;
     for (const out of active) out.abort();
     process.stderr.write(`shrinkwrap: interrupted by ${signal}; temporary output removed\n`);
-    process.exit(code);
+    // Stop the workers first (at most 5 s), then exit with the signal's status.
+    const timer = setTimeout(() => process.exit(code), 5000);
+    void Promise.allSettled([...stoppers].map((s) => s())).then(() => {
+      clearTimeout(timer);
+      for (const out of active) out.abort(); // anything written meanwhile
+      process.exit(code);
+    });
   };
   process.on('SIGINT', onSignal('SIGINT', EXIT.sigint));
   process.on('SIGTERM', onSignal('SIGTERM', EXIT.sigterm));
@@ -45,7 +67,7 @@ export class AtomicOutput {
       throw new InputError(`output ${target} already exists (use --force to replace it)`);
     }
     const tmp = path.join(dir, `.${path.basename(abs)}.shrinkwrap-tmp-${process.pid}`);
-    fs.rmSync(tmp, { recursive: true, force: true }); // left by a killed run with our pid
+    removeLeftovers(dir, path.basename(abs));
     return new AtomicOutput(abs, tmp, force);
   }
 
@@ -99,4 +121,34 @@ function makeWritable(p: string): void {
   if (!st?.isDirectory()) return;
   fs.chmodSync(p, (st.mode & 0o7777) | 0o700);
   for (const name of fs.readdirSync(p)) makeWritable(path.join(p, name));
+}
+
+/** Is `pid` a live process (of anyone)? */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false; // ours from an earlier life: a killed run whose pid we reuse
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Temporary outputs of runs that were killed (SIGKILL, a crash, a power cut) stay beside the
+ * target under their pid; the next run for the same target removes those whose process is gone.
+ */
+function removeLeftovers(dir: string, name: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const prefix = `.${name}.shrinkwrap-`;
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(?:tmp|old)-(\d+)$/.exec(n.slice(prefix.length));
+    if (m && !alive(Number(m[1]))) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  }
 }

@@ -3,6 +3,7 @@
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BuildError } from '../model/errors.js';
+import { onInterrupt } from './atomic.js';
 import { type BlockCodec, type CodecOptions, createBlockCodec } from './codecs.js';
 
 export interface Compressed {
@@ -24,11 +25,14 @@ export class CompressPool {
   private broken: BuildError | null = null;
   private closing = false;
 
+  private readonly unregister: () => void;
+
   private constructor(
     private readonly workers: Worker[],
     /** The same codec on this thread, for metadata blocks and when there are no workers. */
     readonly local: BlockCodec | null,
   ) {
+    this.unregister = onInterrupt(() => this.stopWhenIdle());
     for (const w of workers) {
       w.on('message', (m: { id: number; buf: ArrayBuffer; length: number; raw: boolean }) => {
         const p = this.pending.get(m.id);
@@ -100,7 +104,18 @@ export class CompressPool {
     this.pending.clear();
   }
 
+  /**
+   * On SIGINT/SIGTERM: take no more jobs, let the running ones finish (a block each), then stop.
+   * Terminating a worker in the middle of a native codec call (liblzma) aborts the whole process.
+   */
+  private async stopWhenIdle(): Promise<void> {
+    this.broken ??= new BuildError('interrupted');
+    for (const deadline = Date.now() + 4000; this.pending.size > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    await this.close();
+  }
+
   async close(): Promise<void> {
+    this.unregister();
     this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }

@@ -53,7 +53,7 @@ export interface BaseOptions {
   /** Directory entries shrinkwrap makes (parents missing from a layer) get this time. */
   epoch: number;
   /** docker:// only. */
-  registry?: { tlsVerify: boolean; creds?: string };
+  registry?: { tlsVerify: boolean; creds?: string; timeoutMs?: number };
   /** After each layer is read: layers done, and their uncompressed bytes. */
   onLayer?: (layers: number, bytes: number) => void;
 }
@@ -117,6 +117,14 @@ function baseLayer(l: OpenedLayer): BaseLayer {
 }
 
 async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: BaseOptions, checkDigests: boolean): Promise<BaseImage> {
+  // An explicit --platform must match the image even when there was no index to choose from.
+  if (opts.platform && img.config.os && img.config.architecture) {
+    const [os, arch, variant] = opts.platform.split('/');
+    const cfgVariant = typeof img.config['variant'] === 'string' ? img.config['variant'] : undefined;
+    if (os !== img.config.os || arch !== img.config.architecture || (variant && cfgVariant && variant !== cfgVariant)) {
+      throw new InputError(`${text}: the image is ${img.config.os}/${img.config.architecture}${cfgVariant ? '/' + cfgVariant : ''}, not ${opts.platform}`);
+    }
+  }
   const work = makeWorkDir('base');
   const diffIds = img.config.rootfs?.diff_ids;
   if (!Array.isArray(diffIds) || diffIds.length !== img.layers.length) {

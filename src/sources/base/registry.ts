@@ -17,11 +17,11 @@ export function cacheDir(): string {
 export async function pullBase(
   text: string,
   platform: string,
-  reg: { tlsVerify: boolean; creds?: string },
+  reg: { tlsVerify: boolean; creds?: string; timeoutMs?: number },
 ): Promise<{ layout: string; tag: string }> {
   const ref = parseImageReference(text);
   const layout = path.join(cacheDir(), 'pull', ref.registry.replace(/:/g, '_'), ...ref.repository.split('/'));
   const credentials = credentialsFor(ref.registry, reg.creds);
-  const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform });
+  const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform, timeoutMs: reg.timeoutMs });
   return { layout, tag: r.tag };
 }

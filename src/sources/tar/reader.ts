@@ -128,6 +128,7 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       if (pos + BLOCK > end) {
         // No end-of-archive blocks: accepted only exactly at a member boundary.
         if (pos === end) return;
+        if (pos === start) throw new InputError(`${label}: not a tar archive (${end - start} bytes, less than one header)`);
         throw new InputError(`${label}: truncated at byte ${pos - start} (a partial header)`);
       }
       read(h, pos);
