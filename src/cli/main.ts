@@ -84,6 +84,7 @@ interface SelectionFlags extends TraceFlags {
   tlsVerify: boolean;
   creds?: string;
   registryTimeout: string;
+  skipUnreadable?: boolean;
 }
 
 interface BuildFlags extends SelectionFlags {
@@ -149,6 +150,7 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .option('--registry-timeout <seconds>', 'docker:// base and --push: give up on a registry request that makes no progress for this long', '60')
+    .option('--skip-unreadable', 'leave out files and directories this user may not read (each a warning, listed in --json) instead of failing')
     .option('-q, --quiet', 'print errors only');
 }
 
@@ -257,6 +259,7 @@ function selectionOf(flags: SelectionFlags, baseImage: BaseImage | null): Select
     include: flags.include ?? [],
     exclude: flags.exclude ?? [],
     base,
+    skipUnreadable: flags.skipUnreadable ?? false,
   };
 }
 

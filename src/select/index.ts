@@ -52,6 +52,8 @@ export interface SelectOptions {
   exclude?: string[];
   /** The base image's loader directories: what it provides is never bundled. */
   base?: BaseLibraries | null;
+  /** Leave out (with a warning) what this process may not read, instead of failing. */
+  skipUnreadable?: boolean;
   /** Entries and bytes selected so far, now and then during the walk. */
   onProgress?: (entries: number, bytes: number) => void;
 }
@@ -144,6 +146,7 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
   const tree = new SpecTree(rules, diag, globs);
   const sel = new Selection(source, diag);
   sel.onProgress = opts.onProgress ?? null;
+  sel.skipUnreadable = opts.skipUnreadable ?? false;
   // The ELF closure is on by default with releases: AtlasCMake builds have no RPATH (§1.6).
   const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
   const payload = finishSelection(opts, sel, tree, rules, elf, diag);

@@ -225,8 +225,18 @@ export class Selection {
       this.diag.warnPath('special-skipped', this.source.host(imagePath), `${e.type === 'fifo' ? 'FIFO' : e.type} skipped`);
       return null;
     }
+    if ((e.type === 'file' || e.type === 'dir') && !readableByUs(st, e.type === 'dir')) {
+      const host = display(this.source.host(imagePath));
+      const why = `permission denied (mode ${(st.mode & 0o7777).toString(8).padStart(3, '0')}, owner ${st.uid}:${st.gid})`;
+      if (!this.skipUnreadable) throw new BuildError(`cannot read ${host}: ${why}; run as a user who can, or give --skip-unreadable`);
+      this.diag.warnPath('unreadable-skipped', this.source.host(imagePath), `${why}: left out of the image (--skip-unreadable)`);
+      return null;
+    }
     return e;
   }
+
+  /** --skip-unreadable: leave out what we may not read, with a warning, instead of failing. */
+  skipUnreadable = false;
 
   /** Select the ancestors of a path (below /cvmfs) that are not selected yet. */
   addAncestors(imagePath: string, reason: string): void {
@@ -238,4 +248,18 @@ export class Selection {
       if (e) this.add(e);
     }
   }
+}
+
+const uid = process.getuid?.() ?? 0;
+const groups = new Set([process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])]);
+
+/**
+ * May this process read the file (list and enter the directory)? From the mode bits the walk has
+ * already: no extra system call per entry. Root may read anything.
+ */
+function readableByUs(st: fs.Stats, dir: boolean): boolean {
+  if (uid === 0) return true;
+  const need = dir ? 5 : 4;
+  const bits = st.uid === uid ? (st.mode >> 6) & 7 : groups.has(st.gid) ? (st.mode >> 3) & 7 : st.mode & 7;
+  return (bits & need) === need;
 }

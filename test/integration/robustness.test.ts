@@ -2,7 +2,7 @@
 // message naming the culprit, nothing written), a full or read-only destination, builds killed
 // with SIGKILL at random moments, SIGINT/SIGTERM, and determinism across formats, working
 // directories, time zones and the creation order of the source.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -31,6 +31,11 @@ function shrinkwrapAsync(args: string[]): Promise<Run> {
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+function spawnSyncOut(cmd: string[]): Run {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'latin1', env: ENV, cwd: '/' });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
 function sha256(file: string): string {
@@ -147,6 +152,82 @@ describe('bad input battery', () => {
       const r = await shrinkwrapAsync(['--cvmfs-root', cvmfs, ...RELEASE, '--base', `docker://127.0.0.1:${port}/slow/img:1`, '--tls-verify', 'false', '--registry-timeout', '2', '-o', path.join(work, 'never.sqfs')]);
       expectOneLineError(r, 1, /no response within 2 s/);
     });
+  });
+});
+
+describe('faults in the source', () => {
+  let src: string;
+  let spec: string;
+  beforeAll(() => {
+    src = path.join(work, 'faulty');
+    const d = path.join(src, 'r.x/d');
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, 'locked'), 'secret');
+    fs.mkdirSync(path.join(d, 'lockeddir'));
+    fs.writeFileSync(path.join(d, 'lockeddir/f'), 'x');
+    fs.symlinkSync('loopb', path.join(d, 'loopa'));
+    fs.symlinkSync('loopa', path.join(d, 'loopb'));
+    fs.writeFileSync(Buffer.from(`${d}/new\nline`), 'n');
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${d}/bad`), Buffer.from([0xff, 0xfe]), Buffer.from('name')]), 'b');
+    fs.writeFileSync(path.join(d, 'ok'), 'ok');
+    fs.chmodSync(path.join(d, 'locked'), 0o000);
+    fs.chmodSync(path.join(d, 'lockeddir'), 0o000);
+    spec = path.join(work, 'r.x.spec');
+    fs.writeFileSync(spec, '/*\n');
+  });
+
+  it.runIf(canRun(isRoot && hasCommand('runuser'), 'unreadable-source tests', 'needs root to run the build as nobody'))('unreadable files and directories fail the build naming them, or are left out with --skip-unreadable', () => {
+    const out = fs.mkdtempSync(path.join(work, 'nobody-'));
+    fs.chmodSync(work, 0o755);
+    fs.chmodSync(out, 0o777);
+    const fail = spawnSyncOut(['runuser', '-u', 'nobody', '--', process.execPath, CLI, '--cvmfs-root', src, '--spec', spec, '-o', `${out}/img.sqfs`, '-q']);
+    expectOneLineError(fail, 1, /cannot read .*\/r\.x\/d\/locked: permission denied \(mode 000, owner 0:0\); run as a user who can, or give --skip-unreadable/);
+    expect(fs.readdirSync(out)).toEqual([]);
+    const skip = spawnSyncOut(['runuser', '-u', 'nobody', '--', process.execPath, CLI, '--cvmfs-root', src, '--spec', spec, '-o', `${out}/img.sqfs`, '--skip-unreadable', '--json']);
+    expect(skip.code, skip.stderr).toBe(0);
+    const report = JSON.parse(skip.stdout);
+    expect(report.warnings.filter((w: { kind: string }) => w.kind === 'unreadable-skipped').map((w: { message: string }) => w.message.replace(/:.*/, '').replace(/.*\//, ''))).toEqual(['locked', 'lockeddir']);
+    const listing = execFileSync('unsquashfs', ['-l', `${out}/img.sqfs`], { encoding: 'latin1' });
+    expect(listing).toContain('r.x/d/ok');
+    expect(listing).not.toContain('locked');
+    expect(listing).toContain('r.x/d/new\nline');
+    expect(listing).toContain('r.x/d/bad\xff\xfename');
+  });
+
+  it('a symlink loop is kept as links with a warning; names with newlines and bytes that are not UTF-8 survive every format', () => {
+    for (const [fmt, out] of [['squashfs', 'names.sqfs'], ['dir', 'names-dir'], ['oci', 'names-oci']] as const) {
+      const r = shrinkwrap(['--cvmfs-root', src, '--spec', spec, '--exclude', 'lockeddir', '--exclude', 'locked', '--format', fmt, '-o', path.join(work, out)], { env: ENV });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/loopa -> loopb: too many levels of symbolic links; kept as a link/);
+    }
+    const names = fs.readdirSync(Buffer.from(path.join(work, 'names-dir/r.x/d')), { encoding: 'buffer' }).map((b) => b.toString('latin1')).sort();
+    expect(names).toEqual(['bad\xff\xfename', 'loopa', 'loopb', 'new\nline', 'ok']);
+    expect(execFileSync('unsquashfs', ['-l', path.join(work, 'names.sqfs')], { encoding: 'latin1' })).toContain('r.x/d/bad\xff\xfename');
+    if (hasCommand('umoci')) {
+      execFileSync('umoci', ['unpack', '--rootless', '--image', `${path.join(work, 'names-oci')}:latest`, path.join(work, 'names-bundle')]);
+      const unpacked = fs.readdirSync(Buffer.from(path.join(work, 'names-bundle/rootfs/cvmfs/r.x/d')), { encoding: 'buffer' }).map((b) => b.toString('latin1')).sort();
+      expect(unpacked).toEqual(names);
+    }
+  });
+
+  it('a file that changed size after selection fails every writer, naming it', async () => {
+    const { writeSquashfs } = await import('../../src/writers/squashfs/index.js');
+    const { writeDir } = await import('../../src/writers/dir/index.js');
+    const { writeLayer } = await import('../../src/writers/tar/layer.js');
+    const { Diagnostics } = await import('../../src/model/diagnostics.js');
+    const file = path.join(work, 'changing');
+    fs.writeFileSync(file, 'twelve bytes');
+    const entries = [
+      { path: '/', type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0, reason: 't' },
+      { path: '/f', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 20, source: file, reason: 't' },
+    ];
+    const diag = new Diagnostics(() => {});
+    await expect(writeSquashfs(entries, path.join(work, 'c.sqfs'), { compression: 'gzip', level: 6, blockSize: 131072, mkfsTime: 0, exportTable: true, dedup: true, threads: 0 }, diag)).rejects.toThrow(/changing shrank while being read \(expected 20 bytes, found 12\)/);
+    await expect(writeDir(entries, path.join(work, 'c-dir'), { keepOwnership: false }, diag)).rejects.toThrow(/changing changed size while the image was written \(20 bytes when selected, 12 now\)/);
+    await expect(writeLayer(entries, path.join(work, 'c.tar'), { compression: 'none', level: 0, threads: 0 }, diag)).rejects.toThrow(/changing shrank while being read/);
+    entries[1]!.size = 5;
+    await expect(writeSquashfs(entries, path.join(work, 'c2.sqfs'), { compression: 'gzip', level: 6, blockSize: 131072, mkfsTime: 0, exportTable: true, dedup: true, threads: 0 }, diag)).rejects.toThrow(/changing grew while being read \(expected 5 bytes\)/);
+    await expect(writeLayer(entries, path.join(work, 'c2.tar'), { compression: 'none', level: 0, threads: 0 }, diag)).rejects.toThrow(/changing grew while being read/);
   });
 });
 

@@ -58,7 +58,11 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
           try {
             if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);
             else await copyRange(fsPath(e.source!), e.offset, e.size, to);
+            // The file may have changed since the selection saw it: an image must not mix versions silently.
+            const size = (await fs.promises.stat(to)).size;
+            if (size !== e.size) throw new BuildError(`${display(e.source!)} changed size while the image was written (${e.size} bytes when selected, ${size} now)`);
           } catch (err) {
+            if (err instanceof BuildError) throw err;
             fail(e, 'cannot copy', err);
           }
         });
