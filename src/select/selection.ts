@@ -225,6 +225,14 @@ export class Selection {
       this.diag.warnPath('special-skipped', this.source.host(imagePath), `${e.type === 'fifo' ? 'FIFO' : e.type} skipped`);
       return null;
     }
+    // Linux's PATH_MAX: nothing can open such a path by name, in the source or in the image.
+    const host = this.source.host(imagePath);
+    if (host.length >= 4096 || imagePath.length >= 4096) {
+      const shown = display(host);
+      throw new BuildError(
+        `${shown.slice(0, 60)}…${shown.slice(-60)}: a path of ${host.length} bytes, longer than PATH_MAX (4096); no tool can open it by name: leave it out with --exclude`,
+      );
+    }
     if ((e.type === 'file' || e.type === 'dir') && !readableByUs(st, e.type === 'dir')) {
       const host = display(this.source.host(imagePath));
       const why = `permission denied (mode ${(st.mode & 0o7777).toString(8).padStart(3, '0')}, owner ${st.uid}:${st.gid})`;
