@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { requireGnuTime } from './measure.js';
 import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
+import { benchScale } from './scale.js';
 import { benchSquashfs } from './squashfs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -19,6 +20,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
   layer: () => benchLayer({ work, cli, reps }),
+  // Not in the default set: tens of minutes and ~30 GB of disk.
+  scale: () => benchScale({ work, cli, sizes: (process.env['BENCH_SCALE_SIZES'] ?? '500000,1000000,2000000').split(',').map(Number) }),
 };
 
 async function main(): Promise<void> {
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(work, { recursive: true });
   const cpus = os.cpus();
   console.log(`Machine: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
-  for (const name of chosen.length > 0 ? chosen : Object.keys(suites)) {
+  for (const name of chosen.length > 0 ? chosen : Object.keys(suites).filter((s) => s !== 'scale')) {
     console.log(`\n### ${name}\n`);
     console.log((await suites[name]!()).join('\n'));
   }
