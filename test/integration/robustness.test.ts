@@ -210,7 +210,7 @@ describe('faults in the source', () => {
     }
   });
 
-  it('a file that changed size after selection fails every writer, naming it', async () => {
+  it('a file that changed size or vanished after selection fails every writer, naming it', async () => {
     const { writeSquashfs } = await import('../../src/writers/squashfs/index.js');
     const { writeDir } = await import('../../src/writers/dir/index.js');
     const { writeLayer } = await import('../../src/writers/tar/layer.js');
@@ -228,6 +228,12 @@ describe('faults in the source', () => {
     entries[1]!.size = 5;
     await expect(writeSquashfs(entries, path.join(work, 'c2.sqfs'), { compression: 'gzip', level: 6, blockSize: 131072, mkfsTime: 0, exportTable: true, dedup: true, threads: 0 }, diag)).rejects.toThrow(/changing grew while being read \(expected 5 bytes\)/);
     await expect(writeLayer(entries, path.join(work, 'c2.tar'), { compression: 'none', level: 0, threads: 0 }, diag)).rejects.toThrow(/changing grew while being read/);
+    // Vanished since selection.
+    fs.rmSync(file);
+    const gone = /cannot (read|copy) .*changing: no such file or directory \(ENOENT\)/;
+    await expect(writeSquashfs(entries, path.join(work, 'c3.sqfs'), { compression: 'gzip', level: 6, blockSize: 131072, mkfsTime: 0, exportTable: true, dedup: true, threads: 0 }, diag)).rejects.toThrow(gone);
+    await expect(writeDir(entries, path.join(work, 'c3-dir'), { keepOwnership: false }, diag)).rejects.toThrow(gone);
+    await expect(writeLayer(entries, path.join(work, 'c3.tar'), { compression: 'none', level: 0, threads: 0 }, diag)).rejects.toThrow(gone);
   });
 });
 

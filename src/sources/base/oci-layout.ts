@@ -5,16 +5,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError, describeSystemError } from '../../model/errors.js';
+import { MEDIA } from '../registry/client.js';
+import { platformText } from '../registry/layout.js';
 import type { Region } from './blob.js';
 
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-} as const;
 
 const LAYER_TYPES = new Set([
   'application/vnd.oci.image.layer.v1.tar',
@@ -60,16 +54,14 @@ export function hostPlatform(): string {
   return `linux/${arch[process.arch] ?? process.arch}`;
 }
 
-export function platformText(p: Descriptor['platform']): string {
-  return p ? `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}` : 'unknown';
-}
 
 /** Pick the descriptor for `platform` (os/arch[/variant]) from an index; InputError listing what there is. */
 export function choosePlatform(manifests: Descriptor[], platform: string, label: string): Descriptor {
   const [os, arch, variant] = platform.split('/');
   const match = manifests.filter((d) => d.platform && d.platform.os === os && d.platform.architecture === arch && (!variant || d.platform.variant === variant));
   if (match.length === 0) {
-    const have = manifests.map((d) => platformText(d.platform)).filter((t) => t !== 'unknown/unknown/unknown');
+    // Attestations (buildx) are listed as unknown/unknown: they are not images.
+    const have = manifests.filter((d) => d.platform && d.platform.os !== 'unknown').map((d) => platformText(d.platform!));
     throw new InputError(`${label}: no ${platform} image in the index (has ${[...new Set(have)].join(', ') || 'no platforms'}); choose one with --platform OS/ARCH`);
   }
   return match[0]!;
