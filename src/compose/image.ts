@@ -8,7 +8,7 @@ import { sortEntries } from '../model/plan.js';
 export interface ComposeOptions {
   /** Entries of the base root filesystem ("/" first), or null for a /cvmfs-only image. */
   base: Entry[] | null;
-  /** Payload entries under `mount`, sorted. */
+  /** Payload entries under `mount`, sorted. Without a base they are moved to the root in place. */
   payload: Entry[];
   mount: string;
   /** Time for directories shrinkwrap makes itself. */
@@ -40,14 +40,16 @@ function syntheticDir(path: string, epoch: number, reason: string): Entry {
 export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
   const { base, payload, mount, epoch } = opts;
   if (!base) {
+    // The payload's entries move to the root in place: a copy would double the memory of a
+    // two-million-entry build (the caller is done with their /cvmfs paths).
     const cut = mount.length;
     const out: Entry[] = [syntheticDir('/', epoch, `image root (mounted at ${mount})`)];
     for (const e of payload) {
-      const moved: Entry = { ...e, path: e.path.slice(cut) };
-      if (e.type === 'hardlink') moved.target = e.target!.slice(cut);
-      out.push(moved);
+      e.path = e.path.slice(cut);
+      if (e.type === 'hardlink') e.target = e.target!.slice(cut);
+      out.push(e);
     }
-    return addExtra(out, opts.extra);
+    return opts.extra?.length ? addExtra(out, opts.extra) : out;
   }
 
   const byPath = new Map<string, Entry>();

@@ -123,8 +123,9 @@ describe('build --format dir', () => {
   });
 
   it.runIf(isRoot).each([
-    ['dir', /cannot copy .*r\.ch\/a\/secret: permission denied/],
-    ['squashfs', /cannot read .*r\.ch\/a\/secret: permission denied/],
+    // Found during selection, from the mode bits, before any output exists.
+    ['dir', /cannot read .*r\.ch\/a\/secret: permission denied \(mode 000/],
+    ['squashfs', /cannot read .*r\.ch\/a\/secret: permission denied \(mode 000/],
   ])('--format %s fails cleanly, leaving no output and no temporary files, when a source cannot be read', (format, message) => {
     // Run as nobody: the mode-000 file cannot be read.
     const locked = path.join(dir, `locked-${format}`);

@@ -61,10 +61,13 @@ class ContentSum {
     if (this.sha) this.sha.update(b);
     else this.crc = zlib.crc32(b, this.crc);
   }
-  key(size: number): string {
-    return `${size}:${this.sha ? this.sha.digest('base64') : this.crc}`;
+  /** The CRC itself (a number: no string per file in the duplicates map; sizes are compared on lookup). */
+  key(): number | string {
+    return this.sha ? this.sha.digest('base64') : this.crc;
   }
 }
+
+const NO_BLOCKS: number[] = [];
 
 interface Seen {
   data: FileData;
@@ -102,7 +105,7 @@ function sameContent(a: string, aAt: number, b: string, bAt: number, size: numbe
 export class DataWriter {
   private readonly queue: Item[] = [];
   private readonly zero: Buffer;
-  private readonly seen = new Map<string, Seen[]>();
+  private readonly seen = new Map<number | string, Seen | Seen[]>();
   /** Compressed blocks waiting to be written in one run starting at `runStart`. */
   private run: Buffer[] = [];
   private runBytes = 0;
@@ -131,7 +134,9 @@ export class DataWriter {
   /** Add a file's content from a host path (byte string), starting at `offset` when that is an archive. */
   async addFile(source: string, size: number, offset?: number): Promise<FileData> {
     this.at = offset ?? -1;
-    const f: FileData = { size, blocksStart: 0, blockSizes: [], fragment: NONE32, fragOffset: 0, sparse: 0 };
+    // Files smaller than a block (most of a release) share one empty list of block sizes.
+    const full = Math.floor(size / this.blockSize);
+    const f: FileData = { size, blocksStart: 0, blockSizes: full > 0 ? new Array<number>(full).fill(0) : NO_BLOCKS, fragment: NONE32, fragOffset: 0, sparse: 0 };
     this.stats.files++;
     this.stats.bytesIn += size;
     if (size === 0) return f;
@@ -179,12 +184,12 @@ export class DataWriter {
     const buf = Buffer.allocUnsafeSlow(f.size);
     this.read(fd, buf, 0, source);
     this.checkEnd(fd, f.size, source);
-    let key = '';
+    let key: number | string = '';
     let dup: FileData | undefined;
     if (this.dedup) {
       const sum = new ContentSum();
       sum.update(buf);
-      key = sum.key(f.size);
+      key = sum.key();
       dup = this.findDuplicate(key, source, f.size);
     }
     const full = Math.floor(f.size / this.blockSize);
@@ -205,17 +210,22 @@ export class DataWriter {
   }
 
   /** An earlier file with the same bytes, if any. */
-  private findDuplicate(key: string, source: string, size: number): FileData | undefined {
+  private findDuplicate(key: number | string, source: string, size: number): FileData | undefined {
     const at = Math.max(this.at, 0);
-    for (const s of this.seen.get(key) ?? []) if (sameContent(s.source, s.offset, source, at, size)) return s.data;
+    const found = this.seen.get(key);
+    for (const s of found === undefined ? [] : Array.isArray(found) ? found : [found]) {
+      if (s.data.size === size && sameContent(s.source, s.offset, source, at, size)) return s.data;
+    }
     return undefined;
   }
 
-  private remember(key: string, f: FileData, source: string): void {
-    const list = this.seen.get(key);
+  /** Most checksums are met once: the map holds that one file directly, a list only on collisions. */
+  private remember(key: number | string, f: FileData, source: string): void {
+    const found = this.seen.get(key);
     const seen = { data: f, source, offset: Math.max(this.at, 0) };
-    if (list) list.push(seen);
-    else this.seen.set(key, [seen]);
+    if (found === undefined) this.seen.set(key, seen);
+    else if (Array.isArray(found)) found.push(seen);
+    else this.seen.set(key, [found, seen]);
   }
 
   private async addStreamed(f: FileData, fd: number, source: string): Promise<void> {
@@ -233,7 +243,7 @@ export class DataWriter {
     this.checkEnd(fd, f.size, source);
     hash?.update(tail);
     // Known only now: a duplicate's blocks were written already, and the writer rewinds over them.
-    const key = hash ? hash.key(f.size) : '';
+    const key = hash ? hash.key() : '';
     const dup = hash ? this.findDuplicate(key, source, f.size) : undefined;
     await this.push({ kind: 'end', file: f, dupOf: dup ?? null });
     if (dup) {

@@ -71,12 +71,15 @@ const BASIC_TYPE: Record<Entry['type'], number> = {
   socket: INODE.socket,
 };
 
+const NO_CHILDREN: Node[] = [];
+
 /** Build the tree from entries in path order ("/" first). */
 function buildTree(entries: readonly Entry[]): Node {
   if (entries[0]?.path !== '/' || entries[0].type !== 'dir') throw new Error('squashfs: the image tree must start with the root directory');
   const byPath = new Map<string, Node>();
   const node = (entry: Entry, name: string, parent: Node | null): Node => {
-    const n = { entry, name, children: [], parent, number: 0, nlink: 1, ref: 0n, written: false } as unknown as Node;
+    // Only directories have children: the others share one empty list.
+    const n = { entry, name, children: entry.type === 'dir' ? [] : NO_CHILDREN, parent, number: 0, nlink: 1, ref: 0n, written: false } as unknown as Node;
     n.owner = n;
     return n;
   };
