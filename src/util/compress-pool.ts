@@ -17,6 +17,9 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/** Spare buffers kept at most (128 KiB each for SquashFS, 1 MiB for layers). */
+const SPARE_MAX = 64;
+
 export class CompressPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
@@ -26,15 +29,20 @@ export class CompressPool {
   private closing = false;
 
   private readonly unregister: () => void;
+  /** Input buffers the workers gave back, for buffer(). */
+  private readonly spare: ArrayBuffer[] = [];
 
   private constructor(
     private readonly workers: Worker[],
     /** The same codec on this thread, for metadata blocks and when there are no workers. */
     readonly local: BlockCodec | null,
+    /** The codec's block size: the size of the buffers buffer() hands out. */
+    private readonly blockSize: number,
   ) {
     this.unregister = onInterrupt(() => this.stopWhenIdle());
     for (const w of workers) {
-      w.on('message', (m: { id: number; buf: ArrayBuffer; length: number; raw: boolean }) => {
+      w.on('message', (m: { id: number; buf: ArrayBuffer; length: number; raw: boolean; input?: ArrayBuffer }) => {
+        if (m.input && m.input.byteLength === this.blockSize && this.spare.length < SPARE_MAX) this.spare.push(m.input);
         const p = this.pending.get(m.id);
         if (!p) return; // a result arriving after the pool failed: its job was rejected already
         this.pending.delete(m.id);
@@ -52,7 +60,7 @@ export class CompressPool {
    * @param threads workers to start; 0 compresses on this thread (small images, tests).
    */
   static async create(codec: CodecOptions | null, threads = os.availableParallelism()): Promise<CompressPool> {
-    if (!codec) return new CompressPool([], null);
+    if (!codec) return new CompressPool([], null, 0);
     const local = await createBlockCodec(codec);
     const workers: Worker[] = [];
     try {
@@ -71,7 +79,18 @@ export class CompressPool {
       await Promise.all(workers.map((w) => w.terminate()));
       throw new BuildError(`cannot start compression workers: ${(err as Error).message}`);
     }
-    return new CompressPool(workers, local);
+    return new CompressPool(workers, local, codec.blockSize);
+  }
+
+  /**
+   * A buffer of `size` bytes (at most the block size) over memory of its own, for compress(): one the workers gave back when
+   * there is one. Fresh 128 KiB buffers are mmap()ed by malloc each time, and the page faults of
+   * filling them cost more system time than reading the files (zstd, 1.5 GB: 10.3 s against 8.5 s).
+   */
+  buffer(size: number): Buffer {
+    const ab = size <= this.blockSize ? this.spare.pop() : undefined;
+    // A new one is block-sized, so that it can serve again once a worker gives it back.
+    return Buffer.from(ab ?? Buffer.allocUnsafeSlow(Math.max(size, this.blockSize)).buffer, 0, size);
   }
 
   /** Compress a block. Takes ownership of `block`: it must be a Buffer over an ArrayBuffer of its own. */

@@ -16,7 +16,8 @@ parentPort!.on('message', (job: Job) => {
     // Copy into a buffer of its own: codecs may return views of pooled memory.
     const own = new Uint8Array(out.length);
     own.set(out);
-    parentPort!.postMessage({ id: job.id, buf: own.buffer, length: out.length, raw: false }, [own.buffer]);
+    // The input goes back too, for the next block: reused memory costs no page faults.
+    parentPort!.postMessage({ id: job.id, buf: own.buffer, length: out.length, raw: false, input: job.buf }, [own.buffer, job.buf]);
   } else {
     parentPort!.postMessage({ id: job.id, buf: job.buf, length: job.length, raw: true }, [job.buf]);
   }

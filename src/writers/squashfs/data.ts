@@ -68,6 +68,7 @@ class ContentSum {
 }
 
 const NO_BLOCKS: number[] = [];
+const ONE_BYTE = Buffer.alloc(1);
 
 interface Seen {
   data: FileData;
@@ -173,15 +174,19 @@ export class DataWriter {
     if (this.at >= 0) return; // content inside an archive: more bytes follow it
     let n: number;
     try {
-      n = fs.readSync(fd, Buffer.allocUnsafe(1), 0, 1, size);
+      n = fs.readSync(fd, ONE_BYTE, 0, 1, size);
     } catch (err) {
       throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
     }
     if (n !== 0) throw new BuildError(`${display(source)} grew while being read (expected ${size} bytes)`);
   }
 
+  /** Whole small files are read here, one at a time (every use below copies out of it). */
+  private readonly scratch = Buffer.allocUnsafeSlow(READ_WHOLE);
+
   private async addWhole(f: FileData, fd: number, source: string): Promise<void> {
-    const buf = Buffer.allocUnsafeSlow(f.size);
+    // A fresh buffer per file made the garbage collector and page faults cost more than reading.
+    const buf = this.scratch.subarray(0, f.size);
     this.read(fd, buf, 0, source);
     this.checkEnd(fd, f.size, source);
     let key: number | string = '';
@@ -198,8 +203,8 @@ export class DataWriter {
       if (full > 0) await this.push({ kind: 'end', file: f, dupOf: dup });
       return;
     }
-    // Copy the tail first: a block may hand `buf`'s memory over to a worker.
-    const tail = full > 0 ? Buffer.from(buf.subarray(full * this.blockSize)) : buf;
+    // Blocks are copied into buffers the pool owns (addBlock); the tail into the fragment (addTail).
+    const tail = buf.subarray(full * this.blockSize);
     if (full > 0) {
       await this.push({ kind: 'start', file: f });
       for (let i = 0; i < full; i++) await this.addBlock(f, i, buf.subarray(i * this.blockSize, (i + 1) * this.blockSize));
@@ -233,7 +238,7 @@ export class DataWriter {
     const full = Math.floor(f.size / this.blockSize);
     await this.push({ kind: 'start', file: f });
     for (let i = 0; i < full; i++) {
-      const block = Buffer.allocUnsafeSlow(this.blockSize);
+      const block = this.pool.buffer(this.blockSize);
       this.read(fd, block, i * this.blockSize, source);
       hash?.update(block);
       await this.addBlock(f, i, block);
@@ -270,7 +275,11 @@ export class DataWriter {
     }
     f.blockSizes[index] = -1; // set by the writer
     // The pool takes the buffer: give it one that owns its memory.
-    const own = block.byteOffset === 0 && block.buffer.byteLength === block.length ? block : Buffer.from(Uint8Array.prototype.slice.call(block));
+    let own = block;
+    if (block.byteOffset !== 0 || block.buffer.byteLength !== block.length) {
+      own = this.pool.buffer(block.length);
+      block.copy(own);
+    }
     await this.push({ kind: 'block', file: f, index, job: this.pool.compress(own) });
   }
 
@@ -279,7 +288,7 @@ export class DataWriter {
     if (tail.length === 0) return;
     if (this.frag && this.fragFill + tail.length > this.blockSize) await this.flushFragment();
     if (!this.frag) {
-      this.frag = Buffer.allocUnsafeSlow(this.blockSize);
+      this.frag = this.pool.buffer(this.blockSize);
       this.fragFill = 0;
       this.fragments.push({ start: 0, sizeWord: 0 });
     }

@@ -123,7 +123,8 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
     while (inFlight.length > window) writeOut(await inFlight.shift()!);
   };
 
-  let chunk = Buffer.allocUnsafeSlow(CHUNK);
+  const newChunk = () => (pool ? pool.buffer(CHUNK) : Buffer.allocUnsafeSlow(CHUNK));
+  let chunk = newChunk();
   let fill = 0;
   const sink = async (b: Buffer) => {
     let i = 0;
@@ -134,7 +135,7 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
       i += n;
       if (fill === CHUNK) {
         await submit(chunk);
-        chunk = Buffer.allocUnsafeSlow(CHUNK); // the pool owns the old one now
+        chunk = newChunk(); // the pool owns the old one now
         fill = 0;
       }
     }
