@@ -28,14 +28,19 @@ function installSignalHandlers(): void {
   const onSignal = (signal: NodeJS.Signals, code: number) => () => {
     if (stopping) return;
     stopping = true;
-    for (const out of active) out.abort();
+    const interrupted = [...active];
+    for (const out of interrupted) out.abort();
     process.stderr.write(`shrinkwrap: interrupted by ${signal}; temporary output removed\n`);
-    // Stop the workers first (at most 5 s), then exit with the signal's status.
-    const timer = setTimeout(() => process.exit(code), 5000);
+    // Stop the workers first (at most 5 s), then exit with the signal's status; what the build
+    // wrote meanwhile is removed again.
+    const finish = () => {
+      for (const out of interrupted) out.removeTemporary();
+      process.exit(code);
+    };
+    const timer = setTimeout(finish, 5000);
     void Promise.allSettled([...stoppers].map((s) => s())).then(() => {
       clearTimeout(timer);
-      for (const out of active) out.abort(); // anything written meanwhile
-      process.exit(code);
+      finish();
     });
   };
   process.on('SIGINT', onSignal('SIGINT', EXIT.sigint));
@@ -91,6 +96,14 @@ export class AtomicOutput {
       }
       fs.renameSync(this.tmp, this.target);
     } catch (err) {
+      // The previous output goes back where it was: never lose a complete image to a failed rename.
+      if (fs.lstatSync(old, { throwIfNoEntry: false }) && !fs.lstatSync(this.target, { throwIfNoEntry: false })) {
+        try {
+          fs.renameSync(old, this.target);
+        } catch {
+          /* it stays under its hidden name; the next run for this target removes it */
+        }
+      }
       this.abort();
       if (err instanceof InputError) throw err;
       throw new BuildError(`cannot move output into place at ${this.target}: ${describeSystemError(err)}`);
@@ -105,6 +118,10 @@ export class AtomicOutput {
     if (this.done) return;
     this.done = true;
     active.delete(this);
+    this.removeTemporary();
+  }
+
+  removeTemporary(): void {
     try {
       makeWritable(this.tmp);
       fs.rmSync(this.tmp, { recursive: true, force: true });

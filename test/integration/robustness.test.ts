@@ -68,6 +68,27 @@ beforeAll(async () => {
     const d = crypto.createHash('sha256').update(bad).digest('hex');
     fs.writeFileSync(path.join(work, 'unknown-type/blobs/sha256', d), bad);
     fs.writeFileSync(path.join(work, 'unknown-type/index.json'), JSON.stringify({ ...index, manifests: [{ ...index.manifests[0], digest: `sha256:${d}`, size: bad.length }] }));
+    // A zstd layer cut in half, correctly described: only decompressing it can tell.
+    execFileSync('cp', ['-a', 'good', 'zstd-cut'], { cwd: work });
+    const tar = execFileSync('gzip', ['-dc', blob(manifest.layers[0].digest)], { maxBuffer: 1 << 28 });
+    const zst = execFileSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 1 << 28 });
+    const cut = zst.subarray(0, Math.floor(zst.length / 2));
+    const cutDigest = crypto.createHash('sha256').update(cut).digest('hex');
+    fs.writeFileSync(path.join(work, 'zstd-cut/blobs/sha256', cutDigest), cut);
+    const zman = Buffer.from(JSON.stringify({ ...manifest, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: `sha256:${cutDigest}`, size: cut.length }] }));
+    const zd = crypto.createHash('sha256').update(zman).digest('hex');
+    fs.writeFileSync(path.join(work, 'zstd-cut/blobs/sha256', zd), zman);
+    fs.writeFileSync(path.join(work, 'zstd-cut/index.json'), JSON.stringify({ ...index, manifests: [{ ...index.manifests[0], digest: `sha256:${zd}`, size: zman.length }] }));
+    // A base tarball with an empty file (most real bases have some) and a PAX uid that is not a number.
+    execFileSync('python3', ['-c', `import tarfile, io
+t = tarfile.open('empty-file.tar', 'w', format=tarfile.PAX_FORMAT)
+d = tarfile.TarInfo('etc'); d.type = tarfile.DIRTYPE; d.mode = 0o755; t.addfile(d)
+t.addfile(tarfile.TarInfo('etc/empty'), io.BytesIO(b''))
+i = tarfile.TarInfo('etc/x'); i.size = 1; t.addfile(i, io.BytesIO(b'x'))
+t.close()
+t = tarfile.open('nan-uid.tar', 'w', format=tarfile.PAX_FORMAT)
+i = tarfile.TarInfo('f'); i.pax_headers = {'uid': 'abc'}; t.addfile(i, io.BytesIO(b''))
+t.close()`], { cwd: work });
   }
 });
 
@@ -92,6 +113,8 @@ describe('bad input battery', () => {
     ['OCI blob with a wrong digest', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `oci:${path.join(work, 'wrong-digest')}:t`, '-o', out()], 2, /wrong-digest:t: layer 1 sha256:[0-9a-f]+ is \d+ bytes, its descriptor says \d+/],
     ['OCI layer of unknown media type', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `oci:${path.join(work, 'unknown-type')}:t`, '-o', out()], 2, /unknown media type 'application\/x-tarball-of-doom'/],
     ['OCI tag that is not there', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `oci:${path.join(work, 'good')}:nope`, '-o', out()], 2, /no image tagged 'nope' \(tags: t\)/],
+    ['truncated zstd layer', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `oci:${path.join(work, 'zstd-cut')}:t`, '-o', out()], 2, /zstd-cut:t: layer 1 \(sha256:[0-9a-f]+\): corrupt zstd data/],
+    ['PAX uid that is not a number', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', path.join(work, 'nan-uid.tar'), '-o', out()], 2, /nan-uid\.tar: header at byte \d+: PAX uid=abc is not a number/],
     ['docker-archive that is not one', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `docker-archive:${path.join(work, 'full.tar.gz')}`, '-o', out()], 2, /full\.tar\.gz: (manifest 'manifest\.json' is not in the archive|header at byte 0)/],
     ['platform the image is not', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', `oci:${path.join(work, 'good')}:t`, '--platform', 'linux/arm64', '-o', out()], 2, /is linux\/amd64, not linux\/arm64/],
     ['registry refusing connections', () => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', 'docker://127.0.0.1:9/x/y:1', '--tls-verify', 'false', '-o', out()], 1, /docker:\/\/127\.0\.0\.1:9\/x\/y:1: connection refused/],
@@ -107,7 +130,7 @@ describe('bad input battery', () => {
   ];
   for (const [name, args, code, culprit] of rows) {
     it(`${name}: exit ${code}, one line naming it, nothing written`, () => {
-      if (/OCI|platform/.test(name) && !canRun(hasCommand('umoci'), name, 'umoci builds the layouts')) return;
+      if (/OCI|platform|zstd/.test(name) && !canRun(hasCommand('umoci'), name, 'umoci builds the layouts')) return;
       const before = fs.readdirSync(work).sort();
       const r = shrinkwrap(args(), { env: ENV, cwd: work });
       expectOneLineError(r, code, culprit);
@@ -152,6 +175,16 @@ describe('bad input battery', () => {
       const r = await shrinkwrapAsync(['--cvmfs-root', cvmfs, ...RELEASE, '--base', `docker://127.0.0.1:${port}/slow/img:1`, '--tls-verify', 'false', '--registry-timeout', '2', '-o', path.join(work, 'never.sqfs')]);
       expectOneLineError(r, 1, /no response within 2 s/);
     });
+  });
+});
+
+describe('layered bases into every format', () => {
+  it('an empty file in a base layer is an empty file in a dir image', () => {
+    const out = path.join(work, 'empty-dir-img');
+    const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', path.join(work, 'empty-file.tar'), '--format', 'dir', '-o', out, '-q'], { env: ENV });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.statSync(path.join(out, 'etc/empty')).size).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'etc/x'), 'utf8')).toBe('x');
   });
 });
 

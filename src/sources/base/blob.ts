@@ -58,26 +58,52 @@ function hashing(h: ReturnType<typeof createHash>): Transform {
   });
 }
 
-function zstdDecoder(label: string): NodeJS.ReadWriteStream {
+function zstdDecoder(label: string): Transform {
   const z = zlib as unknown as { createZstdDecompress?: () => Transform };
   if (typeof z.createZstdDecompress === 'function') return z.createZstdDecompress();
-  // Node < 22.15 has no zstd stream decoder: the zstd command is the fallback.
+  // Node < 22.15 has no zstd stream decoder: the zstd command is the fallback, as a Transform
+  // that respects back-pressure both ways and always ends the child.
   const child = spawn('zstd', ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const duplex = new Transform({
+  let stderr = '';
+  let exit: number | null | undefined;
+  let onExit: (() => void) | null = null;
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.on('close', (code) => {
+    exit = code;
+    onExit?.();
+  });
+  const failure = () => new InputError(`${label}: corrupt zstd data (zstd -d: ${stderr.trim().split('\n')[0] || `exit ${exit}`})`);
+  const decoder: Transform = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      if (!child.stdin.write(chunk)) child.stdin.once('drain', () => done());
-      else done();
+      if (exit !== undefined) return done(failure());
+      if (child.stdin.write(chunk)) done();
+      else child.stdin.once('drain', () => done());
     },
     flush(done) {
+      const finish = () => (exit === 0 ? done() : done(failure()));
+      if (exit !== undefined) return finish();
+      onExit = finish;
       child.stdin.end();
-      child.on('close', (code) => done(code === 0 ? null : new BuildError(`${label}: zstd -d failed: ${err.trim() || `exit ${code}`}`)));
+    },
+    destroy(err, done) {
+      if (exit === undefined) child.kill();
+      done(err);
     },
   });
-  child.stdout.on('data', (d: Buffer) => duplex.push(d));
-  child.on('error', () => duplex.destroy(new InputError(`${label}: a zstd layer needs Node >= 22.15 or the zstd command`)));
-  return duplex;
+  child.stdin.on('error', () => {
+    /* EPIPE: zstd stopped reading; its exit status says why */
+  });
+  child.stdout.on('data', (d: Buffer) => {
+    if (!decoder.push(d)) child.stdout.pause();
+  });
+  // Transform has no 'drain' for its readable side: resume when the consumer reads again.
+  const read = decoder._read.bind(decoder);
+  decoder._read = (n: number) => {
+    child.stdout.resume();
+    read(n);
+  };
+  child.on('error', () => decoder.destroy(new InputError(`${label}: a zstd layer needs Node >= 22.15 or the zstd command`)));
+  return decoder;
 }
 
 /**

@@ -136,7 +136,7 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       if (h.every((b) => b === 0)) return; // end of archive (one zero block is enough to stop)
       if (!checksumOk(h)) throw new InputError(`${where()}: bad checksum (not a tar archive, or corrupt)`);
       const flag = String.fromCharCode(h[156]!);
-      const size = local.has('size') ? Number(local.get('size')!.toString('latin1')) : number(h, 124, 12, 'size', where);
+      const size = local.has('size') || global.has('size') ? Number((local.get('size') ?? global.get('size'))!.toString('latin1')) : number(h, 124, 12, 'size', where);
       if (!Number.isSafeInteger(size) || size < 0) throw new InputError(`${where()}: bad size`);
       const dataAt = pos + BLOCK;
       const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
@@ -163,8 +163,15 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       if (pax.has('path')) name = pax.get('path')!.toString('latin1');
       let linkname = longLink ?? str(h, 157, 100);
       if (pax.has('linkpath')) linkname = pax.get('linkpath')!.toString('latin1');
-      const numeric = (key: string, off: number, len: number) =>
-        pax.has(key) ? Math.floor(Number(pax.get(key)!.toString('latin1'))) : number(h, off, len, key, where);
+      const numeric = (key: string, off: number, len: number) => {
+        if (!pax.has(key)) return number(h, off, len, key, where);
+        const text = pax.get(key)!.toString('latin1');
+        const v = Math.floor(Number(text));
+        if (!/^-?\d+(\.\d+)?$/.test(text) || !Number.isSafeInteger(v) || (key !== 'mtime' && v < 0)) {
+          throw new InputError(`${where()}: PAX ${key}=${text.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')} is not a number`);
+        }
+        return Math.max(v, 0);
+      };
       const xattrs: Array<[string, Buffer]> = [];
       for (const [k, v] of pax) if (k.startsWith('SCHILY.xattr.')) xattrs.push([k.slice('SCHILY.xattr.'.length), v]);
       // Old archives mark directories only by the trailing slash.

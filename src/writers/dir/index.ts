@@ -2,7 +2,6 @@
 // bind-mount at /cvmfs). Contents are copied straight from their sources; no staging.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { display, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
@@ -129,7 +128,9 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
 
 /** Content that lives inside another file (a member of a base image layer). */
 async function copyRange(from: Buffer, offset: number, size: number, to: Buffer): Promise<void> {
-  const input = fs.createReadStream(from, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 });
-  await pipeline(size === 0 ? Readable.from([]) : input, fs.createWriteStream(to, { mode: 0o600 }));
-  if (size === 0) input.destroy();
+  if (size === 0) {
+    fs.writeFileSync(to, '', { mode: 0o600 }); // a read stream cannot be given an empty range
+    return;
+  }
+  await pipeline(fs.createReadStream(from, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 }), fs.createWriteStream(to, { mode: 0o600 }));
 }

@@ -147,7 +147,9 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
       opts.onProgress?.(tar.bytes);
     }
     await tar.end();
-    if (fill > 0) await submit(Buffer.from(chunk.subarray(0, fill)));
+    // The last piece stays in its own chunk: a copy this small would come from Node's shared
+    // 8 KiB pool, which must never be handed to a worker.
+    if (fill > 0) await submit(chunk.subarray(0, fill));
     while (inFlight.length > 0) writeOut(await inFlight.shift()!);
     fs.fsyncSync(fd);
   } finally {
