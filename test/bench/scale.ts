@@ -70,6 +70,7 @@ export function benchScale(o: ScaleBenchOptions): string[] {
       process.stderr.write(`  ${s.wall.toFixed(1)} s, ${(s.maxRssKiB / 1024).toFixed(0)} MiB\n`);
     }
     clean();
+    const firstRow = rows.length;
     for (const c of cells) {
       const r = results.get(c.name)!;
       const ref = c.compare ? results.get(c.compare) : undefined;
@@ -79,6 +80,8 @@ export function benchScale(o: ScaleBenchOptions): string[] {
         `| ${entries.toLocaleString('en')} | ${gb} | ${c.name} | ${r.wall.toFixed(1)} | ${r.cpu.toFixed(1)} | ${r.rss.toFixed(0)} | ${(r.outBytes / 1e9).toFixed(2)} | ${(r.stagingBytes / 1e9).toFixed(2)} | ${speedup ? speedup.toFixed(2) + '× faster' : ''} | ${met} |`,
       );
     }
+    // A size's rows as soon as they exist: a run of the largest size is long, and may be stopped.
+    process.stderr.write(rows.slice(firstRow).join('\n') + '\n');
   }
   return rows;
 }
