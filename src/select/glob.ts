@@ -130,7 +130,7 @@ export class GlobExclusions {
   /** Take over another set's globs (a release plan's packs). */
   adopt(other: GlobExclusions): void {
     for (const e of other.excludes) if (!this.excludes.some((x) => x.glob.pattern === e.glob.pattern)) this.excludes.push(e);
-    this.keeps.push(...other.keeps);
+    for (const item of other.keeps) this.keeps.push(item);
   }
 
   /** The exclusion that removes this path or one of its ancestors. */

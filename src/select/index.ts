@@ -110,17 +110,17 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
   const searchPath = [...(opts.elf?.ldLibraryPath ?? [])];
   if (releases) {
     const plan = planReleases(releases, source, rootText, diag);
-    rules.push(...plan.rules);
+    for (const item of plan.rules) rules.push(item);
     parts = plan.parts;
     resolved = plan.releases;
     for (const d of plan.ldLibraryPath) if (!searchPath.includes(d)) searchPath.push(d);
     globs.adopt(plan.globs);
   }
-  for (const file of opts.specs) rules.push(...readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag));
+  for (const file of opts.specs) for (const item of readSpecFile(fromText(file), repo, (r) => source.isRepo(r), diag)) rules.push(item);
   let traced: string[] = [];
   if (opts.traces && traceFiles.length > 0) {
     const t = traceRules(opts.traces, repo, (r) => source.isRepo(r), diag);
-    for (const r of t.rules) rules.push(...throughLinks(r, source));
+    for (const r of t.rules) for (const item of throughLinks(r, source)) rules.push(item);
     traced = loaderDirs(t.events, t.failed, source);
   }
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
@@ -133,7 +133,7 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
       if (globs.covering(m)) continue;
       const st = source.stat(m);
       const rule: SpecRule = { kind: st?.isDirectory() ? 'recursive' : 'exact', path: m, origin: `--include ${g}`, text: display(m), reason: `--include ${g}` };
-      rules.push(...throughLinks(rule, source));
+      for (const item of throughLinks(rule, source)) rules.push(item);
     }
   }
   for (const rule of rules) {
@@ -257,7 +257,7 @@ function finishSelection(
   if (mount) {
     for (const repo of tree.listing(mount.state) as string[]) {
       const pick = tree.pick(mount.state, repo);
-      if (pick) links.push(...walkSelected(sel, tree, `${MOUNT}/${repo}`, pick));
+      if (pick) for (const item of walkSelected(sel, tree, `${MOUNT}/${repo}`, pick)) links.push(item);
     }
   }
   sel.endWalk();
@@ -317,7 +317,7 @@ export function traceRules(
       diag.warn('trace-repo-missing', `${origin}: the trace touches /cvmfs/${display(fqrn)}, which is not in the source tree; left out`);
       continue;
     }
-    rules.push(...parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag));
+    for (const item of parseSpec(lines.join('\n'), { file: origin, repo: fqrn }, isRepo, diag)) rules.push(item);
   }
   return { rules, events, failed };
 }

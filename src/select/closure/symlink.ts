@@ -28,7 +28,7 @@ export function symlinkClosure(sel: Selection, tree: SpecTree, initialLinks: Ite
     if (done.has(link)) continue;
     done.add(link);
     stats.linksFollowed++;
-    queue.push(...follow(sel, tree, link, stats));
+    for (const item of follow(sel, tree, link, stats)) queue.push(item);
   }
   stats.entriesAdded = sel.size - before;
   return stats;
@@ -133,7 +133,7 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
       }
       sel.addAncestors(path, ancestorReason());
       sel.deepRoots.add(path);
-      newLinks.push(...walkSelected(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } }));
+      for (const item of walkSelected(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } })) newLinks.push(item);
       for (const l of newLinks) sel.deepLinks.add(l);
     } else if (!node.known) {
       select(path, endReason);

@@ -271,7 +271,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   const ia = `${MOUNT}/${fromText(expandTemplate(recipe.release, vars, recipe.file)[0]!)}`;
   const addRule = (kind: SpecRule['kind'], path: string, reason: string, origin: string) => {
     const rule: SpecRule = { kind, path, origin, text: display(path) + (kind === 'recursive' ? '/*' : ''), reason };
-    plan.rules.push(...throughLinks(rule, source));
+    for (const item of throughLinks(rule, source)) plan.rules.push(item);
   };
   const out: ResolvedRelease = {
     recipe: recipe.name,
@@ -318,8 +318,8 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
       addBase(dir, `recipe ${l.origin}`);
       if (host.kind(`${dir}/${recipe.setup}`) === 'file') {
         const more = evaluateSetup(`${dir}/${recipe.setup}`, host, chain.env);
-        chain.scripts.push(...more.scripts.map((s) => (s.from === 'top' ? { ...s, from: l.origin } : s)));
-        chain.unknown.push(...more.unknown);
+        for (const item of more.scripts.map((s) => (s.from === 'top' ? { ...s, from: l.origin } : s))) chain.scripts.push(item);
+        for (const item of more.unknown) chain.unknown.push(item);
       }
     }
   }
@@ -422,7 +422,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   const packNames: string[] = [];
   for (const l of recipe.packs) if (holds(l.when, vars)) packNames.push(...l.args);
   if (opts.dbrelease && opts.dbrelease !== 'none') packNames.push('dbrelease');
-  packNames.push(...opts.packs);
+  for (const item of opts.packs) packNames.push(item);
   const wanted = [...new Set(packNames)].filter((p) => !opts.dropPacks.includes(p) && !(p === 'dbrelease' && opts.dbrelease === 'none'));
   for (const p of wanted) {
     const pack = loadPack(p);

@@ -115,7 +115,7 @@ export class SpecTree {
       if (n.rule && n.rule.kind !== 'exclude') {
         diag.warn('spec-shadowed', `${n.rule.origin}: '${n.rule.text}' has no effect: ${by.origin} '${by.text}' excludes an ancestor`);
       }
-      if (n.children) stack.push(...n.children.values());
+      if (n.children) for (const c of n.children.values()) stack.push(c);
     }
   }
 

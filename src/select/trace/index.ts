@@ -80,8 +80,9 @@ export function readTraces(files: readonly string[], opts: TraceOptions, diag: D
   for (const file of files) {
     const parsed = readTrace(fromText(file), opts, diag);
     for (const f of parsed.failed) diag.warn('trace-failed', `${file}:${f.line}: ${display(f.path)}: ${f.why} (not selected)`);
-    events.push(...parsed.events);
-    failed.push(...parsed.failed);
+    // Loops, not push(...): a trace of millions of events would overflow the call stack.
+    for (const e of parsed.events) events.push(e);
+    for (const f of parsed.failed) failed.push(f);
   }
   return { events, failed };
 }
