@@ -3,9 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { createHash } from 'node:crypto';
 import * as os from 'node:os';
-import { pipeline } from 'node:stream/promises';
 import { DEFAULT_MOUNTPOINTS, generatedEntries } from '../compose/generated.js';
 import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../compose/image.js';
 import { type LayerPer, layerGroups } from '../compose/layers.js';
@@ -14,6 +12,7 @@ import { specFilesOf } from '../select/spec/write.js';
 import { credentialsFor } from '../sources/registry/client.js';
 import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
 import { type PushResult, pushLayout } from '../writers/oci/push.js';
+import { sha256, sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
 import { writeOci } from '../writers/oci/index.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
@@ -396,7 +395,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     // A checksum file beside every image file, for the copy to the site (sha256sum -c).
     let sum: string | null = null;
     if (fs.statSync(output.tmp).isFile()) {
-      sum = await sha256File(output.tmp);
+      sum = (await sha256File(output.tmp)).slice('sha256:'.length);
       report['sha256'] = sum;
     }
     // An old checksum must not outlive the image it describes, even if we are killed right here.
@@ -497,11 +496,6 @@ function checkMountpoint(m: string): string {
   return fromText(p.replace(/\/+$/, ''));
 }
 
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), h);
-  return h.digest('hex');
-}
 
 /** `<output>.sha256` in sha256sum's format, written atomically after the image. */
 function writeChecksumFile(output: string, sum: string): void {
@@ -512,7 +506,7 @@ function writeChecksumFile(output: string, sum: string): void {
 }
 
 function provenance(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, unknown> {
-  const digestOf = (f: string) => 'sha256:' + createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+  const digestOf = (f: string) => sha256(fs.readFileSync(f));
   return {
     tool: { name: 'shrinkwrap', version: VERSION },
     created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),

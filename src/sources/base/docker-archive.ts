@@ -3,12 +3,12 @@
 // members (uncompressed `<id>/layer.tar`, skopeo's `<diffid>.tar` behind symlinks, or docker ≥ 25's
 // `blobs/sha256/<digest>`, gzip-compressed with the containerd store). Layers are addressed inside
 // the archive file itself: nothing is copied unless it must be decompressed.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { display } from '../../model/bytes.js';
 import { InputError } from '../../model/errors.js';
 import { type TarMember, readTar } from '../tar/reader.js';
+import { sha256 } from '../../util/digest.js';
 import type { Region } from './blob.js';
 import type { ImageConfig, StoredImage } from './oci-layout.js';
 
@@ -73,6 +73,5 @@ export function readDockerArchive(file: string, ref: string | null, label: strin
     // The digest is known once the blob is read (openLayer); the media type follows its content.
     return { region, descriptor: { mediaType: '', digest: '', size: m.size } };
   });
-  const configDigest = 'sha256:' + createHash('sha256').update(configBytes).digest('hex');
-  return { manifestDigest: configDigest, config, layers, refName: tagsOf(item)[0] ?? null };
+  return { manifestDigest: sha256(configBytes), config, layers, refName: tagsOf(item)[0] ?? null };
 }

@@ -144,9 +144,3 @@ async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: 
   const entries = stack.entries();
   return { text, kind, entries, view: new BaseView(entries), digest: img.manifestDigest, layers, config: img.config };
 }
-
-/** For messages: the base as given. */
-export function describeBase(b: BaseImage): string {
-  return `${b.text} (${b.kind}${b.digest ? `, ${b.digest.slice(0, 19)}…` : ''}, ${b.entries.length} entries)`;
-}
-

@@ -1,12 +1,12 @@
 // An OCI image layout directory (image-spec image-layout.md) as a base image: index.json → (nested
 // index → platform) → manifest → config and layers. Every document is checked against the digest
 // and size of the descriptor that names it.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { MEDIA } from '../registry/client.js';
 import { platformText } from '../registry/layout.js';
+import { sha256 } from '../../util/digest.js';
 import type { Region } from './blob.js';
 
 
@@ -88,7 +88,7 @@ class Layout {
     } catch (err) {
       throw new InputError(`${this.label}: ${what} ${d.digest}: missing blob (${describeSystemError(err)})`);
     }
-    const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+    const digest = sha256(bytes);
     if (digest !== d.digest) throw new InputError(`${this.label}: ${what} blob ${d.digest} has digest ${digest} (corrupt layout)`);
     if (typeof d.size === 'number' && d.size !== bytes.length) throw new InputError(`${this.label}: ${what} ${d.digest} is ${bytes.length} bytes, its descriptor says ${d.size}`);
     try {

@@ -1,6 +1,5 @@
 // What pull and push share about OCI image layouts (image-spec image-layout.md): descriptors,
 // content-addressed blob paths, hashing, and a small pool for concurrent transfers.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -31,15 +30,7 @@ export interface ImageDocument {
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const SHA256 = /^sha256:([a-f0-9]{64})$/;
 
-export function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
-  return `sha256:${hash.digest('hex')}`;
-}
+export { sha256, sha256File } from '../../util/digest.js';
 
 /** `blobs/sha256/<hex>` under `layoutDir`, or null for a digest we cannot store (another algorithm). */
 export function blobPath(layoutDir: string, digest: string): string | null {

@@ -4,7 +4,6 @@
 // digests, so registries deduplicate them and can mount them across repositories); the new layers
 // hold what shrinkwrap adds; the config extends the base's (diff_ids, history, Env, Labels).
 // Every JSON document is serialised with a fixed key order and SOURCE_DATE_EPOCH as its time.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +11,8 @@ import { fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
+import { hostPlatform } from '../../sources/base/oci-layout.js';
+import { sha256 } from '../../util/digest.js';
 import { TarEncoder } from '../tar/encoder.js';
 import { type LayerCompression, writeLayer } from '../tar/layer.js';
 
@@ -74,14 +75,6 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 
-function sha256(b: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(b).digest('hex');
-}
-
-function hostArch(): string {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x' };
-  return arch[process.arch] ?? process.arch;
-}
 
 class BlobStore {
   readonly dir: string;
@@ -133,7 +126,7 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   }
 
   // The config: the base's, extended; key order as the base had it, new keys in spec order.
-  const base: OciConfig = o.baseConfig ? structuredClone(o.baseConfig) : { architecture: hostArch(), os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  const base: OciConfig = o.baseConfig ? structuredClone(o.baseConfig) : { architecture: hostPlatform().split('/')[1], os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
   const inner = { ...(base.config ?? {}) };
   const env = new Map<string, string>();
   for (const kv of inner.Env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']) env.set(kv.slice(0, kv.indexOf('=')), kv);
