@@ -10,17 +10,35 @@ import type { CompressPool, Compressed } from '../../util/compress-pool.js';
 import { DATA_UNCOMPRESSED } from '../../sources/squashfs/format.js';
 import { NONE32 } from './format.js';
 
-/** Where a file's content ended up. Final once DataWriter.finish() has returned. */
-export interface FileData {
-  size: number;
-  blocksStart: number;
-  /** One size word per full block (0 = a sparse block of zeros); the tail is in a fragment. */
-  blockSizes: number[];
-  fragment: number;
-  fragOffset: number;
-  /** Bytes of zero blocks not stored. */
-  sparse: number;
+/**
+ * Where each file's content ended up, by slot (the caller's index of the file, e.g. its entry's).
+ * Typed arrays, not an object per file: a release has millions of files. Final once
+ * DataWriter.finish() has returned.
+ */
+export class FileLayout {
+  /** Offset of the first block in the image. */
+  readonly blocksStart: Float64Array;
+  /** Fragment index of the tail, NONE32 when there is none. */
+  readonly fragment: Uint32Array;
+  readonly fragOffset: Uint32Array;
+  /** One size word per full block (0 = a sparse block of zeros), for files of a block or more. */
+  readonly blockSizes = new Map<number, number[]>();
+  /** Bytes of zero blocks not stored, for the few sparse files. */
+  readonly sparse = new Map<number, number>();
+
+  constructor(slots: number) {
+    this.blocksStart = new Float64Array(slots);
+    this.fragment = new Uint32Array(slots).fill(NONE32);
+    this.fragOffset = new Uint32Array(slots);
+  }
+
+  blocksOf(slot: number): readonly number[] {
+    return this.blockSizes.get(slot) ?? NO_BLOCKS;
+  }
 }
+
+/** What the writer needs to know again about an earlier file when a later one may duplicate it. */
+export type FileAt = (slot: number) => { source: string; offset: number; size: number };
 
 export interface FragmentEntry {
   start: number;
@@ -39,9 +57,9 @@ export interface DataStats {
 }
 
 type Item =
-  | { kind: 'start'; file: FileData }
-  | { kind: 'block'; file: FileData; index: number; job: Promise<Compressed> }
-  | { kind: 'end'; file: FileData; dupOf: FileData | null }
+  | { kind: 'start'; slot: number }
+  | { kind: 'block'; slot: number; index: number; job: Promise<Compressed> }
+  | { kind: 'end'; slot: number; dupOf: number }
   | { kind: 'fragment'; index: number; job: Promise<Compressed> };
 
 /** Files up to this size are read whole and checked for duplicates before any block is compressed. */
@@ -69,12 +87,6 @@ class ContentSum {
 
 const NO_BLOCKS: number[] = [];
 const ONE_BYTE = Buffer.alloc(1);
-
-interface Seen {
-  data: FileData;
-  source: string;
-  offset: number;
-}
 
 /** Do two files have the same bytes? (Called only when size and checksum already agree.) */
 function sameContent(a: string, aAt: number, b: string, bAt: number, size: number): boolean {
@@ -106,7 +118,8 @@ function sameContent(a: string, aAt: number, b: string, bAt: number, size: numbe
 export class DataWriter {
   private readonly queue: Item[] = [];
   private readonly zero: Buffer;
-  private readonly seen = new Map<number | string, Seen | Seen[]>();
+  /** Content checksum → the slot of the first file with it (a list only on collisions). */
+  private readonly seen = new Map<number | string, number | number[]>();
   /** Compressed blocks waiting to be written in one run starting at `runStart`. */
   private run: Buffer[] = [];
   private runBytes = 0;
@@ -115,6 +128,7 @@ export class DataWriter {
   private fragFill = 0;
   readonly fragments: FragmentEntry[] = [];
   readonly stats: DataStats = { files: 0, bytesIn: 0, bytesOut: 0, dedupFiles: 0, dedupBytes: 0, sparseBytes: 0 };
+  readonly layout: FileLayout;
 
   constructor(
     private readonly fd: number,
@@ -125,22 +139,26 @@ export class DataWriter {
     private readonly dedup: boolean,
     /** Blocks in flight at most. */
     private readonly window: number,
+    /** Number of file slots (0 ≤ slot < slots). */
+    slots: number,
+    private readonly fileAt: FileAt,
   ) {
     this.zero = Buffer.alloc(blockSize);
+    this.layout = new FileLayout(slots);
   }
 
   /** Where the current file's content starts in its source (non-zero inside a base image layer). */
   private at = 0;
 
-  /** Add a file's content from a host path (byte string), starting at `offset` when that is an archive. */
-  async addFile(source: string, size: number, offset?: number): Promise<FileData> {
+  /** Add the content of file `slot` from a host path (byte string), starting at `offset` when that is an archive. */
+  async addFile(slot: number, source: string, size: number, offset?: number): Promise<void> {
     this.at = offset ?? -1;
-    // Files smaller than a block (most of a release) share one empty list of block sizes.
     const full = Math.floor(size / this.blockSize);
-    const f: FileData = { size, blocksStart: 0, blockSizes: full > 0 ? new Array<number>(full).fill(0) : NO_BLOCKS, fragment: NONE32, fragOffset: 0, sparse: 0 };
+    // Files smaller than a block (most of a release) have no list of block sizes at all.
+    if (full > 0) this.layout.blockSizes.set(slot, new Array<number>(full).fill(0));
     this.stats.files++;
     this.stats.bytesIn += size;
-    if (size === 0) return f;
+    if (size === 0) return;
     let fd: number;
     try {
       fd = fs.openSync(fsArg(source), 'r');
@@ -148,12 +166,11 @@ export class DataWriter {
       throw new BuildError(`cannot read ${display(source)}: ${describeSystemError(err)}`);
     }
     try {
-      if (size <= READ_WHOLE) await this.addWhole(f, fd, source);
-      else await this.addStreamed(f, fd, source);
+      if (size <= READ_WHOLE) await this.addWhole(slot, size, fd, source);
+      else await this.addStreamed(slot, size, fd, source);
     } finally {
       fs.closeSync(fd);
     }
-    return f;
   }
 
   private read(fd: number, buf: Buffer, position: number, source: string): void {
@@ -184,107 +201,108 @@ export class DataWriter {
   /** Whole small files are read here, one at a time (every use below copies out of it). */
   private readonly scratch = Buffer.allocUnsafeSlow(READ_WHOLE);
 
-  private async addWhole(f: FileData, fd: number, source: string): Promise<void> {
+  private async addWhole(slot: number, size: number, fd: number, source: string): Promise<void> {
     // A fresh buffer per file made the garbage collector and page faults cost more than reading.
-    const buf = this.scratch.subarray(0, f.size);
+    const buf = this.scratch.subarray(0, size);
     this.read(fd, buf, 0, source);
-    this.checkEnd(fd, f.size, source);
+    this.checkEnd(fd, size, source);
     let key: number | string = '';
-    let dup: FileData | undefined;
+    let dup = -1;
     if (this.dedup) {
       const sum = new ContentSum();
       sum.update(buf);
       key = sum.key();
-      dup = this.findDuplicate(key, source, f.size);
+      dup = this.findDuplicate(key, source, size);
     }
-    const full = Math.floor(f.size / this.blockSize);
-    if (dup) {
-      this.reuse(f, dup);
-      if (full > 0) await this.push({ kind: 'end', file: f, dupOf: dup });
+    const full = Math.floor(size / this.blockSize);
+    if (dup >= 0) {
+      this.reuse(slot, size, dup);
+      if (full > 0) await this.push({ kind: 'end', slot, dupOf: dup });
       return;
     }
     // Blocks are copied into buffers the pool owns (addBlock); the tail into the fragment (addTail).
     const tail = buf.subarray(full * this.blockSize);
     if (full > 0) {
-      await this.push({ kind: 'start', file: f });
-      for (let i = 0; i < full; i++) await this.addBlock(f, i, buf.subarray(i * this.blockSize, (i + 1) * this.blockSize));
-      await this.push({ kind: 'end', file: f, dupOf: null });
+      await this.push({ kind: 'start', slot });
+      for (let i = 0; i < full; i++) await this.addBlock(slot, i, buf.subarray(i * this.blockSize, (i + 1) * this.blockSize));
+      await this.push({ kind: 'end', slot, dupOf: -1 });
     }
-    await this.addTail(f, tail);
-    if (this.dedup) this.remember(key, f, source);
+    await this.addTail(slot, tail);
+    if (this.dedup) this.remember(key, slot);
   }
 
-  /** An earlier file with the same bytes, if any. */
-  private findDuplicate(key: number | string, source: string, size: number): FileData | undefined {
+  /** The slot of an earlier file with the same bytes, or -1. */
+  private findDuplicate(key: number | string, source: string, size: number): number {
     const at = Math.max(this.at, 0);
     const found = this.seen.get(key);
     for (const s of found === undefined ? [] : Array.isArray(found) ? found : [found]) {
-      if (s.data.size === size && sameContent(s.source, s.offset, source, at, size)) return s.data;
+      const earlier = this.fileAt(s);
+      if (earlier.size === size && sameContent(earlier.source, earlier.offset, source, at, size)) return s;
     }
-    return undefined;
+    return -1;
   }
 
-  /** Most checksums are met once: the map holds that one file directly, a list only on collisions. */
-  private remember(key: number | string, f: FileData, source: string): void {
+  /** Most checksums are met once: the map holds that one slot directly, a list only on collisions. */
+  private remember(key: number | string, slot: number): void {
     const found = this.seen.get(key);
-    const seen = { data: f, source, offset: Math.max(this.at, 0) };
-    if (found === undefined) this.seen.set(key, seen);
-    else if (Array.isArray(found)) found.push(seen);
-    else this.seen.set(key, [found, seen]);
+    if (found === undefined) this.seen.set(key, slot);
+    else if (Array.isArray(found)) found.push(slot);
+    else this.seen.set(key, [found, slot]);
   }
 
-  private async addStreamed(f: FileData, fd: number, source: string): Promise<void> {
+  private async addStreamed(slot: number, size: number, fd: number, source: string): Promise<void> {
     const hash = this.dedup ? new ContentSum() : null;
-    const full = Math.floor(f.size / this.blockSize);
-    await this.push({ kind: 'start', file: f });
+    const full = Math.floor(size / this.blockSize);
+    await this.push({ kind: 'start', slot });
     for (let i = 0; i < full; i++) {
       const block = this.pool.buffer(this.blockSize);
       this.read(fd, block, i * this.blockSize, source);
       hash?.update(block);
-      await this.addBlock(f, i, block);
+      await this.addBlock(slot, i, block);
     }
-    const tail = Buffer.allocUnsafe(f.size - full * this.blockSize);
+    const tail = Buffer.allocUnsafe(size - full * this.blockSize);
     this.read(fd, tail, full * this.blockSize, source);
-    this.checkEnd(fd, f.size, source);
+    this.checkEnd(fd, size, source);
     hash?.update(tail);
     // Known only now: a duplicate's blocks were written already, and the writer rewinds over them.
     const key = hash ? hash.key() : '';
-    const dup = hash ? this.findDuplicate(key, source, f.size) : undefined;
-    await this.push({ kind: 'end', file: f, dupOf: dup ?? null });
-    if (dup) {
-      this.reuse(f, dup);
+    const dup = hash ? this.findDuplicate(key, source, size) : -1;
+    await this.push({ kind: 'end', slot, dupOf: dup });
+    if (dup >= 0) {
+      this.reuse(slot, size, dup);
       return;
     }
-    await this.addTail(f, tail);
-    if (hash) this.remember(key, f, source);
+    await this.addTail(slot, tail);
+    if (hash) this.remember(key, slot);
   }
 
-  private reuse(f: FileData, dup: FileData): void {
-    f.fragment = dup.fragment;
-    f.fragOffset = dup.fragOffset;
+  private reuse(slot: number, size: number, dup: number): void {
+    this.layout.fragment[slot] = this.layout.fragment[dup]!;
+    this.layout.fragOffset[slot] = this.layout.fragOffset[dup]!;
     this.stats.dedupFiles++;
-    this.stats.dedupBytes += f.size;
+    this.stats.dedupBytes += size;
   }
 
-  private async addBlock(f: FileData, index: number, block: Buffer): Promise<void> {
+  private async addBlock(slot: number, index: number, block: Buffer): Promise<void> {
+    const sizes = this.layout.blockSizes.get(slot)!;
     if (block.equals(this.zero)) {
-      f.blockSizes[index] = 0;
-      f.sparse += block.length;
+      sizes[index] = 0;
+      this.layout.sparse.set(slot, (this.layout.sparse.get(slot) ?? 0) + block.length);
       this.stats.sparseBytes += block.length;
       return;
     }
-    f.blockSizes[index] = -1; // set by the writer
+    sizes[index] = -1; // set by the writer
     // The pool takes the buffer: give it one that owns its memory.
     let own = block;
     if (block.byteOffset !== 0 || block.buffer.byteLength !== block.length) {
       own = this.pool.buffer(block.length);
       block.copy(own);
     }
-    await this.push({ kind: 'block', file: f, index, job: this.pool.compress(own) });
+    await this.push({ kind: 'block', slot, index, job: this.pool.compress(own) });
   }
 
   /** Pack a tail into the current fragment block, starting a new one when it does not fit. */
-  private async addTail(f: FileData, tail: Buffer): Promise<void> {
+  private async addTail(slot: number, tail: Buffer): Promise<void> {
     if (tail.length === 0) return;
     if (this.frag && this.fragFill + tail.length > this.blockSize) await this.flushFragment();
     if (!this.frag) {
@@ -292,8 +310,8 @@ export class DataWriter {
       this.fragFill = 0;
       this.fragments.push({ start: 0, sizeWord: 0 });
     }
-    f.fragment = this.fragments.length - 1;
-    f.fragOffset = this.fragFill;
+    this.layout.fragment[slot] = this.fragments.length - 1;
+    this.layout.fragOffset[slot] = this.fragFill;
     tail.copy(this.frag, this.fragFill);
     this.fragFill += tail.length;
   }
@@ -338,26 +356,30 @@ export class DataWriter {
   }
 
   private async handle(item: Item): Promise<void> {
+    const layout = this.layout;
     switch (item.kind) {
       case 'start':
-        item.file.blocksStart = this.pos;
+        layout.blocksStart[item.slot] = this.pos;
         return;
       case 'block':
-        item.file.blockSizes[item.index] = this.write(await item.job);
+        layout.blockSizes.get(item.slot)![item.index] = this.write(await item.job);
         return;
-      case 'end':
-        if (item.dupOf) {
-          // Rewind over the duplicate's blocks (later data overwrites them; the file is cut at the end).
-          if (item.file.blockSizes.some((s) => s > 0)) {
-            this.flushRun();
-            this.stats.bytesOut -= this.pos - item.file.blocksStart;
-            this.pos = item.file.blocksStart;
-          }
-          item.file.blocksStart = item.dupOf.blocksStart;
-          item.file.blockSizes = item.dupOf.blockSizes;
-          item.file.sparse = item.dupOf.sparse;
+      case 'end': {
+        const dup = item.dupOf;
+        if (dup < 0) return;
+        // Rewind over the duplicate's blocks (later data overwrites them; the file is cut at the end).
+        if (layout.blocksOf(item.slot).some((s) => s > 0)) {
+          this.flushRun();
+          this.stats.bytesOut -= this.pos - layout.blocksStart[item.slot]!;
+          this.pos = layout.blocksStart[item.slot]!;
         }
+        layout.blocksStart[item.slot] = layout.blocksStart[dup]!;
+        layout.blockSizes.set(item.slot, layout.blockSizes.get(dup)!);
+        const sparse = layout.sparse.get(dup);
+        if (sparse === undefined) layout.sparse.delete(item.slot);
+        else layout.sparse.set(item.slot, sparse);
         return;
+      }
       case 'fragment': {
         const start = this.pos;
         this.fragments[item.index] = { start, sizeWord: this.write(await item.job) };

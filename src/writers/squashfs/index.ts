@@ -10,10 +10,10 @@ import { type Entry, devNumbers } from '../../model/entry.js';
 import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../util/codecs.js';
 import { CompressPool } from '../../util/compress-pool.js';
-import { DataWriter, type FileData } from './data.js';
+import { DataWriter, type FileLayout } from './data.js';
 import { INODE, MAX_DIR_COUNT, MAX_NAME, MAX_SYMLINK, META_UNCOMPRESSED, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
 import { COMPRESSION_ID, FLAG, NONE32, NONE64, PAD_TO, encodeDev, encodeSuperblock } from './format.js';
-import { MetadataWriter, ref } from './metadata.js';
+import { MetadataWriter } from './metadata.js';
 import { compressionOptions } from './options.js';
 import { lookupTable } from './tables.js';
 import { XattrTable, xattrPrefix } from './xattrs.js';
@@ -45,21 +45,6 @@ export interface SquashfsResult {
   sparseBytes: number;
 }
 
-/** One name in the image tree. Hard-link names point at the node that owns the inode. */
-interface Node {
-  entry: Entry;
-  name: string;
-  children: Node[];
-  parent: Node | null;
-  owner: Node;
-  /** Inode data, on the owner only. */
-  number: number;
-  nlink: number;
-  ref: bigint;
-  written: boolean;
-  data?: FileData;
-}
-
 const BASIC_TYPE: Record<Entry['type'], number> = {
   dir: INODE.dir,
   file: INODE.file,
@@ -71,62 +56,111 @@ const BASIC_TYPE: Record<Entry['type'], number> = {
   socket: INODE.socket,
 };
 
-const NO_CHILDREN: Node[] = [];
+/**
+ * The image tree over the entries (path order, "/" first), one slot per entry: typed arrays
+ * instead of an object per name, because a release has millions of names and every byte per name
+ * is megabytes. A hard link's slot points at the slot that owns its inode.
+ */
+class Tree {
+  /** Parent directory's slot; -1 for the root. */
+  readonly parent: Int32Array;
+  /** First child (children are in name order), -1 if none. */
+  readonly firstChild: Int32Array;
+  readonly nextSibling: Int32Array;
+  /** The slot that owns this name's inode: itself, or a hard link's first name. */
+  readonly owner: Int32Array;
+  /** Inode numbers and link counts (meaningful on owners). */
+  readonly number: Uint32Array;
+  readonly nlink: Uint32Array;
+  /** The inode's reference, block * 65536 + offset; -1 until it is written. */
+  readonly ref: Float64Array;
+  /** Slots in post-order: a directory's children (in name order) before the directory. */
+  readonly order: Int32Array;
 
-/** Build the tree from entries in path order ("/" first). */
-function buildTree(entries: readonly Entry[]): Node {
-  if (entries[0]?.path !== '/' || entries[0].type !== 'dir') throw new Error('squashfs: the image tree must start with the root directory');
-  const byPath = new Map<string, Node>();
-  const node = (entry: Entry, name: string, parent: Node | null): Node => {
-    // Only directories have children: the others share one empty list.
-    const n = { entry, name, children: entry.type === 'dir' ? [] : NO_CHILDREN, parent, number: 0, nlink: 1, ref: 0n, written: false } as unknown as Node;
-    n.owner = n;
-    return n;
-  };
-  const root = node(entries[0], '', null);
-  byPath.set('/', root);
-  for (let i = 1; i < entries.length; i++) {
-    const e = entries[i]!;
-    const slash = e.path.lastIndexOf('/');
-    const parent = byPath.get(slash === 0 ? '/' : e.path.slice(0, slash));
-    if (!parent || parent.entry.type !== 'dir') throw new Error(`squashfs: ${display(e.path)} has no parent directory in the tree`);
-    const name = e.path.slice(slash + 1);
-    if (name.length > MAX_NAME) throw new BuildError(`${display(e.path)}: name longer than ${MAX_NAME} bytes`);
-    const n = node(e, name, parent);
-    parent.children.push(n); // path order = byte order of names within a directory
-    byPath.set(e.path, n);
-    if (e.type === 'hardlink') {
-      const target = byPath.get(e.target!);
-      if (!target || target.entry.type === 'dir' || target.entry.type === 'hardlink') {
-        throw new Error(`squashfs: hard link ${display(e.path)} -> ${display(e.target!)} has no target before it`);
+  constructor(readonly entries: readonly Entry[]) {
+    const n = entries.length;
+    if (entries[0]?.path !== '/' || entries[0].type !== 'dir') throw new Error('squashfs: the image tree must start with the root directory');
+    this.parent = new Int32Array(n).fill(-1);
+    this.firstChild = new Int32Array(n).fill(-1);
+    this.nextSibling = new Int32Array(n).fill(-1);
+    this.owner = new Int32Array(n);
+    this.number = new Uint32Array(n);
+    this.nlink = new Uint32Array(n).fill(1);
+    this.ref = new Float64Array(n).fill(-1);
+    const lastChild = new Int32Array(n).fill(-1);
+    // Only the first names that hard links point at need finding by path.
+    const linked = new Set<string>();
+    for (const e of entries) if (e.type === 'hardlink') linked.add(e.target!);
+    const firstNames = new Map<string, number>();
+    // The open directories from the root down to the previous entry's: in path order a directory
+    // is followed by its whole subtree, so an entry's parent is on this stack.
+    const open: number[] = [0];
+    this.owner[0] = 0;
+    for (let i = 1; i < n; i++) {
+      const e = entries[i]!;
+      const path = e.path;
+      const slash = path.lastIndexOf('/');
+      const parentLen = slash === 0 ? 1 : slash;
+      while (open.length > 0) {
+        const top = entries[open[open.length - 1]!]!.path;
+        if (top.length === parentLen && path.startsWith(top)) break;
+        open.pop();
       }
-      n.owner = target;
-      target.nlink++;
+      if (open.length === 0) throw new Error(`squashfs: ${display(path)} has no parent directory in the tree`);
+      if (path.length - slash - 1 > MAX_NAME) throw new BuildError(`${display(path)}: name longer than ${MAX_NAME} bytes`);
+      const p = open[open.length - 1]!;
+      this.parent[i] = p;
+      // Path order is byte order of names within a directory.
+      if (lastChild[p]! < 0) this.firstChild[p] = i;
+      else this.nextSibling[lastChild[p]!] = i;
+      lastChild[p] = i;
+      this.owner[i] = i;
+      if (e.type === 'dir') open.push(i);
+      if (linked.has(path)) firstNames.set(path, i);
+      if (e.type === 'hardlink') {
+        const t = firstNames.get(e.target!);
+        const te = t === undefined ? undefined : entries[t]!;
+        if (t === undefined || te!.type === 'dir' || te!.type === 'hardlink') {
+          throw new Error(`squashfs: hard link ${display(path)} -> ${display(e.target!)} has no target before it`);
+        }
+        this.owner[i] = t;
+        this.nlink[t]!++;
+      }
     }
+    this.order = this.postOrder();
   }
-  return root;
-}
 
-/** Post-order (children in name order, then the directory), without recursion. */
-function postOrder(root: Node, visit: (n: Node) => void): void {
-  const stack: Array<[Node, number]> = [[root, 0]];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    const [n, i] = top;
-    if (i < n.children.length) {
-      top[1]++;
-      const c = n.children[i]!;
-      if (c.entry.type === 'dir') stack.push([c, 0]);
-      else visit(c);
-    } else {
-      stack.pop();
-      visit(n);
+  private postOrder(): Int32Array {
+    const out = new Int32Array(this.entries.length);
+    let k = 0;
+    // Each stacked directory with the child to visit next.
+    const dirs: number[] = [0];
+    const next: number[] = [this.firstChild[0]!];
+    while (dirs.length > 0) {
+      const top = dirs.length - 1;
+      const c = next[top]!;
+      if (c >= 0) {
+        next[top] = this.nextSibling[c]!;
+        if (this.entries[c]!.type === 'dir') {
+          dirs.push(c);
+          next.push(this.firstChild[c]!);
+        } else out[k++] = c;
+      } else {
+        out[k++] = dirs.pop()!;
+        next.pop();
+      }
     }
+    return out;
+  }
+
+  /** The block of an inode's reference (the metadata chunk's offset in the inode table). */
+  block(slot: number): number {
+    return Math.floor(this.ref[slot]! / 65536);
   }
 }
 
 export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
-  const root = buildTree(entries);
+  const tree = new Tree(entries);
   // The same codec compresses 8 KiB metadata chunks, and the kernel sizes its windows as
   // max(block size, 8 KiB) too, so a 4 KiB image still gets an 8 KiB codec.
   const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: Math.max(opts.blockSize, 8192) };
@@ -134,7 +168,7 @@ export async function writeSquashfs(entries: readonly Entry[], outPath: string, 
   let fd = -1;
   try {
     fd = fs.openSync(outPath, 'w', 0o644);
-    return await write(fd, root, entries, pool, opts, diag);
+    return await write(fd, tree, pool, opts, diag);
   } catch (err) {
     // A system error here is about the output (disk full, read-only): say so in one line.
     if (!(err instanceof ShrinkwrapError) && typeof (err as NodeJS.ErrnoException).code === 'string') {
@@ -147,7 +181,8 @@ export async function writeSquashfs(entries: readonly Entry[], outPath: string, 
   }
 }
 
-async function write(fd: number, root: Node, entries: readonly Entry[], pool: CompressPool, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
+async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
+  const entries = tree.entries;
   const compress = (b: Buffer) => pool.compressLocal(b);
   const options = opts.compression === 'none' ? null : compressionOptions(opts.compression, opts.level, opts.blockSize);
   let pos = SUPERBLOCK_SIZE;
@@ -160,17 +195,14 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   }
 
   // Data: every file's content, in path order.
-  const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, 4 * Math.max(1, opts.threads ?? 4) + 8);
-  const nodes: Node[] = [];
-  postOrder(root, (n) => nodes.push(n));
-  const files = new Map<Entry, Node>();
-  for (const n of nodes) if (n.entry.type === 'file') files.set(n.entry, n);
-  for (const e of entries) {
-    const n = files.get(e);
-    if (n) {
-      n.data = await data.addFile(e.source!, e.size, e.offset);
-      opts.onProgress?.(data.stats.bytesIn, data.stats.files);
-    }
+  // File slots are entry indexes.
+  const fileAt = (i: number) => ({ source: entries[i]!.source!, offset: entries[i]!.offset ?? 0, size: entries[i]!.size });
+  const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, 4 * Math.max(1, opts.threads ?? 4) + 8, entries.length, fileAt);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.type !== 'file') continue;
+    await data.addFile(i, e.source!, e.size, e.offset);
+    opts.onProgress?.(data.stats.bytesIn, data.stats.files);
   }
   pos = await data.finish();
 
@@ -209,22 +241,25 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
 
   // Inode numbers in post-order: a directory's children first, the root last.
   let next = 1;
-  for (const n of nodes) if (n.owner.number === 0) n.owner.number = next++;
+  for (const i of tree.order) {
+    const o = tree.owner[i]!;
+    if (tree.number[o] === 0) tree.number[o] = next++;
+  }
   const inodeCount = next - 1;
 
   const inodeTable = new MetadataWriter(compress);
   const dirTable = new MetadataWriter(compress);
-  const exportRefs: bigint[] = new Array(inodeCount);
-  for (const n of nodes) {
-    const o = n.owner;
-    if (o.written) continue;
-    const e = o.entry;
-    const listing = e.type === 'dir' ? writeListing(o, dirTable) : null;
+  const exportRefs = new Float64Array(inodeCount);
+  const enc = new InodeEncoder(tree, data.layout, inodeCount);
+  for (const i of tree.order) {
+    const o = tree.owner[i]!;
+    if (tree.ref[o]! >= 0) continue;
+    const e = entries[o]!;
+    const listing = e.type === 'dir' ? writeListing(tree, o, dirTable, enc) : null;
     const at = inodeTable.position();
-    o.ref = ref(at.block, at.offset);
-    exportRefs[o.number - 1] = o.ref;
-    inodeTable.write(encodeInode(o, listing, idOf(e.uid), idOf(e.gid), xattrIdOf(e), inodeCount));
-    o.written = true;
+    tree.ref[o] = at.block * 65536 + at.offset;
+    exportRefs[tree.number[o]! - 1] = tree.ref[o]!;
+    inodeTable.write(enc.inode(o, listing, idOf(e.uid), idOf(e.gid), xattrIdOf(e)));
   }
 
   // Tables, each starting where the previous ends: the kernel insists on exactly that.
@@ -252,7 +287,7 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
   let lookupTableStart = NONE64;
   if (opts.exportTable) {
     const refs = Buffer.alloc(8 * inodeCount);
-    exportRefs.forEach((r, i) => refs.writeBigUInt64LE(r, 8 * i));
+    exportRefs.forEach((r, i) => writeU64(refs, r, 8 * i));
     const t = lookupTable(refs, pos, compress);
     parts.push(t.bytes);
     lookupTableStart = BigInt(t.indexStart);
@@ -296,7 +331,7 @@ async function write(fd: number, root: Node, entries: readonly Entry[], pool: Co
     compression: none ? COMPRESSION_ID.gzip : COMPRESSION_ID[opts.compression as keyof typeof COMPRESSION_ID],
     flags,
     idCount: ids.size,
-    rootInode: root.ref,
+    rootInode: BigInt(tree.ref[0]!),
     bytesUsed: BigInt(bytesUsed),
     idTableStart: BigInt(idTable.indexStart),
     xattrIdTableStart,
@@ -326,6 +361,16 @@ function clampU32(n: number): number {
   return Math.min(Math.max(Math.floor(n), 0), 0xffffffff);
 }
 
+/** A u64 from a number below 2^53. */
+function writeU64(buf: Buffer, v: number, at: number): void {
+  buf.writeUInt32LE(v % 2 ** 32, at);
+  buf.writeUInt32LE(Math.floor(v / 2 ** 32), at + 4);
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
 interface Listing {
   block: number;
   offset: number;
@@ -339,149 +384,174 @@ interface Listing {
  * when the child's inode is in another inode-table block, or when its inode number is too far
  * from the run's base for an s16 delta. Every run after the first gets a directory index entry.
  */
-function writeListing(dir: Node, table: MetadataWriter): Listing {
+function writeListing(t: Tree, dir: number, table: MetadataWriter, enc: InodeEncoder): Listing {
   const start = table.position();
   const startLogical = table.logicalSize;
   const index: Listing['index'] = [];
-  let i = 0;
-  const kids = dir.children;
-  while (i < kids.length) {
-    const first = kids[i]!.owner;
-    const block = Number(first.ref >> 16n);
-    const base = first.number;
+  let c = t.firstChild[dir]!;
+  while (c >= 0) {
+    const first = t.owner[c]!;
+    const block = t.block(first);
+    const base = t.number[first]!;
     let n = 0;
-    while (i + n < kids.length && n < MAX_DIR_COUNT) {
-      const o = kids[i + n]!.owner;
-      const delta = o.number - base;
-      if (Number(o.ref >> 16n) !== block || delta < -32768 || delta > 32767) break;
+    for (let d = c; d >= 0 && n < MAX_DIR_COUNT; d = t.nextSibling[d]!) {
+      const o = t.owner[d]!;
+      const delta = t.number[o]! - base;
+      if (t.block(o) !== block || delta < -32768 || delta > 32767) break;
       n++;
     }
     const here = table.position();
-    if (i > 0) index.push({ index: table.logicalSize - startLogical, block: here.block, name: kids[i]!.name });
-    const header = Buffer.alloc(12);
+    if (c !== t.firstChild[dir]) index.push({ index: table.logicalSize - startLogical, block: here.block, name: nameOf(t.entries[c]!.path) });
+    const header = enc.scratch(12);
     header.writeUInt32LE(n - 1, 0);
     header.writeUInt32LE(block, 4);
     header.writeUInt32LE(base, 8);
     table.write(header);
-    for (let k = 0; k < n; k++) {
-      const c = kids[i + k]!;
-      const o = c.owner;
-      const name = Buffer.from(c.name, 'latin1');
-      const ent = Buffer.alloc(8);
-      ent.writeUInt16LE(Number(o.ref & 0xffffn), 0);
-      ent.writeInt16LE(o.number - base, 2);
-      ent.writeUInt16LE(BASIC_TYPE[o.entry.type], 4);
+    for (let k = 0; k < n; k++, c = t.nextSibling[c]!) {
+      const o = t.owner[c]!;
+      const name = nameOf(t.entries[c]!.path);
+      const ent = enc.scratch(8 + name.length);
+      ent.writeUInt16LE(t.ref[o]! % 65536, 0);
+      ent.writeInt16LE(t.number[o]! - base, 2);
+      ent.writeUInt16LE(BASIC_TYPE[t.entries[o]!.type], 4);
       ent.writeUInt16LE(name.length - 1, 6);
+      ent.write(name, 8, 'latin1');
       table.write(ent);
-      table.write(name);
     }
-    i += n;
   }
   return { block: start.block, offset: start.offset, fileSize: table.logicalSize - startLogical + 3, index };
 }
 
-function encodeInode(o: Node, listing: Listing | null, uidIdx: number, gidIdx: number, xattr: number, inodeCount: number): Buffer {
-  const e = o.entry;
-  const hasX = xattr !== NONE32;
-  const head = (type: number, rest: Buffer) => {
-    const h = Buffer.alloc(16);
-    h.writeUInt16LE(type, 0);
-    h.writeUInt16LE(e.mode & 0o7777, 2);
-    h.writeUInt16LE(uidIdx, 4);
-    h.writeUInt16LE(gidIdx, 6);
-    h.writeUInt32LE(clampU32(e.mtime), 8);
-    h.writeUInt32LE(o.number, 12);
-    return Buffer.concat([h, rest]);
-  };
-  switch (e.type) {
-    case 'dir': {
-      const l = listing!;
-      const subdirs = o.children.filter((c) => c.entry.type === 'dir').length;
-      const parent = o.parent ? o.parent.number : inodeCount + 1;
-      if (l.fileSize < 0x10000 && l.index.length === 0 && !hasX && l.block <= 0xffffffff) {
-        const b = Buffer.alloc(16);
-        b.writeUInt32LE(l.block, 0);
-        b.writeUInt32LE(2 + subdirs, 4);
-        b.writeUInt16LE(l.fileSize, 8);
-        b.writeUInt16LE(l.offset, 10);
-        b.writeUInt32LE(parent, 12);
-        return head(INODE.dir, b);
+/**
+ * Inodes, encoded into one reused buffer (the metadata writer copies them out at once): an inode
+ * is a few dozen bytes, and millions of small Buffers cost more than the encoding.
+ */
+class InodeEncoder {
+  private buf = Buffer.alloc(1 << 16);
+
+  constructor(
+    private readonly t: Tree,
+    private readonly layout: FileLayout,
+    private readonly inodeCount: number,
+  ) {}
+
+  /** The shared buffer's first `n` bytes, zeroed (valid until the next call). */
+  scratch(n: number): Buffer {
+    if (n > this.buf.length) this.buf = Buffer.alloc(Math.max(n, 2 * this.buf.length));
+    return this.buf.fill(0, 0, n).subarray(0, n);
+  }
+
+  /** The inode of owner slot `o`: 16-byte common header, then the type's fields. */
+  inode(o: number, listing: Listing | null, uidIdx: number, gidIdx: number, xattr: number): Buffer {
+    const t = this.t;
+    const e = t.entries[o]!;
+    const hasX = xattr !== NONE32;
+    const head = (type: number, restBytes: number): Buffer => {
+      const h = this.scratch(16 + restBytes);
+      h.writeUInt16LE(type, 0);
+      h.writeUInt16LE(e.mode & 0o7777, 2);
+      h.writeUInt16LE(uidIdx, 4);
+      h.writeUInt16LE(gidIdx, 6);
+      h.writeUInt32LE(clampU32(e.mtime), 8);
+      h.writeUInt32LE(t.number[o]!, 12);
+      return h;
+    };
+    const nlink = t.nlink[o]!;
+    switch (e.type) {
+      case 'dir': {
+        const l = listing!;
+        let subdirs = 0;
+        for (let c = t.firstChild[o]!; c >= 0; c = t.nextSibling[c]!) if (t.entries[c]!.type === 'dir') subdirs++;
+        const parent = t.parent[o]! >= 0 ? t.number[t.parent[o]!]! : this.inodeCount + 1;
+        if (l.fileSize < 0x10000 && l.index.length === 0 && !hasX && l.block <= 0xffffffff) {
+          const b = head(INODE.dir, 16);
+          b.writeUInt32LE(l.block, 16);
+          b.writeUInt32LE(2 + subdirs, 20);
+          b.writeUInt16LE(l.fileSize, 24);
+          b.writeUInt16LE(l.offset, 26);
+          b.writeUInt32LE(parent, 28);
+          return b;
+        }
+        const names = l.index.map((x) => Buffer.from(x.name, 'latin1'));
+        const b = head(INODE.ldir, 24 + names.reduce((sum, nm) => sum + 12 + nm.length, 0));
+        b.writeUInt32LE(2 + subdirs, 16);
+        b.writeUInt32LE(l.fileSize, 20);
+        b.writeUInt32LE(l.block, 24);
+        b.writeUInt32LE(parent, 28);
+        b.writeUInt16LE(l.index.length, 32);
+        b.writeUInt16LE(l.offset, 34);
+        b.writeUInt32LE(xattr, 36);
+        let at = 40;
+        l.index.forEach((x, k) => {
+          b.writeUInt32LE(x.index, at);
+          b.writeUInt32LE(x.block, at + 4);
+          b.writeUInt32LE(names[k]!.length - 1, at + 8);
+          names[k]!.copy(b, at + 12);
+          at += 12 + names[k]!.length;
+        });
+        return b;
       }
-      const parts: Buffer[] = [];
-      const b = Buffer.alloc(24);
-      b.writeUInt32LE(2 + subdirs, 0);
-      b.writeUInt32LE(l.fileSize, 4);
-      b.writeUInt32LE(l.block, 8);
-      b.writeUInt32LE(parent, 12);
-      b.writeUInt16LE(l.index.length, 16);
-      b.writeUInt16LE(l.offset, 18);
-      b.writeUInt32LE(xattr, 20);
-      parts.push(b);
-      for (const x of l.index) {
-        const name = Buffer.from(x.name, 'latin1');
-        const ib = Buffer.alloc(12);
-        ib.writeUInt32LE(x.index, 0);
-        ib.writeUInt32LE(x.block, 4);
-        ib.writeUInt32LE(name.length - 1, 8);
-        parts.push(ib, name);
+      case 'file': {
+        const layout = this.layout;
+        const blocks = layout.blocksOf(o);
+        const size = e.size;
+        const start = layout.blocksStart[o]!;
+        const fragment = layout.fragment[o]!;
+        const fragOffset = fragment === NONE32 ? 0 : layout.fragOffset[o]!;
+        const sparseBytes = layout.sparse.get(o) ?? 0;
+        const sparse = sparseBytes > 0 ? Math.min(sparseBytes, size - 1) : 0;
+        if (nlink === 1 && size < 2 ** 32 && start < 2 ** 32 && sparse === 0 && !hasX) {
+          const b = head(INODE.file, 16 + 4 * blocks.length);
+          b.writeUInt32LE(start, 16);
+          b.writeUInt32LE(fragment, 20);
+          b.writeUInt32LE(fragOffset, 24);
+          b.writeUInt32LE(size, 28);
+          for (let k = 0; k < blocks.length; k++) b.writeUInt32LE(blocks[k]!, 32 + 4 * k);
+          return b;
+        }
+        const b = head(INODE.lfile, 40 + 4 * blocks.length);
+        writeU64(b, start, 16);
+        writeU64(b, size, 24);
+        writeU64(b, sparse, 32);
+        b.writeUInt32LE(nlink, 40);
+        b.writeUInt32LE(fragment, 44);
+        b.writeUInt32LE(fragOffset, 48);
+        b.writeUInt32LE(xattr, 52);
+        for (let k = 0; k < blocks.length; k++) b.writeUInt32LE(blocks[k]!, 56 + 4 * k);
+        return b;
       }
-      return head(INODE.ldir, Buffer.concat(parts));
-    }
-    case 'file': {
-      const d = o.data!;
-      const sizes = Buffer.alloc(4 * d.blockSizes.length);
-      d.blockSizes.forEach((s, i) => sizes.writeUInt32LE(s, 4 * i));
-      const sparse = d.sparse > 0 ? Math.min(d.sparse, d.size - 1) : 0;
-      if (o.nlink === 1 && d.size < 2 ** 32 && d.blocksStart < 2 ** 32 && sparse === 0 && !hasX) {
-        const b = Buffer.alloc(16);
-        b.writeUInt32LE(d.blocksStart, 0);
-        b.writeUInt32LE(d.fragment, 4);
-        b.writeUInt32LE(d.fragment === NONE32 ? 0 : d.fragOffset, 8);
-        b.writeUInt32LE(d.size, 12);
-        return head(INODE.file, Buffer.concat([b, sizes]));
+      case 'symlink': {
+        const target = e.target!;
+        if (target.length === 0 || target.length > MAX_SYMLINK) {
+          throw new BuildError(`${display(e.path)}: symlink target of ${target.length} bytes (SquashFS readers take 1 to ${MAX_SYMLINK})`);
+        }
+        const b = head(hasX ? INODE.lsymlink : INODE.symlink, 8 + target.length + (hasX ? 4 : 0));
+        b.writeUInt32LE(nlink, 16);
+        b.writeUInt32LE(target.length, 20);
+        b.write(target, 24, 'latin1');
+        if (hasX) b.writeUInt32LE(xattr, 24 + target.length);
+        return b;
       }
-      const b = Buffer.alloc(40);
-      b.writeBigUInt64LE(BigInt(d.blocksStart), 0);
-      b.writeBigUInt64LE(BigInt(d.size), 8);
-      b.writeBigUInt64LE(BigInt(sparse), 16);
-      b.writeUInt32LE(o.nlink, 24);
-      b.writeUInt32LE(d.fragment, 28);
-      b.writeUInt32LE(d.fragment === NONE32 ? 0 : d.fragOffset, 32);
-      b.writeUInt32LE(xattr, 36);
-      return head(INODE.lfile, Buffer.concat([b, sizes]));
-    }
-    case 'symlink': {
-      const target = Buffer.from(e.target!, 'latin1');
-      if (target.length === 0 || target.length > MAX_SYMLINK) {
-        throw new BuildError(`${display(e.path)}: symlink target of ${target.length} bytes (SquashFS readers take 1 to ${MAX_SYMLINK})`);
+      case 'char':
+      case 'block': {
+        const [major, minor] = devNumbers(e.rdev ?? 0);
+        const basic = e.type === 'char' ? INODE.char : INODE.block;
+        const b = head(hasX ? basic + 7 : basic, hasX ? 12 : 8);
+        b.writeUInt32LE(nlink, 16);
+        b.writeUInt32LE(encodeDev(major, minor), 20);
+        if (hasX) b.writeUInt32LE(xattr, 24);
+        return b;
       }
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(o.nlink, 0);
-      b.writeUInt32LE(target.length, 4);
-      if (!hasX) return head(INODE.symlink, Buffer.concat([b, target]));
-      const x = Buffer.alloc(4);
-      x.writeUInt32LE(xattr, 0);
-      return head(INODE.lsymlink, Buffer.concat([b, target, x]));
+      case 'fifo':
+      case 'socket': {
+        const basic = e.type === 'fifo' ? INODE.fifo : INODE.socket;
+        const b = head(hasX ? basic + 7 : basic, hasX ? 8 : 4);
+        b.writeUInt32LE(nlink, 16);
+        if (hasX) b.writeUInt32LE(xattr, 20);
+        return b;
+      }
+      case 'hardlink':
+        throw new Error('squashfs: a hard link has no inode of its own');
     }
-    case 'char':
-    case 'block': {
-      const [major, minor] = devNumbers(e.rdev ?? 0);
-      const b = Buffer.alloc(hasX ? 12 : 8);
-      b.writeUInt32LE(o.nlink, 0);
-      b.writeUInt32LE(encodeDev(major, minor), 4);
-      if (hasX) b.writeUInt32LE(xattr, 8);
-      const basic = e.type === 'char' ? INODE.char : INODE.block;
-      return head(hasX ? basic + 7 : basic, b);
-    }
-    case 'fifo':
-    case 'socket': {
-      const b = Buffer.alloc(hasX ? 8 : 4);
-      b.writeUInt32LE(o.nlink, 0);
-      if (hasX) b.writeUInt32LE(xattr, 4);
-      const basic = e.type === 'fifo' ? INODE.fifo : INODE.socket;
-      return head(hasX ? basic + 7 : basic, b);
-    }
-    case 'hardlink':
-      throw new Error('squashfs: a hard link has no inode of its own');
   }
 }

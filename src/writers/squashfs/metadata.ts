@@ -60,8 +60,3 @@ export class MetadataWriter {
     return Buffer.concat(this.parts);
   }
 }
-
-/** A reference as stored in inodes and the superblock. */
-export function ref(block: number, offset: number): bigint {
-  return (BigInt(block) << 16n) | BigInt(offset);
-}
