@@ -1,7 +1,7 @@
 // compose: one image tree from a base root filesystem (optional) and the /cvmfs payload.
 import type { Diagnostics } from '../model/diagnostics.js';
 import { display } from '../model/bytes.js';
-import type { Entry } from '../model/entry.js';
+import { type Entry, TreeEntry } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { sortEntries } from '../model/plan.js';
 
@@ -45,7 +45,8 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     const cut = mount.length;
     const out: Entry[] = [syntheticDir('/', epoch, `image root (mounted at ${mount})`)];
     for (const e of payload) {
-      e.path = e.path.slice(cut);
+      if (e instanceof TreeEntry) e.moveUp(cut);
+      else e.path = e.path.slice(cut);
       if (e.type === 'hardlink') e.target = e.target!.slice(cut);
       out.push(e);
     }

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { display, fsArg, fsPath, isValidUtf8 } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
-import { type Entry, ancestors, baseName, comparePaths, parentPath } from '../model/entry.js';
+import { type Entry, SourceRoot, ancestors, baseName, comparePaths, parentPath } from '../model/entry.js';
 import { mergeSorted } from '../model/plan.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
 import { entryFromStat, listDir } from '../sources/posix.js';
@@ -20,8 +20,13 @@ export class CvmfsSource {
   private cwd: string | null = null;
   private readonly startCwd = process.cwd();
 
+  /** How entries find their host paths: root + image path without "/cvmfs". */
+  private readonly from: SourceRoot;
+
   /** @param root host path of the tree laid out like /cvmfs (byte string, absolute). */
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    this.from = new SourceRoot(root, MOUNT.length);
+  }
 
   /** Make `dir` (an image path) the working directory; false if it cannot be entered. */
   private enter(dir: string): boolean {
@@ -62,7 +67,7 @@ export class CvmfsSource {
 
   /** The entry for `imagePath`, reading a symlink's target relative to the cursor. */
   entry(imagePath: string, st: fs.Stats, reason: string): Entry {
-    return entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined);
+    return entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined, this.from);
   }
 
   /** Host path of an image path under /cvmfs. */

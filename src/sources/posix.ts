@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { display, fsArg, fsPath } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
-import { type Entry, type EntryType, joinPath } from '../model/entry.js';
+import { type Entry, type EntryType, type SourceRoot, TreeEntry, joinPath } from '../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../model/errors.js';
 
 const S_IFMT = fs.constants.S_IFMT;
@@ -46,19 +46,15 @@ export function readLink(hostPath: string): string {
  * The entry for an existing host object, placed at `imagePath`. `linkPath` is where to read a
  * symlink's target from, when that differs from `hostPath` (a path relative to the cwd).
  */
-export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath): Entry {
+export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath, from?: SourceRoot): Entry {
   const type = entryType(st.mode);
-  const e: Entry = {
-    path: imagePath,
-    type,
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    mtime: Math.floor(st.mtimeMs / 1000),
-    size: type === 'file' ? st.size : 0,
-    source: hostPath,
-    reason,
-  };
+  const mode = st.mode & 0o7777;
+  const mtime = Math.floor(st.mtimeMs / 1000);
+  const size = type === 'file' ? st.size : 0;
+  // With a source root, the host path is derived from the image path, not stored.
+  const e: Entry = from
+    ? new TreeEntry(imagePath, type, mode, st.uid, st.gid, mtime, size, reason, from)
+    : { path: imagePath, type, mode, uid: st.uid, gid: st.gid, mtime, size, source: hostPath, reason };
   if (type === 'symlink') {
     e.target = readLink(linkPath);
     e.size = e.target.length;
