@@ -286,12 +286,14 @@ function finishSelection(
   const entries = sel.sorted();
   assignHardLinks(entries);
   let byPath: Map<string, Entry> | null = null; // built on the first --explain only
+  // The closure keeps the source, not the selection: its lists would outlive the walk for nothing.
+  const source = sel.source;
   const explain = (p: string) => {
     byPath ??= new Map(entries.map((e) => [e.path, e]));
     try {
-      return explainPath({ entries: byPath, tree, source: sel.source }, p);
+      return explainPath({ entries: byPath, tree, source }, p);
     } finally {
-      sel.source.release(); // explaining looks things up through the working-directory cursor
+      source.release(); // explaining looks things up through the working-directory cursor
     }
   };
   return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], partOf: [], rules, releases: [], searchPath: [] };

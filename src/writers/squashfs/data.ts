@@ -85,6 +85,56 @@ class ContentSum {
   }
 }
 
+/**
+ * Checksum → slots of the files that have it: for CRC-32 keys an open-addressing table in two typed
+ * arrays (8 bytes a file at half load, where a Map entry and a boxed key cost about 60 and a release
+ * has millions of files); for SHA-256 keys (old Node) a Map. A key may map to several slots.
+ */
+class SeenFiles {
+  private keys = new Uint32Array(1 << 12);
+  private slots = new Int32Array(1 << 12).fill(-1);
+  private count = 0;
+  private readonly bySha = new Map<string, number[]>();
+
+  private static home(key: number, mask: number): number {
+    return Math.imul(key, 0x9e3779b1) >>> 0 & mask;
+  }
+
+  add(key: number | string, slot: number): void {
+    if (typeof key === 'string') {
+      const list = this.bySha.get(key);
+      if (list) list.push(slot);
+      else this.bySha.set(key, [slot]);
+      return;
+    }
+    if (2 * (this.count + 1) > this.keys.length) this.grow();
+    const mask = this.keys.length - 1;
+    let i = SeenFiles.home(key, mask);
+    while (this.slots[i]! >= 0) i = (i + 1) & mask;
+    this.keys[i] = key;
+    this.slots[i] = slot;
+    this.count++;
+  }
+
+  /** Slots of earlier files with this checksum, first seen first. */
+  candidates(key: number | string): number[] {
+    if (typeof key === 'string') return this.bySha.get(key) ?? [];
+    const out: number[] = [];
+    const mask = this.keys.length - 1;
+    for (let i = SeenFiles.home(key, mask); this.slots[i]! >= 0; i = (i + 1) & mask) if (this.keys[i] === key) out.push(this.slots[i]!);
+    return out.sort((a, b) => a - b);
+  }
+
+  private grow(): void {
+    const keys = this.keys;
+    const slots = this.slots;
+    this.keys = new Uint32Array(2 * keys.length);
+    this.slots = new Int32Array(2 * keys.length).fill(-1);
+    this.count = 0;
+    for (let i = 0; i < keys.length; i++) if (slots[i]! >= 0) this.add(keys[i]!, slots[i]!);
+  }
+}
+
 const NO_BLOCKS: number[] = [];
 const ONE_BYTE = Buffer.alloc(1);
 
@@ -118,8 +168,8 @@ function sameContent(a: string, aAt: number, b: string, bAt: number, size: numbe
 export class DataWriter {
   private readonly queue: Item[] = [];
   private readonly zero: Buffer;
-  /** Content checksum → the slot of the first file with it (a list only on collisions). */
-  private readonly seen = new Map<number | string, number | number[]>();
+  /** Files written so far, by content checksum. */
+  private readonly seen = new SeenFiles();
   /** Compressed blocks waiting to be written in one run starting at `runStart`. */
   private run: Buffer[] = [];
   private runBytes = 0;
@@ -234,20 +284,15 @@ export class DataWriter {
   /** The slot of an earlier file with the same bytes, or -1. */
   private findDuplicate(key: number | string, source: string, size: number): number {
     const at = Math.max(this.at, 0);
-    const found = this.seen.get(key);
-    for (const s of found === undefined ? [] : Array.isArray(found) ? found : [found]) {
+    for (const s of this.seen.candidates(key)) {
       const earlier = this.fileAt(s);
       if (earlier.size === size && sameContent(earlier.source, earlier.offset, source, at, size)) return s;
     }
     return -1;
   }
 
-  /** Most checksums are met once: the map holds that one slot directly, a list only on collisions. */
   private remember(key: number | string, slot: number): void {
-    const found = this.seen.get(key);
-    if (found === undefined) this.seen.set(key, slot);
-    else if (Array.isArray(found)) found.push(slot);
-    else this.seen.set(key, [found, slot]);
+    this.seen.add(key, slot);
   }
 
   private async addStreamed(slot: number, size: number, fd: number, source: string): Promise<void> {

@@ -87,7 +87,6 @@ class Tree {
     this.number = new Uint32Array(n);
     this.nlink = new Uint32Array(n).fill(1);
     this.ref = new Float64Array(n).fill(-1);
-    const lastChild = new Int32Array(n).fill(-1);
     // Only the first names that hard links point at need finding by path.
     const linked = new Set<string>();
     for (const e of entries) if (e.type === 'hardlink') linked.add(e.target!);
@@ -95,6 +94,8 @@ class Tree {
     // The open directories from the root down to the previous entry's: in path order a directory
     // is followed by its whole subtree, so an entry's parent is on this stack.
     const open: number[] = [0];
+    /** Each open directory's last child so far, -1 for none yet. */
+    const last: number[] = [-1];
     this.owner[0] = 0;
     for (let i = 1; i < n; i++) {
       const e = entries[i]!;
@@ -105,17 +106,22 @@ class Tree {
         const top = entries[open[open.length - 1]!]!.path;
         if (top.length === parentLen && path.startsWith(top)) break;
         open.pop();
+        last.pop();
       }
       if (open.length === 0) throw new Error(`squashfs: ${display(path)} has no parent directory in the tree`);
       if (path.length - slash - 1 > MAX_NAME) throw new BuildError(`${display(path)}: name longer than ${MAX_NAME} bytes`);
       const p = open[open.length - 1]!;
       this.parent[i] = p;
       // Path order is byte order of names within a directory.
-      if (lastChild[p]! < 0) this.firstChild[p] = i;
-      else this.nextSibling[lastChild[p]!] = i;
-      lastChild[p] = i;
+      const prev = last[last.length - 1]!;
+      if (prev < 0) this.firstChild[p] = i;
+      else this.nextSibling[prev] = i;
+      last[last.length - 1] = i;
       this.owner[i] = i;
-      if (e.type === 'dir') open.push(i);
+      if (e.type === 'dir') {
+        open.push(i);
+        last.push(-1);
+      }
       if (linked.has(path)) firstNames.set(path, i);
       if (e.type === 'hardlink') {
         const t = firstNames.get(e.target!);
