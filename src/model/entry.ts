@@ -31,29 +31,33 @@ export interface Entry {
 }
 
 /**
- * Where a host tree's entries come from: an entry's host path is `root` followed by its image
- * path without the first `cut` characters. One per tree, shared by all its entries.
+ * How the entries of one host tree find their paths. An entry stores its full path P as its
+ * parent directory's path and its name; its image path is P without the first `pathCut`
+ * characters, its host path `root` + P without the first `hostCut`. One per tree and placement,
+ * shared by all its entries.
  */
 export class SourceRoot {
   private readonly shifts = new Map<number, SourceRoot>();
 
   constructor(
     readonly root: string,
-    readonly cut: number,
+    readonly hostCut: number,
+    readonly pathCut = 0,
   ) {}
 
-  /** The root of the same entries once their image paths have lost their first `n` characters. */
+  /** The root of the same entries once their image paths lose `n` more leading characters. */
   shifted(n: number): SourceRoot {
     let s = this.shifts.get(n);
-    if (!s) this.shifts.set(n, (s = new SourceRoot(this.root, this.cut - n)));
+    if (!s) this.shifts.set(n, (s = new SourceRoot(this.root, this.hostCut, this.pathCut + n)));
     return s;
   }
 }
 
 /**
- * An entry of a host tree (the /cvmfs source) that derives its host path from its image path
- * instead of holding it: a release has millions of entries, and a second path string for each,
- * kept alive as a flattened copy once a writer had opened it, was a third of the memory.
+ * An entry of a host tree (the /cvmfs source) that holds its name and its parent directory's path
+ * (one string, shared by all siblings), not its whole path, and derives its host path instead of
+ * holding it. A release has millions of entries, and whole paths of 100-200 bytes each, twice
+ * over, were most of the memory. `path` and `source` are built when asked for.
  */
 export class TreeEntry implements Entry {
   declare target?: string;
@@ -63,7 +67,9 @@ export class TreeEntry implements Entry {
   declare offset?: number;
 
   constructor(
-    public path: string,
+    /** Full path of the parent directory; '' for entries directly below "/". */
+    private dir: string,
+    private name: string,
     public type: EntryType,
     public mode: number,
     public uid: number,
@@ -74,13 +80,25 @@ export class TreeEntry implements Entry {
     private from: SourceRoot,
   ) {}
 
+  get path(): string {
+    const cut = this.from.pathCut;
+    return (cut === 0 ? this.dir : this.dir.slice(cut)) + '/' + this.name;
+  }
+
+  set path(p: string) {
+    // Not how entries move (see moveUp); kept so that an Entry stays an Entry.
+    const i = p.lastIndexOf('/');
+    this.dir = p.slice(0, i);
+    this.name = p.slice(i + 1);
+    this.from = new SourceRoot(this.from.root, this.from.hostCut);
+  }
+
   get source(): string {
-    return this.from.root + this.path.slice(this.from.cut);
+    return this.from.root + this.dir.slice(this.from.hostCut) + '/' + this.name;
   }
 
   /** Drop the first `n` characters of the image path; the host path stays what it was. */
   moveUp(n: number): void {
-    this.path = this.path.slice(n);
     this.from = this.from.shifted(n);
   }
 }

@@ -22,6 +22,8 @@ export class CvmfsSource {
 
   /** How entries find their host paths: root + image path without "/cvmfs". */
   private readonly from: SourceRoot;
+  /** The parent path of the last entry made, shared with its siblings (they come one after another). */
+  private lastDir = '';
 
   /** @param root host path of the tree laid out like /cvmfs (byte string, absolute). */
   constructor(readonly root: string) {
@@ -65,9 +67,21 @@ export class CvmfsSource {
     return listDir(this.local(imagePath));
   }
 
-  /** The entry for `imagePath`, reading a symlink's target relative to the cursor. */
-  entry(imagePath: string, st: fs.Stats, reason: string): Entry {
-    return entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined, this.from);
+  /**
+   * The entry for `imagePath`, reading a symlink's target relative to the cursor. `dir` and `name`
+   * split the path when the caller has them as strings of their own (the walk does): the entry
+   * keeps those, where slices of `imagePath` would keep all of it alive.
+   */
+  entry(imagePath: string, st: fs.Stats, reason: string, dir?: string, name?: string): Entry {
+    if (dir === undefined || name === undefined) {
+      const i = imagePath.lastIndexOf('/');
+      dir = imagePath.slice(0, i);
+      name = imagePath.slice(i + 1);
+    }
+    // Siblings share one parent string.
+    if (dir === this.lastDir) dir = this.lastDir;
+    else this.lastDir = dir;
+    return entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined, { dir, name, from: this.from });
   }
 
   /** Host path of an image path under /cvmfs. */
@@ -224,8 +238,8 @@ export class Selection {
    * Make an entry from the source for an image path, or null (with a warning) for what cannot go in
    * an image from /cvmfs: FIFOs, sockets and devices (CVMFS has none; a POSIX copy may).
    */
-  entryAt(imagePath: string, st: fs.Stats, reason: string): Entry | null {
-    const e = this.source.entry(imagePath, st, reason);
+  entryAt(imagePath: string, st: fs.Stats, reason: string, dir?: string, name?: string): Entry | null {
+    const e = this.source.entry(imagePath, st, reason, dir, name);
     if (e.type === 'fifo' || e.type === 'socket' || e.type === 'char' || e.type === 'block') {
       this.diag.warnPath('special-skipped', this.source.host(imagePath), `${e.type === 'fifo' ? 'FIFO' : e.type} skipped`);
       return null;

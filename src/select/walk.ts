@@ -12,15 +12,16 @@ import type { Pick, SpecTree } from './spec/tree.js';
  */
 export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): string[] {
   const links: string[] = [];
-  const stack: Array<[string, Pick]> = [[imagePath, pick]];
+  // Each path with its parent's path and its name, the strings an entry keeps (see TreeEntry).
+  const stack: Array<[string, Pick, string | undefined, string | undefined]> = [[imagePath, pick, undefined, undefined]];
   while (stack.length > 0) {
-    const [path, p] = stack.pop()!;
+    const [path, p, dir, name] = stack.pop()!;
     const st = sel.source.stat(path);
     if (!st) continue; // named by the spec but absent: reported once per rule by the caller
     // During the spec walk nothing is selected twice; closures revisit selected directories.
     let e = sel.walking ? null : (sel.get(path) ?? null);
     if (!e) {
-      e = sel.entryAt(path, st, p.reason);
+      e = sel.entryAt(path, st, p.reason, dir, name);
       if (!e) continue;
       sel.add(e);
       if (e.type === 'symlink') {
@@ -46,7 +47,7 @@ export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, 
       if (!childPick) continue;
       const childPath = joinPath(path, name);
       if (tree.globs && tree.globExclusion(childPath, childPick.state.node)) continue;
-      stack.push([childPath, childPick]);
+      stack.push([childPath, childPick, path, name]);
     }
   }
   return links;

@@ -42,18 +42,25 @@ export function readLink(hostPath: string): string {
   return fs.readlinkSync(fsArg(hostPath), { encoding: 'latin1' });
 }
 
+/** Where an entry of a source tree sits: its parent directory's path (shared), its name, its tree. */
+export interface TreePlace {
+  dir: string;
+  name: string;
+  from: SourceRoot;
+}
+
 /**
  * The entry for an existing host object, placed at `imagePath`. `linkPath` is where to read a
  * symlink's target from, when that differs from `hostPath` (a path relative to the cwd).
  */
-export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath, from?: SourceRoot): Entry {
+export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath, at?: TreePlace): Entry {
   const type = entryType(st.mode);
   const mode = st.mode & 0o7777;
   const mtime = Math.floor(st.mtimeMs / 1000);
   const size = type === 'file' ? st.size : 0;
-  // With a source root, the host path is derived from the image path, not stored.
-  const e: Entry = from
-    ? new TreeEntry(imagePath, type, mode, st.uid, st.gid, mtime, size, reason, from)
+  // In a source tree, the paths are derived from the parent's path and the name.
+  const e: Entry = at
+    ? new TreeEntry(at.dir, at.name, type, mode, st.uid, st.gid, mtime, size, reason, at.from)
     : { path: imagePath, type, mode, uid: st.uid, gid: st.gid, mtime, size, source: hostPath, reason };
   if (type === 'symlink') {
     e.target = readLink(linkPath);
