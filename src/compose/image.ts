@@ -1,7 +1,7 @@
 // compose: one image tree from a base root filesystem (optional) and the /cvmfs payload.
 import type { Diagnostics } from '../model/diagnostics.js';
 import { display } from '../model/bytes.js';
-import { type Entry, TreeEntry } from '../model/entry.js';
+import { type Entry, TreeEntry, comparePaths } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { sortEntries } from '../model/plan.js';
 
@@ -53,48 +53,91 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     return opts.extra?.length ? addExtra(out, opts.extra) : out;
   }
 
-  const byPath = new Map<string, Entry>();
-  for (const e of base) byPath.set(e.path, e);
-  const mountEntry = byPath.get(mount);
+  // Both lists are in path order: merge them, rather than key millions of paths in a map.
+  const mountAt = findPath(base, mount);
+  const mountEntry = mountAt >= 0 ? base[mountAt]! : undefined;
+  let fromBase: readonly Entry[] = base;
   if (mountEntry && mountEntry.type !== 'dir') {
     diag.warn('base-conflict', `base image has ${display(mount)} as a ${mountEntry.type}; replaced by a directory`);
-    byPath.delete(mount);
+    fromBase = base.filter((_, i) => i !== mountAt);
   }
-  if (!byPath.has(mount)) byPath.set(mount, syntheticDir(mount, epoch, 'mount point of the /cvmfs payload'));
-  const replaced: string[] = [];
-  for (const e of payload) {
-    const old = byPath.get(e.path);
-    if (old && old.type === 'dir' && e.type !== 'dir') replaced.push(e.path);
-    byPath.set(e.path, e);
-  }
-  // A base directory replaced by a payload file or link takes its subtree with it.
-  let out = [...byPath.values()];
-  if (replaced.length > 0) {
-    const fromPayload = new Set(payload);
-    out = out.filter((e) => fromPayload.has(e) || !replaced.some((r) => e.path.startsWith(r + '/')));
-  }
-  out = addExtra(out, opts.extra);
+  // The mount point sorts before everything below it, so it leads the payload's side.
+  const payloadSide = mountEntry?.type === 'dir' ? payload : [syntheticDir(mount, epoch, 'mount point of the /cvmfs payload'), ...payload];
+  const merged = mergeInto(fromBase, payloadSide, (_old, _new) => 'new');
+  const out = opts.extra?.length ? addExtra(merged, opts.extra) : merged;
   // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
-  const present = new Set(out.map((e) => e.path));
-  for (const e of out) {
-    if (e.type === 'hardlink' && !present.has(e.target!)) {
-      throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
+  const targets = new Set<string>();
+  for (const e of out) if (e.type === 'hardlink') targets.add(e.target!);
+  if (targets.size > 0) {
+    const present = new Set<string>();
+    for (const e of out) {
+      const p = e.path;
+      if (targets.has(p)) present.add(p);
+    }
+    for (const e of out) {
+      if (e.type === 'hardlink' && !present.has(e.target!)) {
+        throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Index of `path` in entries sorted by path, or -1. */
+function findPath(sorted: readonly Entry[], path: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = comparePaths(sorted[mid]!.path, path);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+/**
+ * Two lists in path order as one. Where both have a path, `pick` chooses; when the new entry wins
+ * over an old directory without being one, the old directory's subtree goes with it.
+ */
+function mergeInto(old: readonly Entry[], add: readonly Entry[], pick: (o: Entry, n: Entry) => 'old' | 'new'): Entry[] {
+  const out: Entry[] = [];
+  let i = 0;
+  let j = 0;
+  /** An old directory replaced by a non-directory: its old descendants are dropped ("/x/"). */
+  let dropped: string | null = null;
+  let oldPath = old.length > 0 ? old[0]!.path : '';
+  while (i < old.length || j < add.length) {
+    if (i < old.length && dropped !== null && oldPath.startsWith(dropped)) {
+      if (++i < old.length) oldPath = old[i]!.path;
+      continue;
+    }
+    const c = i >= old.length ? 1 : j >= add.length ? -1 : comparePaths(oldPath, add[j]!.path);
+    if (c < 0) {
+      out.push(old[i]!);
+      if (++i < old.length) oldPath = old[i]!.path;
+    } else if (c > 0) {
+      out.push(add[j++]!);
+    } else {
+      const o = old[i]!;
+      const n = add[j]!;
+      if (pick(o, n) === 'new') {
+        out.push(n);
+        if (o.type === 'dir' && n.type !== 'dir') dropped = oldPath + '/';
+      } else out.push(o);
+      j++;
+      if (++i < old.length) oldPath = old[i]!.path;
     }
   }
   return out;
 }
 
 /** Generated entries into a sorted image: a generated file replaces what is there, a directory only fills a gap. */
-function addExtra(image: Entry[], extra: Entry[] | undefined): Entry[] {
-  const byPath = new Map(image.map((e) => [e.path, e]));
-  for (const e of extra ?? []) {
-    const old = byPath.get(e.path);
-    if (old && (e.type === 'dir' || old.type === 'dir')) continue;
-    byPath.set(e.path, e);
-  }
-  const out = [...byPath.values()];
-  sortEntries(out);
-  return out;
+function addExtra(image: Entry[], extra: Entry[]): Entry[] {
+  const sorted = [...extra];
+  sortEntries(sorted);
+  return mergeInto(image, sorted, (old, e) => (e.type === 'dir' || old.type === 'dir' ? 'old' : 'new'));
 }
 
 /** --mtime: 'keep', 'clamp' (nothing newer than the image epoch), or one time for every entry. */

@@ -85,12 +85,9 @@ export class TreeEntry implements Entry {
     return (cut === 0 ? this.dir : this.dir.slice(cut)) + '/' + this.name;
   }
 
-  set path(p: string) {
-    // Not how entries move (see moveUp); kept so that an Entry stays an Entry.
-    const i = p.lastIndexOf('/');
-    this.dir = p.slice(0, i);
-    this.name = p.slice(i + 1);
-    this.from = new SourceRoot(this.from.root, this.from.hostCut);
+  set path(_p: string) {
+    // The host path is derived from the image path: assigning one would silently move the other.
+    throw new Error('internal: a TreeEntry moves with moveUp(), its path is not assigned');
   }
 
   get source(): string {

@@ -255,7 +255,6 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
 
   const inodeTable = new MetadataWriter(compress);
   const dirTable = new MetadataWriter(compress);
-  const exportRefs = new Float64Array(inodeCount);
   const enc = new InodeEncoder(tree, data.layout, inodeCount);
   for (const i of tree.order) {
     const o = tree.owner[i]!;
@@ -264,7 +263,6 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
     const listing = e.type === 'dir' ? writeListing(tree, o, dirTable, enc) : null;
     const at = inodeTable.position();
     tree.ref[o] = at.block * 65536 + at.offset;
-    exportRefs[tree.number[o]! - 1] = tree.ref[o]!;
     inodeTable.write(enc.inode(o, listing, idOf(e.uid), idOf(e.gid), xattrIdOf(e)));
   }
 
@@ -292,8 +290,9 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
 
   let lookupTableStart = NONE64;
   if (opts.exportTable) {
+    // Each inode's reference at its number's place (owners only: a hard link has no inode of its own).
     const refs = Buffer.alloc(8 * inodeCount);
-    exportRefs.forEach((r, i) => writeU64(refs, r, 8 * i));
+    for (let i = 0; i < entries.length; i++) if (tree.owner[i] === i) writeU64(refs, tree.ref[i]!, 8 * (tree.number[i]! - 1));
     const t = lookupTable(refs, pos, compress);
     parts.push(t.bytes);
     lookupTableStart = BigInt(t.indexStart);
