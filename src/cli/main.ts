@@ -352,8 +352,9 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
       Object.assign(report, { bytes: r.bytes, inodes: r.inodes, files: r.files, contentBytes: r.bytesIn, dedupFiles: r.dedupFiles, dedupBytes: r.dedupBytes });
     } else if (oci) {
+      // Parts matter only to --layer-per release (a map over every entry is not free).
       const partOf = new Map<Entry, string>();
-      payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
+      if (flags.layerPer === 'release') payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
       const groups = layerGroups({ image, base: base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: flags.layerPer, partOf });
       // A directory base has no blobs: its entries are the first group (empty for no base).
       const layers = groups.filter((g) => g.entries.length > 0);

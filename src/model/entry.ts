@@ -101,6 +101,21 @@ export class TreeEntry implements Entry {
 }
 
 /**
+ * A plain copy of an entry. A spread would not do: a TreeEntry's path and source are getters,
+ * which `{ ...e }` leaves behind.
+ */
+export function copyEntry(e: Entry): Entry {
+  const c: Entry = { path: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime, size: e.size, reason: e.reason };
+  if (e.target !== undefined) c.target = e.target;
+  if (e.rdev !== undefined) c.rdev = e.rdev;
+  if (e.source !== undefined) c.source = e.source;
+  if (e.offset !== undefined) c.offset = e.offset;
+  if (e.xattrs !== undefined) c.xattrs = e.xattrs;
+  if (e.inode !== undefined) c.inode = e.inode;
+  return c;
+}
+
+/**
  * Order of entries everywhere: component by component, raw bytes. Equivalently, byte order with
  * '/' below every other byte, so that a directory is followed directly by its whole subtree.
  */
