@@ -1,7 +1,7 @@
 // compose: one image tree from a base root filesystem (optional) and the /cvmfs payload.
 import type { Diagnostics } from '../model/diagnostics.js';
 import { display } from '../model/bytes.js';
-import { type Entry, TreeEntry, comparePaths } from '../model/entry.js';
+import { type Entry, TreeEntry, comparePaths, findPath } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { sortEntries } from '../model/plan.js';
 
@@ -62,8 +62,8 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     fromBase = base.filter((_, i) => i !== mountAt);
   }
   // The mount point sorts before everything below it, so it leads the payload's side.
-  const payloadSide = mountEntry?.type === 'dir' ? payload : [syntheticDir(mount, epoch, 'mount point of the /cvmfs payload'), ...payload];
-  const merged = mergeInto(fromBase, payloadSide, (_old, _new) => 'new');
+  const lead = mountEntry?.type === 'dir' ? undefined : syntheticDir(mount, epoch, 'mount point of the /cvmfs payload');
+  const merged = mergeInto(fromBase, payload, () => 'new', lead);
   const out = opts.extra?.length ? addExtra(merged, opts.extra) : merged;
   // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
   const targets = new Set<string>();
@@ -83,51 +83,55 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
   return out;
 }
 
-/** Index of `path` in entries sorted by path, or -1. */
-function findPath(sorted: readonly Entry[], path: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = comparePaths(sorted[mid]!.path, path);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return -1;
-}
-
 /**
- * Two lists in path order as one. Where both have a path, `pick` chooses; when the new entry wins
- * over an old directory without being one, the old directory's subtree goes with it.
+ * Two lists in path order as one (`lead`, if given, goes before `add`'s first entry). Where both
+ * have a path, `pick` chooses; when the new entry wins over an old directory without being one,
+ * the old directory's subtree goes with it. Each path is built once (see TreeEntry).
  */
-function mergeInto(old: readonly Entry[], add: readonly Entry[], pick: (o: Entry, n: Entry) => 'old' | 'new'): Entry[] {
+function mergeInto(old: readonly Entry[], add: readonly Entry[], pick: (o: Entry, n: Entry) => 'old' | 'new', lead?: Entry): Entry[] {
   const out: Entry[] = [];
   let i = 0;
-  let j = 0;
+  let j = lead ? -1 : 0;
+  const addAt = (k: number) => (k < 0 ? lead! : add[k]!);
   /** An old directory replaced by a non-directory: its old descendants are dropped ("/x/"). */
   let dropped: string | null = null;
   let oldPath = old.length > 0 ? old[0]!.path : '';
+  let addPath = j < add.length ? addAt(j).path : '';
+  const nextOld = () => {
+    if (++i < old.length) oldPath = old[i]!.path;
+  };
+  const nextAdd = () => {
+    if (++j < add.length) addPath = addAt(j).path;
+  };
   while (i < old.length || j < add.length) {
-    if (i < old.length && dropped !== null && oldPath.startsWith(dropped)) {
-      if (++i < old.length) oldPath = old[i]!.path;
-      continue;
+    if (j >= add.length && dropped === null) {
+      // Nothing left to merge in: the rest of the old list as it is.
+      for (; i < old.length; i++) out.push(old[i]!);
+      break;
     }
-    const c = i >= old.length ? 1 : j >= add.length ? -1 : comparePaths(oldPath, add[j]!.path);
+    if (i < old.length && dropped !== null) {
+      if (oldPath.startsWith(dropped)) {
+        nextOld();
+        continue;
+      }
+      dropped = null; // a subtree is contiguous: once past it, it does not come back
+    }
+    const c = i >= old.length ? 1 : j >= add.length ? -1 : comparePaths(oldPath, addPath);
     if (c < 0) {
       out.push(old[i]!);
-      if (++i < old.length) oldPath = old[i]!.path;
+      nextOld();
     } else if (c > 0) {
-      out.push(add[j++]!);
+      out.push(addAt(j));
+      nextAdd();
     } else {
       const o = old[i]!;
-      const n = add[j]!;
+      const n = addAt(j);
       if (pick(o, n) === 'new') {
         out.push(n);
         if (o.type === 'dir' && n.type !== 'dir') dropped = oldPath + '/';
       } else out.push(o);
-      j++;
-      if (++i < old.length) oldPath = old[i]!.path;
+      nextAdd();
+      nextOld();
     }
   }
   return out;

@@ -4,7 +4,7 @@
 // LCG release, so that releases sharing externals share those layers), and a last layer with what
 // shrinkwrap generates. Each layer carries the directories above its entries; base paths the image
 // no longer has become whiteouts.
-import { type Entry, ancestors, baseName, comparePaths, copyEntry, parentPath } from '../model/entry.js';
+import { type Entry, ancestors, baseName, comparePaths, copyEntry, findPath, parentPath } from '../model/entry.js';
 
 export type LayerPer = 'repository' | 'release';
 
@@ -135,18 +135,4 @@ function withAncestors(own: Entry[], image: readonly Entry[]): Entry[] {
   }
   out.sort((x, y) => comparePaths(x.path, y.path));
   return out;
-}
-
-/** Index of `path` in entries sorted by path, or -1. */
-function findPath(sorted: readonly Entry[], path: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = comparePaths(sorted[mid]!.path, path);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return -1;
 }

@@ -69,7 +69,8 @@ export class TreeEntry implements Entry {
   constructor(
     /** Full path of the parent directory; '' for entries directly below "/". */
     private dir: string,
-    private name: string,
+    /** The last component of the path. */
+    readonly leaf: string,
     public type: EntryType,
     public mode: number,
     public uid: number,
@@ -82,7 +83,7 @@ export class TreeEntry implements Entry {
 
   get path(): string {
     const cut = this.from.pathCut;
-    return (cut === 0 ? this.dir : this.dir.slice(cut)) + '/' + this.name;
+    return (cut === 0 ? this.dir : this.dir.slice(cut)) + '/' + this.leaf;
   }
 
   set path(_p: string) {
@@ -91,7 +92,23 @@ export class TreeEntry implements Entry {
   }
 
   get source(): string {
-    return this.from.root + this.dir.slice(this.from.hostCut) + '/' + this.name;
+    return this.from.root + this.dir.slice(this.from.hostCut) + '/' + this.leaf;
+  }
+
+  /** comparePaths(this.path, p), without building this.path. */
+  comparePath(p: string): number {
+    const d = this.dir;
+    const cut = this.from.pathCut;
+    const leaf = this.leaf;
+    const dl = d.length - cut;
+    const total = dl + 1 + leaf.length;
+    const n = total < p.length ? total : p.length;
+    for (let i = 0; i < n; i++) {
+      const x = i < dl ? d.charCodeAt(cut + i) : i === dl ? 47 : leaf.charCodeAt(i - dl - 1);
+      const y = p.charCodeAt(i);
+      if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
+    }
+    return total - p.length;
   }
 
   /** Drop the first `n` characters of the image path; the host path stays what it was. */
@@ -127,6 +144,30 @@ export function comparePaths(a: string, b: string): number {
     if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
   }
   return a.length - b.length;
+}
+
+/** comparePaths(e.path, p), without building the path of a TreeEntry. */
+export function compareEntryPath(e: Entry, p: string): number {
+  return e instanceof TreeEntry ? e.comparePath(p) : comparePaths(e.path, p);
+}
+
+/** Index of `path` in entries sorted by path, or -1 (binary search). */
+export function findPath(sorted: readonly Entry[], path: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareEntryPath(sorted[mid]!, path);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+/** The last component of an entry's path ("" for the root). */
+export function entryName(e: Entry): string {
+  return e instanceof TreeEntry ? e.leaf : baseName(e.path);
 }
 
 export function parentPath(path: string): string {

@@ -73,9 +73,10 @@ export function summarize(entries: readonly Entry[], mount: string): PlanSummary
   for (const e of entries) {
     types[e.type]++;
     bytes += e.size * (e.type === 'file' ? 1 : 0);
-    if (!e.path.startsWith(prefix)) continue;
-    const end = e.path.indexOf('/', prefix.length);
-    const repo = end < 0 ? e.path.slice(prefix.length) : e.path.slice(prefix.length, end);
+    const path = e.path;
+    if (!path.startsWith(prefix)) continue;
+    const end = path.indexOf('/', prefix.length);
+    const repo = end < 0 ? path.slice(prefix.length) : path.slice(prefix.length, end);
     const r = (repositories[repo] ??= { entries: 0, bytes: 0 });
     r.entries++;
     if (e.type === 'file') r.bytes += e.size;

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { display, fromText } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
-import type { Entry } from '../model/entry.js';
+import { type Entry, findPath } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
 import { requireDirectory } from '../sources/posix.js';
@@ -190,11 +190,10 @@ function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess
  * offline a job searching them finds nothing there (reference atlas-on-cvmfs.md §1.6).
  */
 function reportEnvPathsNotInImage(releases: readonly ResolvedRelease[], entries: readonly Entry[], source: CvmfsSource, diag: Diagnostics): void {
-  const inImage = new Set(entries.map((e) => e.path));
   const seen = new Set<string>();
   for (const r of releases) {
     for (const { variable, path } of r.envPaths) {
-      if (inImage.has(path) || seen.has(path)) continue;
+      if (seen.has(path) || findPath(entries, path) >= 0) continue;
       seen.add(path);
       const there = source.stat(path) !== null;
       diag.warn(
@@ -269,7 +268,7 @@ function finishSelection(
   if (elfSearch) {
     // Libraries bring links, links bring libraries: alternate until nothing new appears.
     elf = { objects: 0, added: 0, unresolved: 0, fromBase: 0 };
-    const seen = new Set<string>();
+    const seen = new Set<Entry>();
     for (;;) {
       const pass = elfClosurePass(sel, tree, elfSearch, seen, elf, diag);
       if (pass.links.length > 0) symlinkClosure(sel, tree, pass.links);

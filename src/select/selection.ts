@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { display, fsArg, fsPath, isValidUtf8 } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
-import { type Entry, SourceRoot, ancestors, baseName, comparePaths, parentPath } from '../model/entry.js';
+import { type Entry, SourceRoot, ancestors, baseName, findPath, parentPath } from '../model/entry.js';
 import { mergeSorted } from '../model/plan.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
 import { entryFromStat, listDir } from '../sources/posix.js';
@@ -176,17 +176,8 @@ export class Selection {
   get(imagePath: string): Entry | undefined {
     const e = this.added.get(imagePath);
     if (e) return e;
-    const w = this.walked;
-    let lo = 0;
-    let hi = w.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = comparePaths(w[mid]!.path, imagePath);
-      if (c === 0) return w[mid];
-      if (c < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return undefined;
+    const i = findPath(this.walked, imagePath);
+    return i >= 0 ? this.walked[i] : undefined;
   }
 
   has(imagePath: string): boolean {

@@ -153,64 +153,77 @@ interface NodeZstd {
 /** The parts of node:zlib's ZstdCompress stream that keep a native context between frames. */
 interface ZstdStreamInternals {
   _handle?: {
-    reset(): void;
     writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
   };
   _writeState?: Uint32Array;
+  destroyed: boolean;
   on(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /**
- * node:zlib zstd with one native context kept per input size (the 128 KiB data blocks, the 8 KiB
- * metadata chunks). zstdCompressSync creates and frees a context and its buffers for every call:
- * for 128 KiB blocks that cost a third of the compression time and, through the allocator, about
- * 250 MiB of memory per worker thread. A kept context is reset (which keeps the pledged size, so
- * frames stay single-segment with their content size) and fed the block with ZSTD_e_end, which is
- * what node:zlib's own sync path does with a fresh one. That uses the stream's internal handle,
- * so it is checked once against zstdCompressSync byte for byte, and not used if anything differs
- * or is missing. Other sizes (fragment blocks) go through zstdCompressSync.
+ * node:zlib zstd with one native context kept for all blocks. zstdCompressSync creates and frees a
+ * context and its buffers for every call: for 128 KiB blocks that costs a good part of the
+ * compression time and, through the allocator, about 250 MiB of memory per worker thread. Here a
+ * ZstdCompress stream's handle is fed each block whole with ZSTD_e_end (what node:zlib's own sync
+ * path does with a fresh context); after a frame ends, libzstd starts the next one with the same
+ * parameters, and a frame given whole in one call carries its content size, so the bytes are
+ * those of zstdCompressSync. The handle is internal to node:zlib, so this is checked at start,
+ * byte for byte against zstdCompressSync at the configured level on varied blocks of several
+ * sizes, and not used if anything differs or is missing; any later failure falls back for good.
  */
-function keptZstdContexts(z: NodeZstd, params: Record<number, number>, oneShot: (b: Buffer) => Buffer): ((b: Buffer) => Buffer) | null {
+function keptZstdContext(z: NodeZstd, params: Record<number, number>, oneShot: (b: Buffer) => Buffer): ((b: Buffer) => Buffer) | null {
   const Stream = (z as unknown as { ZstdCompress?: new (o: object) => ZstdStreamInternals }).ZstdCompress;
   const endFrame = z.constants['ZSTD_e_end'];
   if (typeof Stream !== 'function' || endFrame === undefined) return null;
-  const contexts = new Map<number, { stream: ZstdStreamInternals; handle: NonNullable<ZstdStreamInternals['_handle']>; state: Uint32Array; failed: () => boolean }>();
-  let out = Buffer.allocUnsafe(0);
-  const compress = (b: Buffer): Buffer => {
-    let c = contexts.get(b.length);
-    if (!c) {
-      if (contexts.size >= 4) return oneShot(b);
-      const stream = new Stream({ params, pledgedSrcSize: b.length });
-      let error: Error | null = null;
-      stream.on('error', (err) => (error = err));
-      if (!stream._handle || !stream._writeState) throw new Error('node:zlib ZstdCompress has no handle');
-      c = { stream, handle: stream._handle, state: stream._writeState, failed: () => error !== null };
-      contexts.set(b.length, c);
-    }
-    // ZSTD_compressBound, rounded up.
-    const bound = b.length + (b.length >> 7) + 1024;
-    if (out.length < bound) out = Buffer.allocUnsafe(bound);
-    c.handle.reset();
-    c.handle.writeSync(endFrame, b, 0, b.length, out, 0, out.length);
-    // All input taken and room left over means the frame is complete.
-    if (c.failed() || c.state[1] !== 0 || c.state[0] === 0) throw new Error('kept zstd context did not finish the frame');
-    return Buffer.from(out.subarray(0, out.length - c.state[0]!));
-  };
+  let stream: ZstdStreamInternals;
   try {
-    const probe = Buffer.alloc(5000, 'shrinkwrap zstd probe ');
-    for (let i = 0; i < 3; i++) if (!compress(probe).equals(oneShot(probe))) return null;
+    stream = new Stream({ params });
   } catch {
     return null;
   }
-  contexts.clear();
-  return (b) => {
-    try {
-      return compress(b);
-    } catch {
-      // Never seen; but a one-shot frame is the same bytes, so fall back rather than fail.
-      contexts.delete(b.length);
-      return oneShot(b);
+  let error = false;
+  stream.on('error', () => (error = true));
+  const handle = stream._handle;
+  const state = stream._writeState;
+  if (!handle || !state || typeof handle.writeSync !== 'function') return null;
+  let out = Buffer.allocUnsafe(0);
+  const compress = (b: Buffer): Buffer => {
+    // ZSTD_compressBound, rounded up.
+    const bound = b.length + (b.length >> 7) + 1024;
+    if (out.length < bound) out = Buffer.allocUnsafe(bound);
+    // A failed write leaves the state alone: start from values that fail the check below.
+    state[0] = 0;
+    state[1] = b.length;
+    handle.writeSync(endFrame, b, 0, b.length, out, 0, out.length);
+    // All input taken and room left over means the frame is complete.
+    if (error || stream.destroyed || state[1] !== 0 || state[0] === 0) throw new Error('the kept zstd context did not finish the frame');
+    return Buffer.from(out.subarray(0, out.length - state[0]!));
+  };
+  try {
+    // Blocks that tell levels and window sizes apart: text, then pseudo-random bytes over a small alphabet.
+    let x = 12345;
+    const sample = Buffer.alloc(1 << 17);
+    for (let i = 0; i < sample.length; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      sample[i] = i < 1 << 16 ? 97 + ((x >>> 24) % 9) + (i % 7 === 0 ? 1 : 0) : x >>> 24;
     }
+    for (const n of [1 << 17, 8192, 70001, 1 << 17]) {
+      const block = sample.subarray(0, n);
+      if (!compress(block).equals(oneShot(block))) return null;
+    }
+  } catch {
+    return null;
+  }
+  let broken = false;
+  return (b) => {
+    if (!broken) {
+      try {
+        return compress(b);
+      } catch {
+        broken = true; // never seen; a one-shot frame is the same bytes, so carry on with those
+      }
+    }
+    return oneShot(b);
   };
 }
 
@@ -475,7 +488,7 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
         // The whole block goes in with ZSTD_e_end in one call, so libzstd knows the content size
         // and writes a single-segment frame; pledgedSrcSize says so explicitly where supported.
         const oneShot = (b: Buffer) => z.zstdCompressSync(b, { params, pledgedSrcSize: b.length });
-        return codec(keptZstdContexts(z, params, oneShot) ?? oneShot);
+        return codec(keptZstdContext(z, params, oneShot) ?? oneShot);
       }
       const z = await loadWasmZstd();
       return codec((b) => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { composeImage } from '../../src/compose/image.js';
 import { Diagnostics } from '../../src/model/diagnostics.js';
-import { type Entry, type EntryType, SourceRoot, TreeEntry, comparePaths } from '../../src/model/entry.js';
+import { type Entry, type EntryType, SourceRoot, TreeEntry, compareEntryPath, comparePaths, entryName, findPath } from '../../src/model/entry.js';
 
 function e(path: string, type: EntryType = 'dir', extra: Partial<Entry> = {}): Entry {
   return { path, type, mode: 0o755, uid: 0, gid: 0, mtime: 1, size: 0, reason: 'test', ...extra };
@@ -94,5 +94,24 @@ describe('TreeEntry', () => {
     expect(() => {
       image[3]!.path = '/elsewhere/b.so';
     }).toThrow(/moveUp/);
+  });
+
+  it('compares, finds and names itself exactly like its path string, before and after moving up', () => {
+    const from = new SourceRoot('/srv', '/cvmfs'.length);
+    const names = ['/cvmfs/r', '/cvmfs/r/a', '/cvmfs/r/a-b', '/cvmfs/r/a/b', '/cvmfs/r/a.b', '/cvmfs/r/ab', '/cvmfs/r/\xe9', '/cvmfs/s'];
+    const probes = [...names, '/', '/cvmfs', '/cvmfs/', '/cvmfs/r/a/', '/cvmfs/r/a/b/c', '/r/a', '/r', '/zz', '/cvmfs/r/'];
+    for (const moved of [false, true]) {
+      const entries = names.map((p) => tree(p, 'dir', from));
+      if (moved) for (const x of entries) x.moveUp('/cvmfs'.length);
+      for (const x of entries) {
+        expect(entryName(x)).toBe(x.path.slice(x.path.lastIndexOf('/') + 1));
+        for (const p of [...probes, ...probes.map((q) => q.slice('/cvmfs'.length))]) {
+          expect(Math.sign(compareEntryPath(x, p)), `${x.path} vs ${p}`).toBe(Math.sign(comparePaths(x.path, p)));
+        }
+      }
+      const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+      for (const [i, x] of sorted.entries()) expect(findPath(sorted, x.path)).toBe(i);
+      expect(findPath(sorted, moved ? '/r/zz' : '/cvmfs/r/zz')).toBe(-1);
+    }
   });
 });

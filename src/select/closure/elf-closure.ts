@@ -50,16 +50,17 @@ export function elfClosurePass(
   sel: Selection,
   tree: SpecTree,
   search: ElfSearch,
-  seen: Set<string>,
+  seen: Set<Entry>,
   stats: ElfClosureStats,
   diag: Diagnostics,
 ): { links: string[]; added: boolean } {
   const links: string[] = [];
   const before = sel.size;
   const todo: Entry[] = [];
-  for (const e of sel.all()) if (e.type === 'file' && !seen.has(e.path)) todo.push(e);
+  // Entries, not paths: a path is built anew each time it is asked for (TreeEntry).
+  for (const e of sel.all()) if (e.type === 'file' && !seen.has(e)) todo.push(e);
   for (const e of todo) {
-    seen.add(e.path);
+    seen.add(e);
     let info;
     try {
       info = readElf(fsArg(e.source!));

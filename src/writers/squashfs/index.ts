@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { display } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { type Entry, devNumbers } from '../../model/entry.js';
+import { type Entry, devNumbers, entryName } from '../../model/entry.js';
 import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../util/codecs.js';
 import { CompressPool } from '../../util/compress-pool.js';
@@ -94,6 +94,7 @@ class Tree {
     // The open directories from the root down to the previous entry's: in path order a directory
     // is followed by its whole subtree, so an entry's parent is on this stack.
     const open: number[] = [0];
+    const openPaths: string[] = ['/'];
     /** Each open directory's last child so far, -1 for none yet. */
     const last: number[] = [-1];
     this.owner[0] = 0;
@@ -103,9 +104,10 @@ class Tree {
       const slash = path.lastIndexOf('/');
       const parentLen = slash === 0 ? 1 : slash;
       while (open.length > 0) {
-        const top = entries[open[open.length - 1]!]!.path;
+        const top = openPaths[openPaths.length - 1]!;
         if (top.length === parentLen && path.startsWith(top)) break;
         open.pop();
+        openPaths.pop();
         last.pop();
       }
       if (open.length === 0) throw new Error(`squashfs: ${display(path)} has no parent directory in the tree`);
@@ -120,6 +122,7 @@ class Tree {
       this.owner[i] = i;
       if (e.type === 'dir') {
         open.push(i);
+        openPaths.push(path);
         last.push(-1);
       }
       if (linked.has(path)) firstNames.set(path, i);
@@ -372,10 +375,6 @@ function writeU64(buf: Buffer, v: number, at: number): void {
   buf.writeUInt32LE(Math.floor(v / 2 ** 32), at + 4);
 }
 
-function nameOf(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
-}
-
 interface Listing {
   block: number;
   offset: number;
@@ -406,7 +405,7 @@ function writeListing(t: Tree, dir: number, table: MetadataWriter, enc: InodeEnc
       n++;
     }
     const here = table.position();
-    if (c !== t.firstChild[dir]) index.push({ index: table.logicalSize - startLogical, block: here.block, name: nameOf(t.entries[c]!.path) });
+    if (c !== t.firstChild[dir]) index.push({ index: table.logicalSize - startLogical, block: here.block, name: entryName(t.entries[c]!) });
     const header = enc.scratch(12);
     header.writeUInt32LE(n - 1, 0);
     header.writeUInt32LE(block, 4);
@@ -414,7 +413,7 @@ function writeListing(t: Tree, dir: number, table: MetadataWriter, enc: InodeEnc
     table.write(header);
     for (let k = 0; k < n; k++, c = t.nextSibling[c]!) {
       const o = t.owner[c]!;
-      const name = nameOf(t.entries[c]!.path);
+      const name = entryName(t.entries[c]!);
       const ent = enc.scratch(8 + name.length);
       ent.writeUInt16LE(t.ref[o]! % 65536, 0);
       ent.writeInt16LE(t.number[o]! - base, 2);

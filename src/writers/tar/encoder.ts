@@ -99,7 +99,7 @@ export class TarEncoder {
       const body = Buffer.concat(pax);
       // The extended header's name depends on the entry's name only (no pid, unlike GNU tar's).
       const paxName = ('PaxHeaders.0/' + baseName(e.path)).slice(0, 100);
-      await this.emit(header(paxName, 'x', { ...e, mode: 0o644 }, body.length, ''));
+      await this.emit(header(paxName, 'x', { path: paxName, type: 'file', mode: 0o644, uid: e.uid, gid: e.gid, mtime: e.mtime, size: body.length, reason: '' }, body.length, ''));
       await this.emit(body);
       await this.pad(body.length);
     }
