@@ -278,7 +278,7 @@ export class DataWriter {
       await this.push({ kind: 'end', slot, dupOf: -1 });
     }
     await this.addTail(slot, tail);
-    if (this.dedup) this.remember(key, slot);
+    if (this.dedup) this.seen.add(key, slot);
   }
 
   /** The slot of an earlier file with the same bytes, or -1. */
@@ -289,10 +289,6 @@ export class DataWriter {
       if (earlier.size === size && sameContent(earlier.source, earlier.offset, source, at, size)) return s;
     }
     return -1;
-  }
-
-  private remember(key: number | string, slot: number): void {
-    this.seen.add(key, slot);
   }
 
   private async addStreamed(slot: number, size: number, fd: number, source: string): Promise<void> {
@@ -318,7 +314,7 @@ export class DataWriter {
       return;
     }
     await this.addTail(slot, tail);
-    if (hash) this.remember(key, slot);
+    if (hash) this.seen.add(key, slot);
   }
 
   private reuse(slot: number, size: number, dup: number): void {
