@@ -1,5 +1,5 @@
 // A plan: the sorted entries of an image tree (or of its /cvmfs payload) and what they add up to.
-import { type Entry, type EntryType, comparePaths } from './entry.js';
+import { type Entry, type EntryType, compareEntryPath, comparePaths } from './entry.js';
 
 export interface RepositorySummary {
   entries: number;
@@ -31,11 +31,13 @@ export function mergeSorted(sorted: Entry[], extra: Entry[]): Entry[] {
   let from = 0;
   let k = 0;
   for (const e of extra) {
+    const path = e.path;
     let lo = from;
     let hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (comparePaths(sorted[mid]!.path, e.path) < 0) lo = mid + 1;
+      // Compared in place: a TreeEntry's path would be built anew for every probe.
+      if (compareEntryPath(sorted[mid]!, path) < 0) lo = mid + 1;
       else hi = mid;
     }
     while (from < lo) out[k++] = sorted[from++]!;
