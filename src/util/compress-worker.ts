@@ -1,25 +1,43 @@
-// A compression worker: one codec, blocks in, compressed blocks out (buffers transferred, not copied).
+// A compression worker: one codec, blocks in, compressed blocks out: in the pool's shared slots
+// (input half, output half), or in buffers transferred, not copied (compress-pool.ts says why).
 import { parentPort, workerData } from 'node:worker_threads';
 import { type CodecOptions, createBlockCodec } from './codecs.js';
 
 interface Job {
   id: number;
-  buf: ArrayBuffer;
+  /** A shared slot, or else a transferred buffer. */
+  slot?: number;
+  buf?: ArrayBuffer;
   length: number;
 }
 
-const codec = await createBlockCodec(workerData as CodecOptions);
+const { codec: options, shared } = workerData as { codec: CodecOptions; shared: SharedArrayBuffer | null };
+const codec = await createBlockCodec(options);
+const half = options.blockSize;
+// lzma-native refuses memory that is shared ("Error in native callback"): xz input is copied out first.
+const copyIn = options.name === 'xz' ? Buffer.allocUnsafeSlow(half) : null;
 parentPort!.on('message', (job: Job) => {
-  const input = Buffer.from(job.buf, 0, job.length);
+  if (job.slot !== undefined) {
+    let input: Buffer = Buffer.from(shared!, 2 * job.slot * half, job.length);
+    if (copyIn) input = copyIn.subarray(0, input.copy(copyIn));
+    const out = codec.compress(input);
+    if (out.length < input.length) {
+      out.copy(Buffer.from(shared!, (2 * job.slot + 1) * half, out.length));
+      parentPort!.postMessage({ id: job.id, slot: job.slot, length: out.length, raw: false });
+    } else parentPort!.postMessage({ id: job.id, slot: job.slot, length: job.length, raw: true });
+    return;
+  }
+  const buf = job.buf!;
+  const input = Buffer.from(buf, 0, job.length);
   const out = codec.compress(input);
   if (out.length < input.length) {
     // Copy into a buffer of its own: codecs may return views of pooled memory.
     const own = new Uint8Array(out.length);
     own.set(out);
     // The input goes back too, for the next block: reused memory costs no page faults.
-    parentPort!.postMessage({ id: job.id, buf: own.buffer, length: out.length, raw: false, input: job.buf }, [own.buffer, job.buf]);
+    parentPort!.postMessage({ id: job.id, buf: own.buffer, length: out.length, raw: false, input: buf }, [own.buffer, buf]);
   } else {
-    parentPort!.postMessage({ id: job.id, buf: job.buf, length: job.length, raw: true }, [job.buf]);
+    parentPort!.postMessage({ id: job.id, buf, length: job.length, raw: true }, [buf]);
   }
 });
 parentPort!.postMessage({ ready: true });

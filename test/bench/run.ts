@@ -12,7 +12,7 @@ import { benchScale } from './scale.js';
 import { benchSquashfs } from './squashfs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+const cli = path.join(repoRoot, 'dist/src/cli/shrinkwrap.cjs');
 const work = path.resolve(process.env['BENCH_DIR'] ?? path.join(repoRoot, 'bench-out'));
 const reps = Number(process.env['BENCH_REPS'] ?? 3);
 

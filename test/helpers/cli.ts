@@ -3,7 +3,7 @@ import { type SpawnSyncOptions, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 export const REPO_ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
-export const CLI = path.join(REPO_ROOT, 'dist/src/cli/main.js');
+export const CLI = path.join(REPO_ROOT, 'dist/src/cli/shrinkwrap.cjs');
 
 export interface Run {
   code: number | null;

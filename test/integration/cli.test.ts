@@ -180,7 +180,7 @@ describe('plan', () => {
   });
 
   it('survives a reader that closes the pipe early', () => {
-    const r = execFileSync('sh', ['-c', `node ${JSON.stringify(path.resolve('dist/src/cli/main.js'))} plan --cvmfs-root ${root} --spec ${spec} | head -1; echo "status $?"`], { encoding: 'utf8' });
+    const r = execFileSync('sh', ['-c', `node ${JSON.stringify(path.resolve('dist/src/cli/shrinkwrap.cjs'))} plan --cvmfs-root ${root} --spec ${spec} | head -1; echo "status $?"`], { encoding: 'utf8' });
     expect(r).toMatch(/^drwx.*\nstatus 0\n$/);
   });
 });

@@ -10,6 +10,7 @@ import { type Entry, devNumbers, entryName } from '../../model/entry.js';
 import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../util/codecs.js';
 import { CompressPool } from '../../util/compress-pool.js';
+import { ReadAhead } from '../../sources/read-ahead.js';
 import { DataWriter, type FileLayout } from './data.js';
 import { INODE, MAX_DIR_COUNT, MAX_NAME, MAX_SYMLINK, META_UNCOMPRESSED, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
 import { COMPRESSION_ID, FLAG, NONE32, NONE64, PAD_TO, encodeDev, encodeSuperblock } from './format.js';
@@ -168,12 +169,19 @@ class Tree {
   }
 }
 
+/** Blocks (and file markers) in flight between reading and writing. */
+function dataWindow(threads: number | undefined): number {
+  return 4 * Math.max(1, threads ?? 4) + 8;
+}
+
 export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
   const tree = new Tree(entries);
   // The same codec compresses 8 KiB metadata chunks, and the kernel sizes its windows as
   // max(block size, 8 KiB) too, so a 4 KiB image still gets an 8 KiB codec.
   const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: Math.max(opts.blockSize, 8192) };
-  const pool = await CompressPool.create(codec, opts.threads);
+  // Shared slots for the blocks in flight: the data writer's window, a whole file's blocks (up to
+  // 4 MiB) and the fragment being filled; more fall back to buffers of their own.
+  const pool = await CompressPool.create(codec, opts.threads, dataWindow(opts.threads) + 40);
   let fd = -1;
   try {
     fd = fs.openSync(outPath, 'w', 0o644);
@@ -206,11 +214,17 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
   // Data: every file's content, in path order.
   // File slots are entry indexes.
   const fileAt = (i: number) => ({ source: entries[i]!.source!, offset: entries[i]!.offset ?? 0, size: entries[i]!.size });
-  const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, 4 * Math.max(1, opts.threads ?? 4) + 8, entries.length, fileAt);
+  const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, dataWindow(opts.threads), entries.length, fileAt);
+  // The next files' bytes are read while earlier ones are compressed and written.
+  const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     if (e.type !== 'file') continue;
-    await data.addFile(i, e.source!, e.size, e.offset);
+    // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
+    let content = ahead.take(i);
+    if (content instanceof Promise) content = await content;
+    const wait = data.addFile(i, e.size, e.offset, content);
+    if (wait) await wait;
     opts.onProgress?.(data.stats.bytesIn, data.stats.files);
   }
   pos = await data.finish();

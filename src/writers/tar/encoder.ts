@@ -77,8 +77,11 @@ export class TarEncoder {
     private readonly diag: Diagnostics,
   ) {}
 
-  /** Add one entry; a file's content is read from its source now, in pieces. Entries must come in path order. */
-  async add(e: Entry): Promise<void> {
+  /**
+   * Add one entry; a file's content is read from its source now, in pieces, unless `content`
+   * brings it (read ahead, checked against the entry's size). Entries must come in path order.
+   */
+  async add(e: Entry, content?: Buffer | null): Promise<void> {
     if (e.type === 'socket') {
       this.diag.warnPath('socket-skipped', e.path, 'socket skipped (tar has no socket type)');
       return;
@@ -105,7 +108,8 @@ export class TarEncoder {
     }
     await this.emit(header(name, FLAG[e.type], e, size, linkname));
     if (size > 0) {
-      await this.content(e);
+      if (content) await this.emit(content);
+      else await this.content(e);
       await this.pad(size);
     }
     this.entries++;

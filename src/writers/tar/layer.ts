@@ -9,6 +9,7 @@ import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import { CompressPool } from '../../util/compress-pool.js';
+import { ReadAhead } from '../../sources/read-ahead.js';
 import { crc32 } from '../../util/crc32.js';
 import { TarEncoder } from './encoder.js';
 
@@ -75,9 +76,15 @@ function rawZstdFrame(raw: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Chunks in flight between the tar stream and the blob. */
+function layerWindow(threads: number): number {
+  return 4 * Math.max(1, threads) + 4;
+}
+
 /** Write `entries` (path order) as one layer blob to `file`. */
 export async function writeLayer(entries: readonly Entry[], file: string, opts: LayerOptions, diag: Diagnostics): Promise<LayerBlob> {
-  const pool = opts.compression === 'none' ? null : await CompressPool.create({ name: opts.compression, level: opts.level, blockSize: CHUNK }, opts.threads);
+  // Shared slots for the chunks in flight (the window below, the chunk being filled, one spare).
+  const pool = opts.compression === 'none' ? null : await CompressPool.create({ name: opts.compression, level: opts.level, blockSize: CHUNK }, opts.threads, layerWindow(opts.threads) + 2);
   let fd: number;
   try {
     fd = fs.openSync(file, 'w');
@@ -100,7 +107,7 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
   };
   // Chunks in flight, oldest first; at most `window` of them (bounded memory whatever the size).
   const inFlight: Array<Promise<Buffer>> = [];
-  const window = 4 * Math.max(1, opts.threads) + 4;
+  const window = layerWindow(opts.threads);
   const submit = async (chunk: Buffer) => {
     diffHash.update(chunk);
     if (!pool) {
@@ -109,14 +116,19 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
     }
     const crc = opts.compression === 'gzip' ? crc32(chunk) : 0;
     const length = chunk.length;
+    // Each member is built in a buffer of its own, so the pool's slot is free again at once.
     const member = pool.compress(chunk).then((c) => {
-        if (opts.compression === 'zstd') return c.raw ? rawZstdFrame(c.data) : c.data;
+      try {
+        if (opts.compression === 'zstd') return c.raw ? rawZstdFrame(c.data) : Buffer.from(c.data);
         // The codec makes zlib streams (2-byte header, deflate, Adler-32): keep the deflate part.
         const deflate = c.raw ? storedDeflate(c.data) : c.data.subarray(2, c.data.length - 4);
         const trailer = Buffer.alloc(8);
         trailer.writeUInt32LE(crc >>> 0, 0);
         trailer.writeUInt32LE(length >>> 0, 4);
         return Buffer.concat([GZIP_HEADER, deflate, trailer]);
+      } finally {
+        pool.release(c);
+      }
     });
     member.catch(() => {}); // awaited in order below; a failure meanwhile is not "unhandled"
     inFlight.push(member);
@@ -142,8 +154,13 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
   };
   const tar = new TarEncoder(sink, diag);
   try {
-    for (const e of entries) {
-      await tar.add(e);
+    // The next files' bytes are read while earlier ones are compressed and written.
+    const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      let content = ahead.take(i);
+      if (content instanceof Promise) content = await content;
+      await tar.add(e, content);
       opts.onProgress?.(tar.bytes);
     }
     await tar.end();
