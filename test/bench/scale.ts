@@ -74,6 +74,9 @@ export function benchScale(o: ScaleBenchOptions): string[] {
       { name: 'staging + mksquashfs zstd-3', cmd: ['sh', '-c', `cp -a '${root}' '${staging}' && mksquashfs '${staging}' '${out}' -noappend -comp zstd -Xcompression-level 3 -b 128K -processors 2 -no-xattrs -quiet -no-progress`] },
       { name: 'shrinkwrap oci gzip-6', cmd: sw(['--format', 'oci', '-o', out, '--compression', 'gzip', '--level', '6']) },
     ];
+    // BENCH_SCALE_CELLS: comma-separated parts of cell names to run (e.g. "zstd,plan"); default all.
+    const only = (process.env['BENCH_SCALE_CELLS'] ?? '').split(',').filter(Boolean);
+    if (only.length > 0) cells.splice(0, cells.length, ...cells.filter((c) => only.some((part) => c.name.includes(part))));
     const results = new Map<string, { wall: number; cpu: number; rss: number; outBytes: number; stagingBytes: number }>();
     for (const c of cells) {
       clean();

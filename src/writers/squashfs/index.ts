@@ -215,19 +215,24 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
   // File slots are entry indexes.
   const fileAt = (i: number) => ({ source: entries[i]!.source!, offset: entries[i]!.offset ?? 0, size: entries[i]!.size });
   const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, dataWindow(opts.threads), entries.length, fileAt);
-  // The next files' bytes are read while earlier ones are compressed and written.
-  const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    if (e.type !== 'file') continue;
-    // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
-    let content = ahead.take(i);
-    if (content instanceof Promise) content = await content;
-    const wait = data.addFile(i, e.size, e.offset, content);
-    if (wait) await wait;
-    opts.onProgress?.(data.stats.bytesIn, data.stats.files);
+  try {
+    // The next files' bytes are read while earlier ones are compressed and written.
+    const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.type !== 'file') continue;
+      // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
+      let content = ahead.take(i);
+      if (content instanceof Promise) content = await content;
+      const wait = data.addFile(i, e.size, e.offset, content);
+      if (wait) await wait;
+      opts.onProgress?.(data.stats.bytesIn, data.stats.files);
+    }
+    pos = await data.finish();
+  } catch (err) {
+    await data.idle(); // its writes must end before the output's descriptor is closed (and reused)
+    throw err;
   }
-  pos = await data.finish();
 
   // Ids in order of first appearance; xattr sets likewise.
   const ids = new Map<number, number>();
