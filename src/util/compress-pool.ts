@@ -32,7 +32,10 @@ const SPARE_MAX = 64;
 export class CompressPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
-  private turn = 0;
+  /** Jobs each worker has not answered yet: a new job goes to the least loaded one. Round robin
+   *  let one worker idle while the other still had a queue (blocks differ in cost), and the
+   *  writer, waiting in order for the oldest, could not send more. */
+  private readonly load: number[];
   /** Set by the first worker failure: every job after it fails too. */
   private broken: BuildError | null = null;
   private closing = false;
@@ -55,8 +58,10 @@ export class CompressPool {
     this.unregister = onInterrupt(() => this.stopWhenIdle());
     const slots = shared ? shared.byteLength / (2 * blockSize) : 0;
     for (let i = slots - 1; i >= 0; i--) this.free.push(i);
-    for (const w of workers) {
+    this.load = workers.map(() => 0);
+    for (const [i, w] of workers.entries()) {
       w.on('message', (m: { id: number; slot?: number; buf?: ArrayBuffer; length: number; raw: boolean; input?: ArrayBuffer }) => {
+        this.load[i]!--;
         if (m.input && m.input.byteLength === this.blockSize && this.spare.length < SPARE_MAX) this.spare.push(m.input);
         const p = this.pending.get(m.id);
         if (!p) return; // a result arriving after the pool failed: its job was rejected already
@@ -142,7 +147,10 @@ export class CompressPool {
     }
     if (this.broken) return handled(Promise.reject(this.broken));
     const id = this.nextId++;
-    const w = this.workers[this.turn++ % this.workers.length]!;
+    let pick = 0;
+    for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[pick]!) pick = i;
+    this.load[pick]!++;
+    const w = this.workers[pick]!;
     if (slot >= 0) {
       const job = new Promise<Compressed>((resolve, reject) => this.pending.set(id, { resolve, reject }));
       w.postMessage({ id, slot, length: block.length });
