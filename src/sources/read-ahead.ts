@@ -207,7 +207,6 @@ export class ReadAhead {
   }
 
   private issue(r: Read): void {
-    const position = r.position;
     this.queue.push(r);
     let fd: number;
     try {
@@ -225,7 +224,7 @@ export class ReadAhead {
       // listed bytes (and not the one more that growth would have brought) ends it. Asking again
       // only if it brought fewer (a partial read, or a file that shrank: the next read says).
       if (!err && n > 0 && r.got < r.size) {
-        fs.read(fd, buf, r.got, r.length - r.got, position + r.got, step);
+        fs.read(fd, buf, r.got, r.length - r.got, r.position + r.got, step);
         return;
       }
       try {
@@ -236,6 +235,6 @@ export class ReadAhead {
       r.done = true;
       r.wake?.();
     };
-    fs.read(fd, buf, 0, r.length, position, step);
+    fs.read(fd, buf, 0, r.length, r.position, step);
   }
 }

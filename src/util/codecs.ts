@@ -559,9 +559,16 @@ function xzEncoder(lz: LzmaNative, level: number, dictSize: number, blockSize: n
   const s = new lz.Stream();
   s.setBufsize(blockSize + 4096); // one output chunk per block in the usual case
   const filters = [{ id: lz.FILTER_LZMA2, options: lzma2Options(lz, level, dictSize) }];
+  // lzma-native refuses shared memory ("Error in native callback"), which the compression pool's
+  // slots are: such input is copied into a buffer of our own first.
+  let own: Buffer | null = null;
   return (b) => {
     const rc = s.streamEncoder_(filters, lz.CHECK_CRC32);
     if (rc !== lz.OK) throw new BuildError(`xz encoder initialisation failed (liblzma code ${rc})`);
+    if (b.buffer instanceof SharedArrayBuffer) {
+      if (!own || own.length < b.length) own = Buffer.allocUnsafeSlow(Math.max(b.length, blockSize));
+      b = own.subarray(0, b.copy(own));
+    }
     return runLzma(s, b, 'xz compression failed');
   };
 }

@@ -14,12 +14,9 @@ interface Job {
 const { codec: options, shared } = workerData as { codec: CodecOptions; shared: SharedArrayBuffer | null };
 const codec = await createBlockCodec(options);
 const half = options.blockSize;
-// lzma-native refuses memory that is shared ("Error in native callback"): xz input is copied out first.
-const copyIn = options.name === 'xz' ? Buffer.allocUnsafeSlow(half) : null;
 parentPort!.on('message', (job: Job) => {
   if (job.slot !== undefined) {
-    let input: Buffer = Buffer.from(shared!, 2 * job.slot * half, job.length);
-    if (copyIn) input = copyIn.subarray(0, input.copy(copyIn));
+    const input = Buffer.from(shared!, 2 * job.slot * half, job.length);
     const out = codec.compress(input);
     if (out.length < input.length) {
       out.copy(Buffer.from(shared!, (2 * job.slot + 1) * half, out.length));
