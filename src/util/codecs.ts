@@ -14,19 +14,24 @@
 //
 // * zstd: node:zlib zstdCompressSync where it exists (Node >= 22.15; Node 22.23: L1 482, L3 374,
 //   L9 79, L15 10.8, L19 4.0 MB/s), with the window log forced to floor(log2(max(blockSize,
-//   8 KiB))) and the content size flag on. On Node 20 the fallback is the dependency
-//   @bokuweb/zstd-wasm 0.0.27: L1 286, L3 201, L9 44, L15 7.5, L19 2.8 MB/s.
-//   Dependency reason: it is zstd itself (the reference C library compiled to WASM), which no 100
-//   lines of ours replace; it installs from the npm registry alone (no dependencies, no install
-//   script, one 250 KB .wasm in the tarball); its compress() is ZSTD_compress, i.e. one
-//   single-segment frame with the content size, whose window is the block itself: the frame the
-//   kernel's SquashFS decoder (window = max(block size, 8 KiB)) accepts, unlike the streaming
-//   frames (2 MiB+ window) of @mongodb-js/zstd and @toondepauw/node-zstd (ours: checked by
-//   loop-mounting patched images in test/unit/codecs.test.ts); it works inside worker_threads
-//   (~6-10 ms to instantiate per worker). The native zstd-napi 0.0.13 is faster (L3 449, L15 12.5 MB/s) but
-//   its install script first downloads a prebuilt binary from GitHub (here: ENOTFOUND github.com)
-//   and then compiles zstd with node-gyp, which needs a C toolchain and Node headers: it does not
-//   install from the registry alone.
+//   8 KiB))) and the content size flag on. Before Node 22.15, the optional dependency zstd-napi
+//   0.0.13 (L3 449, L15 12.5 MB/s; ZSTD_compressCCtx, as mksquashfs calls it) when it was built
+//   at install, else the dependency @bokuweb/zstd-wasm 0.0.27 (L1 286, L3 201, L9 44, L15 7.5,
+//   L19 2.8 MB/s). All three write the same bytes (test/unit/codecs.test.ts): the images do not
+//   depend on which one a machine has.
+//   Why these: they are zstd itself (the reference C library, native or compiled to WASM), which
+//   no 100 lines of ours replace, and they make the frame the kernel's SquashFS decoder (window =
+//   max(block size, 8 KiB)) accepts: ZSTD_compress/ZSTD_compressCCtx given the whole block write
+//   one single-segment frame with the content size, unlike the streaming frames (2 MiB+ window)
+//   of @mongodb-js/zstd and @toondepauw/node-zstd (ours: checked by loop-mounting patched images
+//   in test/unit/codecs.test.ts). zstd-wasm installs from the npm registry alone (no dependencies,
+//   no install script, one 250 KB .wasm). zstd-napi's tarball carries zstd's sources and its
+//   install script compiles them with node-gyp (python3, make, a C/C++ compiler, Node's headers;
+//   ~25 s) after prebuild-install, which would fetch a prebuilt binary from GitHub, is told not
+//   to by .prebuild-installrc in the repository: no download. It is optional, so an install
+//   without a compiler still succeeds and falls back to WASM; on Node 20 it halves the CPU zstd
+//   costs (WASM needs ~7.4 CPU-s for the 1.48 GB bench tree, as much as mksquashfs's whole run).
+//   Both work inside worker_threads (WASM: ~6-10 ms to instantiate per worker).
 //   Default level 3, not mksquashfs's 15: whoever picks zstd here picks it for build speed. Level 3
 //   is zstd's own default and 27-35x cheaper than 15 (level 15 is slower than gzip-6) for images
 //   ~12 % larger (28.5 % vs 25.4 % of the input above; mksquashfs on a 1.8 GB tree: 570 vs
@@ -59,14 +64,16 @@ import zlib from 'node:zlib';
 import { BuildError, InputError } from '../model/errors.js';
 
 export type CodecName = 'gzip' | 'zstd' | 'xz' | 'lz4';
+export type CodecBackend = 'auto' | 'node' | 'native' | 'wasm';
 
 export interface CodecOptions {
   name: CodecName;
   level: number;
   /** Largest input block; bounds the window/dictionary. */
   blockSize: number;
-  /** Tests and benchmarks only: 'node' forces node:zlib zstd, 'package' the npm fallback. */
-  backend?: 'auto' | 'node' | 'package';
+  /** Tests and benchmarks only: 'node' forces node:zlib (gzip, zstd), 'native' the zstd-napi
+   *  binding (zstd), 'wasm' the WASM packages (libdeflate, zstd-wasm); xz has one backend. */
+  backend?: CodecBackend;
 }
 
 export interface BlockCodec {
@@ -82,6 +89,12 @@ export interface BlockCodec {
    * then stores the block uncompressed). Synchronous on every backend.
    */
   compress(block: Buffer): Buffer;
+  /**
+   * Where the backend can write straight into the caller's memory (shared slots): compress()'s
+   * bytes, written into dst (dst.length >= block.length); returns their length, or -1 when they
+   * would not fit in dst. A length >= block.length means: store the block uncompressed.
+   */
+  compressInto?(block: Buffer, dst: Buffer): number;
 }
 
 export interface BlockDecoder {
@@ -277,6 +290,55 @@ function loadWasmZstd(): Promise<WasmZstd> {
   return wasmReady;
 }
 
+const NATIVE_ZSTD_PKG = 'zstd-napi';
+/** The parts of zstd-napi's raw binding this module uses. */
+interface NativeZstd {
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+  versionString(): string;
+}
+let nativeZstd: NativeZstd | Error | null = null;
+
+/** zstd-napi's binding, an optional dependency compiled at install (.npmrc: from its bundled
+ *  zstd sources, no download); an Error when it is not installed or was not built. */
+function loadNativeZstd(): NativeZstd | Error {
+  if (nativeZstd === null) {
+    try {
+      const n = require(`${NATIVE_ZSTD_PKG}/binding`) as NativeZstd;
+      if (typeof n.CCtx !== 'function' || typeof n.versionString !== 'function') throw new Error('unexpected binding API');
+      nativeZstd = n;
+    } catch (err) {
+      nativeZstd = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  return nativeZstd;
+}
+
+/**
+ * zstd through zstd-napi: ZSTD_compressCCtx with one context kept per thread, as mksquashfs does.
+ * Given the whole block, libzstd sizes the window to it and writes a single-segment frame with the
+ * content size (the frame of ZSTD_compress, which the WASM backend calls). compressInto() writes
+ * straight into the caller's memory: no copy of the output at all.
+ */
+function nativeZstdCodec(
+  codec: (compress: (b: Buffer) => Buffer, compressInto?: (b: Buffer, dst: Buffer) => number) => BlockCodec,
+  n: NativeZstd,
+  level: number,
+  blockSize: number,
+): BlockCodec {
+  const cctx = new n.CCtx();
+  const into = (b: Buffer, dst: Buffer): number => {
+    try {
+      return cctx.compress(dst, b, level);
+    } catch (err) {
+      if (/too small/i.test((err as Error).message)) return -1; // larger than dst: the caller stores the block
+      throw err;
+    }
+  };
+  // ZSTD_compressBound, rounded up: every block fits.
+  const scratch = Buffer.allocUnsafe(blockSize + (blockSize >> 7) + 1024);
+  return codec((b) => Buffer.from(scratch.subarray(0, into(b, scratch))), into);
+}
+
 /** The parts of lzma-native's native Stream this module uses. */
 interface LzmaStream {
   bufferHandler: (buf: Buffer | null | undefined, chunks: unknown, err: Error | null | undefined) => void;
@@ -378,13 +440,17 @@ function resolvable(pkg: string): boolean {
 }
 
 /** Why a codec cannot be used on this Node, or null when it can. */
-function unavailable(name: CodecName, backend: CodecOptions['backend'] = 'auto'): string | null {
+function unavailable(name: CodecName, backend: CodecBackend = 'auto'): string | null {
   switch (name) {
     case 'gzip':
       return null;
     case 'zstd':
       if (backend === 'node') return nodeZstd() ? null : `this Node (${process.version}) has no built-in zstd (needs >= 22.15)`;
-      if (backend === 'auto' && nodeZstd()) return null;
+      if (backend === 'native') {
+        const n = loadNativeZstd();
+        return n instanceof Error ? `the package ${NATIVE_ZSTD_PKG} is not usable: ${n.message.split('\n')[0]}` : null;
+      }
+      if (backend === 'auto' && zstdBackend('auto') !== 'wasm') return null;
       return resolvable(WASM_PKG) ? null : `Node ${process.version} has no built-in zstd and the package ${WASM_PKG} is not installed`;
     case 'xz': {
       const l = loadLzma();
@@ -395,11 +461,15 @@ function unavailable(name: CodecName, backend: CodecOptions['backend'] = 'auto')
   }
 }
 
-function useNodeZstd(backend: CodecOptions['backend'] = 'auto'): boolean {
-  return backend === 'node' || (backend !== 'package' && nodeZstd() !== null);
+/** Which zstd implementation a backend choice means here: 'auto' takes node:zlib's where Node has
+ *  it (>= 22.15), else the native binding if it was built at install, else WASM. */
+function zstdBackend(backend: CodecBackend = 'auto'): 'node' | 'native' | 'wasm' {
+  if (backend !== 'auto') return backend;
+  if (nodeZstd()) return 'node';
+  return loadNativeZstd() instanceof Error ? 'wasm' : 'native';
 }
 
-export function codecBackend(name: CodecName, backend: CodecOptions['backend'] = 'auto'): string {
+export function codecBackend(name: CodecName, backend: CodecBackend = 'auto'): string {
   const why = unavailable(checkName(name), backend);
   if (why) return `unavailable: ${why}`;
   switch (name) {
@@ -408,9 +478,15 @@ export function codecBackend(name: CodecName, backend: CodecOptions['backend'] =
         ? `${DEFLATE_PKG} ${packageVersion(DEFLATE_PKG)} (WASM)`
         : `node:zlib deflate (zlib ${process.versions.zlib})`;
     case 'zstd':
-      return useNodeZstd(backend)
-        ? `node:zlib zstd (libzstd ${(process.versions as Record<string, string | undefined>)['zstd'] ?? '?'})`
-        : `${WASM_PKG} ${packageVersion(WASM_PKG)} (WASM)`;
+      switch (zstdBackend(backend)) {
+        case 'node':
+          return `node:zlib zstd (libzstd ${(process.versions as Record<string, string | undefined>)['zstd'] ?? '?'})`;
+        case 'native':
+          return `${NATIVE_ZSTD_PKG} ${packageVersion(NATIVE_ZSTD_PKG)} (libzstd ${(loadNativeZstd() as NativeZstd).versionString()}, native)`;
+        case 'wasm':
+          return `${WASM_PKG} ${packageVersion(WASM_PKG)} (WASM)`;
+      }
+    // falls through: unreachable, every zstd backend returned above
     case 'xz':
       return `${XZ_PKG} ${packageVersion(XZ_PKG)} (liblzma ${(loadLzma() as LzmaNative).versionString()})`;
     case 'lz4':
@@ -439,7 +515,7 @@ function checkOptions(o: CodecOptions): void {
   if (!Number.isInteger(o.blockSize) || o.blockSize < 1 || o.blockSize > MAX_BLOCK) {
     throw new InputError(`block size ${String(o.blockSize)} is out of range: use 1-${MAX_BLOCK} bytes`);
   }
-  if (o.backend !== undefined && !['auto', 'node', 'package'].includes(o.backend)) {
+  if (o.backend !== undefined && !['auto', 'node', 'native', 'wasm'].includes(o.backend)) {
     throw new InputError(`unknown codec backend '${String(o.backend)}'`);
   }
   const why = unavailable(o.name, o.backend);
@@ -458,7 +534,7 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
   checkOptions(o);
   const { name, level, blockSize } = o;
   const backend = codecBackend(name, o.backend);
-  const codec = (compress: (b: Buffer) => Buffer): BlockCodec => ({
+  const codec = (compress: (b: Buffer) => Buffer, compressInto?: (b: Buffer, dst: Buffer) => number): BlockCodec => ({
     name,
     level,
     backend,
@@ -466,6 +542,13 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
       checkBlock(block, blockSize, name);
       return compress(block);
     },
+    ...(compressInto && {
+      compressInto(block: Buffer, dst: Buffer): number {
+        checkBlock(block, blockSize, name);
+        if (dst.length < block.length) throw new RangeError(`${name}: output room ${dst.length} is less than the block (${block.length})`);
+        return compressInto(block, dst);
+      },
+    }),
   });
 
   switch (name) {
@@ -476,7 +559,8 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
       return codec((b) => zlib.deflateSync(b, opts));
     }
     case 'zstd': {
-      if (useNodeZstd(o.backend)) {
+      const which = zstdBackend(o.backend);
+      if (which === 'node') {
         const z = nodeZstd()!;
         const C = z.constants;
         const params = {
@@ -490,6 +574,7 @@ export async function createBlockCodec(o: CodecOptions): Promise<BlockCodec> {
         const oneShot = (b: Buffer) => z.zstdCompressSync(b, { params, pledgedSrcSize: b.length });
         return codec(keptZstdContext(z, params, oneShot) ?? oneShot);
       }
+      if (which === 'native') return nativeZstdCodec(codec, loadNativeZstd() as NativeZstd, level, blockSize);
       const z = await loadWasmZstd();
       return codec((b) => {
         const out = z.compress(b, level);

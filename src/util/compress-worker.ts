@@ -17,11 +17,17 @@ const half = options.blockSize;
 parentPort!.on('message', (job: Job) => {
   if (job.slot !== undefined) {
     const input = Buffer.from(shared!, 2 * job.slot * half, job.length);
-    const out = codec.compress(input);
-    if (out.length < input.length) {
-      out.copy(Buffer.from(shared!, (2 * job.slot + 1) * half, out.length));
-      parentPort!.postMessage({ id: job.id, slot: job.slot, length: out.length, raw: false });
-    } else parentPort!.postMessage({ id: job.id, slot: job.slot, length: job.length, raw: true });
+    const output = Buffer.from(shared!, (2 * job.slot + 1) * half, half);
+    let length: number;
+    if (codec.compressInto) {
+      length = codec.compressInto(input, output); // straight into the slot
+    } else {
+      const out = codec.compress(input);
+      length = out.length;
+      if (length < input.length) out.copy(output);
+    }
+    if (length >= 0 && length < input.length) parentPort!.postMessage({ id: job.id, slot: job.slot, length, raw: false });
+    else parentPort!.postMessage({ id: job.id, slot: job.slot, length: job.length, raw: true });
     return;
   }
   const buf = job.buf!;

@@ -17,6 +17,7 @@ import {
   levelRange,
   xzDictSize,
   zstdWindowLog,
+  type CodecBackend,
   type CodecName,
 } from '../../src/util/codecs.js';
 
@@ -237,23 +238,56 @@ describe('headers the kernel depends on', () => {
 });
 
 describe('zstd backends', () => {
-  it('the built-in one is refused where Node lacks it; otherwise both decode each other', async () => {
-    const builtin = !codecBackend('zstd', 'node').startsWith('unavailable');
+  const builtin = !codecBackend('zstd', 'node').startsWith('unavailable');
+  const native = !codecBackend('zstd', 'native').startsWith('unavailable');
+
+  it('auto picks node:zlib where Node has it, else the native binding, else WASM; a missing one is refused', async () => {
     expect(builtin).toBe(typeof (zlib as unknown as Record<string, unknown>)['zstdCompressSync'] === 'function');
-    if (!builtin) {
-      await expect(createBlockCodec({ name: 'zstd', level: 3, blockSize: BS, backend: 'node' })).rejects.toThrow(InputError);
-      expect(codecBackend('zstd')).toMatch(/^@bokuweb\/zstd-wasm \d+\.\d+\.\d+ \(WASM\)$/);
-      return;
-    }
-    expect(codecBackend('zstd')).toMatch(/^node:zlib zstd/);
-    const input = Buffer.concat([text(BS >> 1), binary(BS >> 1)]);
+    expect(codecBackend('zstd', 'wasm')).toMatch(/^@bokuweb\/zstd-wasm \d+\.\d+\.\d+ \(WASM\)$/);
+    if (native) expect(codecBackend('zstd', 'native')).toMatch(/^zstd-napi \d+\.\d+\.\d+ \(libzstd 1\.\d+\.\d+, native\)$/);
+    // CI installs with the build tools, so the optional native binding must have been built there.
+    if (process.env['CI']) expect(native, codecBackend('zstd', 'native')).toBe(true);
+    else if (!native) console.warn(`SKIPPED part: zstd native backend: ${codecBackend('zstd', 'native')}`);
+    expect(codecBackend('zstd')).toBe(codecBackend('zstd', builtin ? 'node' : native ? 'native' : 'wasm'));
+    if (!builtin) await expect(createBlockCodec({ name: 'zstd', level: 3, blockSize: BS, backend: 'node' })).rejects.toThrow(InputError);
+    await expect(createBlockCodec({ name: 'zstd', level: 3, blockSize: BS, backend: 'bogus' as 'auto' })).rejects.toThrow(/unknown codec backend/);
+  });
+
+  it('every backend here writes the same frames, byte for byte, and decodes the others', async () => {
+    const backends = (['node', 'native', 'wasm'] as const).filter((b) => !codecBackend('zstd', b).startsWith('unavailable'));
+    const inputs = [Buffer.concat([text(BS >> 1), binary(BS >> 1)]), text(8191, 3), binary(70_001), Buffer.alloc(BS), Buffer.from('x')];
     const dec = await createBlockDecoder('zstd', BS);
-    for (const backend of ['node', 'package'] as const) {
-      const codec = await createBlockCodec({ name: 'zstd', level: 3, blockSize: BS, backend });
-      const out = codec.compress(input);
-      expect(parseZstd(out)).toMatchObject({ singleSegment: true, contentSize: BS });
-      expect(dec.decompress(out, BS).equals(input), backend).toBe(true);
+    for (const level of [1, 3, 9]) {
+      const codecs = await Promise.all(backends.map((backend) => createBlockCodec({ name: 'zstd', level, blockSize: BS, backend })));
+      for (const input of inputs) {
+        const outs = codecs.map((c) => Buffer.from(c.compress(input)));
+        for (const [i, out] of outs.entries()) {
+          expect(parseZstd(out), `${backends[i]} L${level}`).toMatchObject({ singleSegment: true, contentSize: input.length, dictId: 0 });
+          expect(dec.decompress(out, BS).equals(input), `${backends[i]} L${level}`).toBe(true);
+          // The same image whichever backend this machine has.
+          expect(out.equals(outs[0]!), `${backends[i]} against ${backends[0]} at level ${level}, ${input.length} bytes`).toBe(true);
+        }
+      }
     }
+  });
+
+  it.runIf(native)('the native backend compresses straight into the caller\'s (shared) memory', async () => {
+    const codec = await createBlockCodec({ name: 'zstd', level: 3, blockSize: BS, backend: 'native' });
+    expect(codec.compressInto).toBeTypeOf('function');
+    const shared = new SharedArrayBuffer(2 * BS);
+    const input = Buffer.from(shared, 0, BS);
+    text(BS).copy(input);
+    const dst = Buffer.from(shared, BS, BS);
+    const n = codec.compressInto!(input, dst);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(BS / 2);
+    expect(dst.subarray(0, n).equals(codec.compress(input))).toBe(true);
+    // Incompressible: the frame does not fit in a block's room, and the caller stores the block.
+    const noisy = noise(BS, 5);
+    const m = codec.compressInto!(noisy, Buffer.alloc(BS));
+    expect(m === -1 || m >= BS).toBe(true);
+    expect(codec.compressInto!(noisy, Buffer.alloc(2 * BS))).toBe(codec.compress(noisy).length);
+    expect(() => codec.compressInto!(text(100), Buffer.alloc(99))).toThrow(RangeError);
   });
 });
 
@@ -355,13 +389,17 @@ describe('the Linux kernel reads our blocks', () => {
   // it refuses zstd windows and xz dictionaries larger than the block size.
   const canMount =
     process.getuid?.() === 0 && have('mksquashfs') && readFileSync('/proc/filesystems', 'utf8').includes('squashfs');
-  const variants: Array<[CodecName, number, 'auto' | 'package']> = [
+  const variants: Array<[CodecName, number, CodecBackend]> = [
     ['gzip', 6, 'auto'],
     ['zstd', 3, 'auto'],
     ['zstd', 19, 'auto'],
     ['xz', 6, 'auto'],
   ];
-  if (codecBackend('zstd') !== codecBackend('zstd', 'package')) variants.push(['zstd', 3, 'package']);
+  // Every other zstd backend this machine has, so that each one's frames meet the kernel.
+  for (const b of ['native', 'wasm'] as const) {
+    const name = codecBackend('zstd', b);
+    if (!name.startsWith('unavailable') && name !== codecBackend('zstd')) variants.push(['zstd', 3, b]);
+  }
 
   it('loop-mounted images with our gzip, zstd and xz blocks read back intact', async () => {
     if (!skipUnless(canMount, 'kernel acceptance of codec output: needs root, mksquashfs and the squashfs module')) return;
