@@ -26,7 +26,7 @@ import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTrac
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
-import { AtomicOutput, interrupting } from '../util/atomic.js';
+import { AtomicOutput, fsyncFile, interrupting } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { writeSquashfs } from '../writers/squashfs/index.js';
@@ -396,7 +396,9 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     // A checksum file beside every image file, for the copy to the site (sha256sum -c).
     let sum: string | null = null;
     if (fs.statSync(output.tmp).isFile()) {
-      sum = (await sha256File(output.tmp)).slice('sha256:'.length);
+      // The flush to disk (writers leave it to us) runs while the image is read back and hashed.
+      const [digest] = await Promise.all([sha256File(output.tmp), fsyncFile(output.tmp)]);
+      sum = digest.slice('sha256:'.length);
       report['sha256'] = sum;
     }
     // An old checksum must not outlive the image it describes, even if we are killed right here.

@@ -169,3 +169,13 @@ function removeLeftovers(dir: string, name: string): void {
     if (m && !alive(Number(m[1]))) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
   }
 }
+
+/** Flush a written file to disk (on the thread pool; a read-only descriptor flushes the inode too). */
+export async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

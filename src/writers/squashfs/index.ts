@@ -368,7 +368,7 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
     lookupTableStart,
   });
   fs.writeSync(fd, sb, 0, sb.length, 0);
-  fs.fsyncSync(fd);
+  // No fsync here: the caller flushes while it reads the image back for its digest.
 
   const s = data.stats;
   return {
