@@ -31,12 +31,18 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Alternate the commands rep by rep, so that a machine's slow moment hits both alike. */
+/**
+ * Alternate the commands rep by rep, so that a machine's slow moment hits both alike. Each run
+ * starts after `sync` (not timed): a tool that exits with its output still in the page cache
+ * (mksquashfs, tar) would otherwise have its write-back charged to whichever run comes next.
+ * A tool that flushes its own output before exiting (shrinkwrap) still pays for that itself.
+ */
 export function compare(cmds: Record<string, string[]>, reps: number, opts: { cwd?: string } = {}): Record<string, Sample[]> {
   const out: Record<string, Sample[]> = {};
   for (const name of Object.keys(cmds)) out[name] = [];
   for (let i = 0; i < reps; i++) {
     for (const [name, cmd] of Object.entries(cmds)) {
+      spawnSync('sync');
       const s = measure(cmd, opts);
       out[name]!.push(s);
       process.stderr.write(`  ${name} #${i + 1}: ${s.wall.toFixed(2)} s, ${(s.maxRssKiB / 1024).toFixed(0)} MiB\n`);
