@@ -29,7 +29,7 @@ import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput, fsyncFile, interrupting } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
-import { writeSquashfs } from '../writers/squashfs/index.js';
+import { startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
@@ -312,128 +312,134 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
-  const baseImage = await baseOf(flags, diag);
-  const selection = selectionOf(flags, baseImage);
-  const selecting = stageProgress(flags, 'selecting');
-  const payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
-  selecting.done();
-  normaliseOwner(payload.entries, owner);
-  const epoch = imageEpoch(payload.entries);
-  const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
-  // OCI images are root file systems: without a base, the payload still sits at /cvmfs.
-  const base = baseImage ? baseImage.entries : oci ? rootOnly : null;
-  if (oci && flags.compression === 'zstd') {
-    diag.warn('zstd-layers', 'zstd layers: umoci 0.4, oci-image-tool, skopeo docker-archive and Docker < 23 reject them; use gzip for those');
-  }
-  if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
-  const work = makeWorkDir('build');
-  const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag);
-  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
-  normaliseTimes(image, mtime, epoch);
-  let totalBytes = 0;
-  for (const e of image) if (e.type === 'file') totalBytes += e.size;
-  const progress = progressFor(flags, totalBytes, `writing ${path.basename(flags.output)}`);
-  const report: Record<string, unknown> = { output: flags.output, format };
+  // The compression workers boot while the selection runs; closed below if never handed over.
+  const pool = squashfs ? startSquashfsPool({ ...squashfs, threads }) : null;
   try {
-    output.begin();
-    let written: string;
-    if (squashfs) {
-      const r = await writeSquashfs(
-        image,
-        output.tmp,
-        { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, threads, onProgress: progress.update },
-        diag,
-      );
-      const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
-      written =
-        `${humanBytes(r.bytes)} (squashfs, ${comp}, ${humanBytes(squashfs.blockSize)} blocks): ${r.inodes} inodes, ` +
-        `${r.files} files, ${humanBytes(r.bytesIn)} of content` +
-        (r.dedupFiles > 0 ? `; ${r.dedupFiles} duplicate files, ${humanBytes(r.dedupBytes)} saved` : '') +
-        (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
-      Object.assign(report, { bytes: r.bytes, inodes: r.inodes, files: r.files, contentBytes: r.bytesIn, dedupFiles: r.dedupFiles, dedupBytes: r.dedupBytes });
-    } else if (oci) {
-      // Parts matter only to --layer-per release (a map over every entry is not free).
-      const partOf = new Map<Entry, string>();
-      if (flags.layerPer === 'release') payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
-      const groups = layerGroups({ image, base: base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: flags.layerPer, partOf });
-      // A directory base has no blobs: its entries are the first group (empty for no base).
-      const layers = groups.filter((g) => g.entries.length > 0);
-      const r = await writeOci(
-        output.tmp,
-        {
-          format,
-          name: ref!.name,
-          tag: ref!.tag,
-          baseConfig: baseImage?.config ?? null,
-          baseLayers: baseImage?.layers ?? [],
-          layers,
-          compression: flags.compression as 'gzip' | 'zstd' | 'none',
-          level: layerLevel,
-          threads: threads ?? os.availableParallelism(),
-          epoch,
-          env: payload.releases.length > 0 ? ['SHRINKWRAP_RELEASE_SETUP=/release_setup.sh', 'BASH_ENV=/release_setup.sh', 'ENV=/release_setup.sh'] : [],
-          labels: provenanceLabels(flags, payload, baseImage, epoch),
-          annotations: baseAnnotations(baseImage),
-          createdBy: `shrinkwrap ${VERSION} build`,
-          onProgress: (b) => progress.update(b, 0),
-        },
-        diag,
-        work,
-      );
-      const kept = r.layers.filter((l) => l.kept).length;
-      written = `${humanBytes(r.bytes)} (${format}, ${ref!.name}:${ref!.tag}, manifest ${r.manifestDigest.slice(0, 19)}…): ${kept} base layers kept, ${r.layers.length - kept} new (${r.layers
-        .filter((l) => !l.kept)
-        .map((l) => `${l.label} ${humanBytes(l.size)}`)
-        .join(', ')})`;
-      Object.assign(report, { bytes: r.bytes, manifestDigest: r.manifestDigest, configDigest: r.configDigest, layers: r.layers, name: `${ref!.name}:${ref!.tag}` });
-    } else {
-      const isRoot = process.getuid?.() === 0;
-      const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, onProgress: progress.update }, diag);
-      written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
-      Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
+    const baseImage = await baseOf(flags, diag);
+    const selection = selectionOf(flags, baseImage);
+    const selecting = stageProgress(flags, 'selecting');
+    const payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+    selecting.done();
+    normaliseOwner(payload.entries, owner);
+    const epoch = imageEpoch(payload.entries);
+    const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
+    // OCI images are root file systems: without a base, the payload still sits at /cvmfs.
+    const base = baseImage ? baseImage.entries : oci ? rootOnly : null;
+    if (oci && flags.compression === 'zstd') {
+      diag.warn('zstd-layers', 'zstd layers: umoci 0.4, oci-image-tool, skopeo docker-archive and Docker < 23 reject them; use gzip for those');
     }
-    progress.stop();
-    // A checksum file beside every image file, for the copy to the site (sha256sum -c).
-    let sum: string | null = null;
-    if (fs.statSync(output.tmp).isFile()) {
-      // The flush to disk (writers leave it to us) runs while the image is read back and hashed.
-      const [digest] = await Promise.all([sha256File(output.tmp), fsyncFile(output.tmp)]);
-      sum = digest.slice('sha256:'.length);
-      report['sha256'] = sum;
+    if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
+    const work = makeWorkDir('build');
+    const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag);
+    const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
+    normaliseTimes(image, mtime, epoch);
+    let totalBytes = 0;
+    for (const e of image) if (e.type === 'file') totalBytes += e.size;
+    const progress = progressFor(flags, totalBytes, `writing ${path.basename(flags.output)}`);
+    const report: Record<string, unknown> = { output: flags.output, format };
+    try {
+      output.begin();
+      let written: string;
+      if (squashfs) {
+        const r = await writeSquashfs(
+          image,
+          output.tmp,
+          { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, threads, onProgress: progress.update, pool: pool ?? undefined },
+          diag,
+        );
+        const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
+        written =
+          `${humanBytes(r.bytes)} (squashfs, ${comp}, ${humanBytes(squashfs.blockSize)} blocks): ${r.inodes} inodes, ` +
+          `${r.files} files, ${humanBytes(r.bytesIn)} of content` +
+          (r.dedupFiles > 0 ? `; ${r.dedupFiles} duplicate files, ${humanBytes(r.dedupBytes)} saved` : '') +
+          (r.sparseBytes > 0 ? `; ${humanBytes(r.sparseBytes)} of zero blocks not stored` : '');
+        Object.assign(report, { bytes: r.bytes, inodes: r.inodes, files: r.files, contentBytes: r.bytesIn, dedupFiles: r.dedupFiles, dedupBytes: r.dedupBytes });
+      } else if (oci) {
+        // Parts matter only to --layer-per release (a map over every entry is not free).
+        const partOf = new Map<Entry, string>();
+        if (flags.layerPer === 'release') payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
+        const groups = layerGroups({ image, base: base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: flags.layerPer, partOf });
+        // A directory base has no blobs: its entries are the first group (empty for no base).
+        const layers = groups.filter((g) => g.entries.length > 0);
+        const r = await writeOci(
+          output.tmp,
+          {
+            format,
+            name: ref!.name,
+            tag: ref!.tag,
+            baseConfig: baseImage?.config ?? null,
+            baseLayers: baseImage?.layers ?? [],
+            layers,
+            compression: flags.compression as 'gzip' | 'zstd' | 'none',
+            level: layerLevel,
+            threads: threads ?? os.availableParallelism(),
+            epoch,
+            env: payload.releases.length > 0 ? ['SHRINKWRAP_RELEASE_SETUP=/release_setup.sh', 'BASH_ENV=/release_setup.sh', 'ENV=/release_setup.sh'] : [],
+            labels: provenanceLabels(flags, payload, baseImage, epoch),
+            annotations: baseAnnotations(baseImage),
+            createdBy: `shrinkwrap ${VERSION} build`,
+            onProgress: (b) => progress.update(b, 0),
+          },
+          diag,
+          work,
+        );
+        const kept = r.layers.filter((l) => l.kept).length;
+        written = `${humanBytes(r.bytes)} (${format}, ${ref!.name}:${ref!.tag}, manifest ${r.manifestDigest.slice(0, 19)}…): ${kept} base layers kept, ${r.layers.length - kept} new (${r.layers
+          .filter((l) => !l.kept)
+          .map((l) => `${l.label} ${humanBytes(l.size)}`)
+          .join(', ')})`;
+        Object.assign(report, { bytes: r.bytes, manifestDigest: r.manifestDigest, configDigest: r.configDigest, layers: r.layers, name: `${ref!.name}:${ref!.tag}` });
+      } else {
+        const isRoot = process.getuid?.() === 0;
+        const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, onProgress: progress.update }, diag);
+        written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
+        Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
+      }
+      progress.stop();
+      // A checksum file beside every image file, for the copy to the site (sha256sum -c).
+      let sum: string | null = null;
+      if (fs.statSync(output.tmp).isFile()) {
+        // The flush to disk (writers leave it to us) runs while the image is read back and hashed.
+        const [digest] = await Promise.all([sha256File(output.tmp), fsyncFile(output.tmp)]);
+        sum = digest.slice('sha256:'.length);
+        report['sha256'] = sum;
+      }
+      // An old checksum must not outlive the image it describes, even if we are killed right here.
+      fs.rmSync(`${flags.output}.sha256`, { force: true });
+      output.commit();
+      if (sum) writeChecksumFile(flags.output, sum);
+      if (pushRef) {
+        // A base pulled from the same registry lends its blobs: mount them instead of uploading.
+        const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, pushRef) : [];
+        const pushed = await pushLayout(flags.output, null, pushRef, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(pushRef.registry, flags.creds), mountFrom, timeoutMs: registryTimeout(flags.registryTimeout) });
+        report['push'] = { to: flags.push, ...pushed };
+        if (!flags.quiet && !flags.json) process.stderr.write(`shrinkwrap: ${pushSummary(flags.push!, pushed)}\n`);
+      }
+      if (!flags.quiet && !flags.json) {
+        for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
+        if (payload.releases.length > 0) for (const line of releaseLines(payload)) process.stderr.write(`shrinkwrap: ${line}\n`);
+        process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
+        if (sum) process.stderr.write(`shrinkwrap: wrote ${flags.output}.sha256: ${sum}\n`);
+      }
+      if (flags.json) {
+        const repositories: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(payload.summary.repositories)) repositories[display(k)] = v;
+        const doc = {
+          ...report,
+          base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
+          selection: { entries: payload.summary.entries, bytes: payload.summary.bytes, repositories, parts: payload.parts, releases: payload.releases.map((r) => `${r.project},${r.version}`) },
+          warnings: diag.warnings.map((w) => ({ kind: w.kind, message: w.message })),
+        };
+        process.stdout.write(JSON.stringify(doc, null, 1) + '\n');
+      }
+    } finally {
+      progress.stop();
+      output.abort(); // no-op after commit
     }
-    // An old checksum must not outlive the image it describes, even if we are killed right here.
-    fs.rmSync(`${flags.output}.sha256`, { force: true });
-    output.commit();
-    if (sum) writeChecksumFile(flags.output, sum);
-    if (pushRef) {
-      // A base pulled from the same registry lends its blobs: mount them instead of uploading.
-      const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, pushRef) : [];
-      const pushed = await pushLayout(flags.output, null, pushRef, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(pushRef.registry, flags.creds), mountFrom, timeoutMs: registryTimeout(flags.registryTimeout) });
-      report['push'] = { to: flags.push, ...pushed };
-      if (!flags.quiet && !flags.json) process.stderr.write(`shrinkwrap: ${pushSummary(flags.push!, pushed)}\n`);
-    }
-    if (!flags.quiet && !flags.json) {
-      for (const line of summaryLines(payload.summary, diag.warnings.length)) process.stderr.write(`shrinkwrap: ${line}\n`);
-      if (payload.releases.length > 0) for (const line of releaseLines(payload)) process.stderr.write(`shrinkwrap: ${line}\n`);
-      process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${written}\n`);
-      if (sum) process.stderr.write(`shrinkwrap: wrote ${flags.output}.sha256: ${sum}\n`);
-    }
-    if (flags.json) {
-      const repositories: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(payload.summary.repositories)) repositories[display(k)] = v;
-      const doc = {
-        ...report,
-        base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
-        selection: { entries: payload.summary.entries, bytes: payload.summary.bytes, repositories, parts: payload.parts, releases: payload.releases.map((r) => `${r.project},${r.version}`) },
-        warnings: diag.warnings.map((w) => ({ kind: w.kind, message: w.message })),
-      };
-      process.stdout.write(JSON.stringify(doc, null, 1) + '\n');
-    }
+    finishWarnings(diag, flags.quiet || flags.json);
   } finally {
-    progress.stop();
-    output.abort(); // no-op after commit
+    if (pool) await (await pool.catch(() => null))?.close(); // writeSquashfs closed it unless it never ran
   }
-  finishWarnings(diag, flags.quiet || flags.json);
 }
 
 function sameRegistryRepo(baseText: string, to: ImageReference): string[] {

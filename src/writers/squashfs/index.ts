@@ -32,6 +32,9 @@ export interface SquashfsOptions {
   threads?: number;
   /** Called as file contents are read: bytes and files so far. */
   onProgress?: (bytes: number, files: number) => void;
+  /** The compression pool, started earlier by startSquashfsPool() with the same options (its
+   *  workers boot while the caller selects); writeSquashfs closes it. */
+  pool?: Promise<CompressPool>;
 }
 
 export interface SquashfsResult {
@@ -174,14 +177,32 @@ function dataWindow(threads: number | undefined): number {
   return 4 * Math.max(1, threads ?? 4) + 8;
 }
 
-export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
-  const tree = new Tree(entries);
+/**
+ * The compression pool writeSquashfs() needs for these options. Starting it before the entries
+ * are known lets the workers boot (~50 ms) while the caller selects; a rejection is left to
+ * whoever awaits it (writeSquashfs), and the caller closes a pool it ends up not using.
+ */
+export function startSquashfsPool(opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'threads'>): Promise<CompressPool> {
   // The same codec compresses 8 KiB metadata chunks, and the kernel sizes its windows as
   // max(block size, 8 KiB) too, so a 4 KiB image still gets an 8 KiB codec.
   const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: Math.max(opts.blockSize, 8192) };
   // Shared slots for the blocks in flight: the data writer's window, a whole file's blocks (up to
   // 4 MiB) and the fragment being filled; more fall back to buffers of their own.
-  const pool = await CompressPool.create(codec, opts.threads, dataWindow(opts.threads) + 40);
+  const pool = CompressPool.create(codec, opts.threads, dataWindow(opts.threads) + 40);
+  pool.catch(() => {}); // not unhandled while nobody awaits it yet
+  return pool;
+}
+
+export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
+  const starting = opts.pool ?? startSquashfsPool(opts);
+  let tree: Tree;
+  try {
+    tree = new Tree(entries);
+  } catch (err) {
+    await (await starting.catch(() => null))?.close();
+    throw err;
+  }
+  const pool = await starting;
   let fd = -1;
   try {
     fd = fs.openSync(outPath, 'w', 0o644);
