@@ -37,11 +37,16 @@ export function median(xs: number[]): number {
  * (mksquashfs, tar) would otherwise have its write-back charged to whichever run comes next.
  * A tool that flushes its own output before exiting (shrinkwrap) still pays for that itself.
  */
-export function compare(cmds: Record<string, string[]>, reps: number, opts: { cwd?: string } = {}): Record<string, Sample[]> {
+export function compare(
+  cmds: Record<string, string[]>,
+  reps: number,
+  opts: { cwd?: string; /** Run before each timed command, untimed (e.g. remove its last output). */ before?: (name: string) => void } = {},
+): Record<string, Sample[]> {
   const out: Record<string, Sample[]> = {};
   for (const name of Object.keys(cmds)) out[name] = [];
   for (let i = 0; i < reps; i++) {
     for (const [name, cmd] of Object.entries(cmds)) {
+      opts.before?.(name);
       spawnSync('sync');
       const s = measure(cmd, opts);
       out[name]!.push(s);
