@@ -201,8 +201,7 @@ function keptZstdContext(z: NodeZstd, params: Record<number, number>, oneShot: (
   if (!handle || !state || typeof handle.writeSync !== 'function') return null;
   let out = Buffer.allocUnsafe(0);
   const compress = (b: Buffer): Buffer => {
-    // ZSTD_compressBound, rounded up.
-    const bound = b.length + (b.length >> 7) + 1024;
+    const bound = zstdBound(b.length);
     if (out.length < bound) out = Buffer.allocUnsafe(bound);
     // A failed write leaves the state alone: start from values that fail the check below.
     state[0] = 0;
@@ -238,6 +237,11 @@ function keptZstdContext(z: NodeZstd, params: Record<number, number>, oneShot: (
     }
     return oneShot(b);
   };
+}
+
+/** ZSTD_compressBound(n), rounded up: room for any frame of n bytes. */
+function zstdBound(n: number): number {
+  return n + (n >> 7) + 1024;
 }
 
 function nodeZstd(): NodeZstd | null {
@@ -334,8 +338,7 @@ function nativeZstdCodec(
       throw err;
     }
   };
-  // ZSTD_compressBound, rounded up: every block fits.
-  const scratch = Buffer.allocUnsafe(blockSize + (blockSize >> 7) + 1024);
+  const scratch = Buffer.allocUnsafe(zstdBound(blockSize)); // every block fits
   return codec((b) => Buffer.from(scratch.subarray(0, into(b, scratch))), into);
 }
 
@@ -469,6 +472,17 @@ function zstdBackend(backend: CodecBackend = 'auto'): 'node' | 'native' | 'wasm'
   return loadNativeZstd() instanceof Error ? 'wasm' : 'native';
 }
 
+function zstdBackendName(which: 'node' | 'native' | 'wasm'): string {
+  switch (which) {
+    case 'node':
+      return `node:zlib zstd (libzstd ${(process.versions as Record<string, string | undefined>)['zstd'] ?? '?'})`;
+    case 'native':
+      return `${NATIVE_ZSTD_PKG} ${packageVersion(NATIVE_ZSTD_PKG)} (libzstd ${(loadNativeZstd() as NativeZstd).versionString()}, native)`;
+    case 'wasm':
+      return `${WASM_PKG} ${packageVersion(WASM_PKG)} (WASM)`;
+  }
+}
+
 export function codecBackend(name: CodecName, backend: CodecBackend = 'auto'): string {
   const why = unavailable(checkName(name), backend);
   if (why) return `unavailable: ${why}`;
@@ -478,15 +492,7 @@ export function codecBackend(name: CodecName, backend: CodecBackend = 'auto'): s
         ? `${DEFLATE_PKG} ${packageVersion(DEFLATE_PKG)} (WASM)`
         : `node:zlib deflate (zlib ${process.versions.zlib})`;
     case 'zstd':
-      switch (zstdBackend(backend)) {
-        case 'node':
-          return `node:zlib zstd (libzstd ${(process.versions as Record<string, string | undefined>)['zstd'] ?? '?'})`;
-        case 'native':
-          return `${NATIVE_ZSTD_PKG} ${packageVersion(NATIVE_ZSTD_PKG)} (libzstd ${(loadNativeZstd() as NativeZstd).versionString()}, native)`;
-        case 'wasm':
-          return `${WASM_PKG} ${packageVersion(WASM_PKG)} (WASM)`;
-      }
-    // falls through: unreachable, every zstd backend returned above
+      return zstdBackendName(zstdBackend(backend));
     case 'xz':
       return `${XZ_PKG} ${packageVersion(XZ_PKG)} (liblzma ${(loadLzma() as LzmaNative).versionString()})`;
     case 'lz4':

@@ -337,8 +337,7 @@ export class DataWriter {
   /** Take the checksum of a file written earlier, from its source, and remember it. */
   private sumEarlier(slot: number): void {
     const f = this.fileAt(slot);
-    this.compareScratch ??= [Buffer.allocUnsafeSlow(COMPARE_CHUNK), Buffer.allocUnsafeSlow(COMPARE_CHUNK)];
-    const buf = this.compareScratch[0];
+    const [buf] = this.scratchPair();
     const sum = new ContentSum();
     let fd = -1;
     try {
@@ -359,13 +358,17 @@ export class DataWriter {
 
   private compareScratch: [Buffer, Buffer] | null = null;
 
+  /** Two COMPARE_CHUNK buffers for reading files written earlier, made on first use and reused. */
+  private scratchPair(): [Buffer, Buffer] {
+    return (this.compareScratch ??= [Buffer.allocUnsafeSlow(COMPARE_CHUNK), Buffer.allocUnsafeSlow(COMPARE_CHUNK)]);
+  }
+
   /** The slot of an earlier file with the same bytes, or -1. */
   private findDuplicate(key: number | string, size: number, bytes?: Buffer, source?: string): number {
     const at = Math.max(this.at, 0);
     for (const s of this.seen.candidates(key)) {
       const earlier = this.fileAt(s);
-      this.compareScratch ??= [Buffer.allocUnsafeSlow(COMPARE_CHUNK), Buffer.allocUnsafeSlow(COMPARE_CHUNK)];
-      if (earlier.size === size && sameContent(earlier.source, earlier.offset, source ?? '', at, size, bytes, this.compareScratch)) return s;
+      if (earlier.size === size && sameContent(earlier.source, earlier.offset, source ?? '', at, size, bytes, this.scratchPair())) return s;
     }
     return -1;
   }
