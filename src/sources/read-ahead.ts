@@ -88,16 +88,22 @@ export class ReadAhead {
   /**
    * @param item the k-th thing the writer will ask for, for 0 ≤ k < count; undefined when it is
    *   not a file with content (directories, links, empty files): those are skipped.
+   * @param count items known so far; grow() raises it while a list is still being made.
    */
   constructor(
     private readonly item: (k: number) => ContentRef | undefined,
-    private readonly count: number,
+    private count: number,
     opts: ReadAheadOptions = {},
   ) {
     this.maxFile = opts.maxFile ?? 1 << 20;
     this.inFlight = opts.inFlight ?? 2 * poolThreads();
     const ringBytes = Math.max(opts.ringBytes ?? 8 << 20, this.maxFile + 1);
     this.ring = Buffer.allocUnsafeSlow(ringBytes);
+  }
+
+  /** More items are known: `count` in all. */
+  grow(count: number): void {
+    this.count = count;
   }
 
   /**

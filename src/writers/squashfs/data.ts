@@ -11,25 +11,43 @@ import { DATA_UNCOMPRESSED } from '../../sources/squashfs/format.js';
 import { NONE32 } from './format.js';
 
 /**
- * Where each file's content ended up, by slot (the caller's index of the file, e.g. its entry's).
- * Typed arrays, not an object per file: a release has millions of files. Final once
- * DataWriter.finish() has returned.
+ * Where each file's content ended up, by slot (the data writer's number for a file: files are
+ * numbered in the order they are added). Typed arrays, not an object per file: a release has
+ * millions of files. They grow as files are added (the selection feeds files before it knows how
+ * many there are). Final once DataWriter.finish() has returned.
  */
 export class FileLayout {
   /** Offset of the first block in the image. */
-  readonly blocksStart: Float64Array;
+  blocksStart: Float64Array;
   /** Fragment index of the tail, NONE32 when there is none. */
-  readonly fragment: Uint32Array;
-  readonly fragOffset: Uint32Array;
+  fragment: Uint32Array;
+  fragOffset: Uint32Array;
   /** One size word per full block (0 = a sparse block of zeros), for files of a block or more. */
   readonly blockSizes = new Map<number, number[]>();
   /** Bytes of zero blocks not stored, for the few sparse files. */
   readonly sparse = new Map<number, number>();
 
   constructor(slots: number) {
-    this.blocksStart = new Float64Array(slots);
-    this.fragment = new Uint32Array(slots).fill(NONE32);
-    this.fragOffset = new Uint32Array(slots);
+    const n = Math.max(slots, 16);
+    this.blocksStart = new Float64Array(n);
+    this.fragment = new Uint32Array(n).fill(NONE32);
+    this.fragOffset = new Uint32Array(n);
+  }
+
+  /** Room for slot `slot`: the arrays double when it is beyond them. */
+  reserve(slot: number): void {
+    const have = this.blocksStart.length;
+    if (slot < have) return;
+    const n = Math.max(2 * have, slot + 1);
+    const starts = new Float64Array(n);
+    starts.set(this.blocksStart);
+    const fragment = new Uint32Array(n).fill(NONE32);
+    fragment.set(this.fragment);
+    const offsets = new Uint32Array(n);
+    offsets.set(this.fragOffset);
+    this.blocksStart = starts;
+    this.fragment = fragment;
+    this.fragOffset = offsets;
   }
 
   blocksOf(slot: number): readonly number[] {
@@ -210,7 +228,7 @@ export class DataWriter {
     private readonly dedup: boolean,
     /** Blocks in flight at most. */
     private readonly window: number,
-    /** Number of file slots (0 ≤ slot < slots). */
+    /** File slots to make room for at first (more are added as needed). */
     slots: number,
     private readonly fileAt: FileAt,
   ) {
@@ -233,6 +251,7 @@ export class DataWriter {
    */
   addFile(slot: number, size: number, offset?: number, content?: Buffer | null): Promise<void> | null {
     this.at = offset ?? -1;
+    this.layout.reserve(slot);
     const full = Math.floor(size / this.blockSize);
     // Files smaller than a block (most of a release) have no list of block sizes at all.
     if (full > 0) this.layout.blockSizes.set(slot, new Array<number>(full).fill(0));

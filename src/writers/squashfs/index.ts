@@ -10,8 +10,8 @@ import { type Entry, devNumbers, entryName } from '../../model/entry.js';
 import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../util/codecs.js';
 import { CompressPool } from '../../util/compress-pool.js';
-import { ReadAhead } from '../../sources/read-ahead.js';
-import { DataWriter, type FileLayout } from './data.js';
+import type { FileLayout } from './data.js';
+import { DataFeed } from './feed.js';
 import { INODE, MAX_DIR_COUNT, MAX_NAME, MAX_SYMLINK, META_UNCOMPRESSED, SUPERBLOCK_SIZE } from '../../sources/squashfs/format.js';
 import { COMPRESSION_ID, FLAG, NONE32, NONE64, PAD_TO, encodeDev, encodeSuperblock } from './format.js';
 import { MetadataWriter } from './metadata.js';
@@ -35,6 +35,9 @@ export interface SquashfsOptions {
   /** The compression pool, started earlier by startSquashfsPool() with the same options (its
    *  workers boot while the caller selects); writeSquashfs closes it. */
   pool?: Promise<CompressPool>;
+  /** The output, opened earlier by openSquashfs() with the same options (its data feed may have
+   *  taken files already); writeSquashfs finishes and closes it. */
+  output?: SquashfsOutput;
 }
 
 export interface SquashfsResult {
@@ -193,20 +196,54 @@ export function startSquashfsPool(opts: Pick<SquashfsOptions, 'compression' | 'l
   return pool;
 }
 
-export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
-  const starting = opts.pool ?? startSquashfsPool(opts);
-  let tree: Tree;
-  try {
-    tree = new Tree(entries);
-  } catch (err) {
-    await (await starting.catch(() => null))?.close();
-    throw err;
-  }
-  const pool = await starting;
+/**
+ * An image being written: the output is open, the compression options block is in place, and the
+ * data feed takes files. openSquashfs() lets a caller start the data area before it knows all the
+ * entries (the CLI offers the selection walk's files as it finds them); writeSquashfs() finishes
+ * the image and closes it.
+ */
+export interface SquashfsOutput {
+  readonly fd: number;
+  readonly feed: DataFeed;
+  readonly pool: Promise<CompressPool>;
+  /** Stop feeding, wait for writes in flight, close the pool and the file (idempotent). */
+  close(): Promise<void>;
+}
+
+export function openSquashfs(outPath: string, opts: SquashfsOptions): SquashfsOutput {
+  const pool = opts.pool ?? startSquashfsPool(opts);
   let fd = -1;
+  let pos = SUPERBLOCK_SIZE;
   try {
     fd = fs.openSync(outPath, 'w', 0o644);
-    return await write(fd, tree, pool, opts, diag);
+    const options = opts.compression === 'none' ? null : compressionOptions(opts.compression, opts.level, opts.blockSize);
+    if (options) {
+      // The options block is one metadata block that is always stored uncompressed.
+      const block = Buffer.alloc(2 + options.length);
+      block.writeUInt16LE(options.length | META_UNCOMPRESSED, 0);
+      options.copy(block, 2);
+      fs.writeSync(fd, block, 0, block.length, pos);
+      pos += block.length;
+    }
+  } catch (err) {
+    if (fd >= 0) fs.closeSync(fd);
+    void pool.then((p) => p.close(), () => {});
+    throw new BuildError(`cannot write ${outPath}: ${describeSystemError(err)}`);
+  }
+  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads) });
+  let closing: Promise<void> | null = null;
+  const close = async () => {
+    await feed.abandon();
+    fs.closeSync(fd);
+    await (await pool.catch(() => null))?.close();
+  };
+  return { fd, feed, pool, close: () => (closing ??= close()) };
+}
+
+export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
+  const out = opts.output ?? openSquashfs(outPath, opts);
+  try {
+    return await write(out, new Tree(entries), opts, diag);
   } catch (err) {
     // A system error here is about the output (disk full, read-only): say so in one line.
     if (!(err instanceof ShrinkwrapError) && typeof (err as NodeJS.ErrnoException).code === 'string') {
@@ -214,46 +251,24 @@ export async function writeSquashfs(entries: readonly Entry[], outPath: string, 
     }
     throw err;
   } finally {
-    if (fd >= 0) fs.closeSync(fd);
-    await pool.close();
+    await out.close();
   }
 }
 
-async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
+async function write(out: SquashfsOutput, tree: Tree, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
   const entries = tree.entries;
+  const fd = out.fd;
+  const pool = await out.pool;
   const compress = (b: Buffer) => pool.compressLocal(b);
-  const options = opts.compression === 'none' ? null : compressionOptions(opts.compression, opts.level, opts.blockSize);
-  let pos = SUPERBLOCK_SIZE;
-  if (options) {
-    // The options block is one metadata block that is always stored uncompressed.
-    const head = Buffer.alloc(2);
-    head.writeUInt16LE(options.length | META_UNCOMPRESSED, 0);
-    fs.writeSync(fd, Buffer.concat([head, options]), 0, options.length + 2, pos);
-    pos += 2 + options.length;
-  }
 
-  // Data: every file's content, in path order.
-  // File slots are entry indexes.
-  const fileAt = (i: number) => ({ source: entries[i]!.source!, offset: entries[i]!.offset ?? 0, size: entries[i]!.size });
-  const data = new DataWriter(fd, pos, pool, opts.blockSize, opts.dedup, dataWindow(opts.threads), entries.length, fileAt);
-  try {
-    // The next files' bytes are read while earlier ones are compressed and written.
-    const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (e.type !== 'file') continue;
-      // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
-      let content = ahead.take(i);
-      if (content instanceof Promise) content = await content;
-      const wait = data.addFile(i, e.size, e.offset, content);
-      if (wait) await wait;
-      opts.onProgress?.(data.stats.bytesIn, data.stats.files);
-    }
-    pos = await data.finish();
-  } catch (err) {
-    await data.idle(); // its writes must end before the output's descriptor is closed (and reused)
-    throw err;
-  }
+  // Data: what the feed has taken already (the selection walk's files), then every other file in
+  // path order. `slotOf`: each entry's file slot in the data writer's layout, -1 for non-files.
+  const feed = out.feed;
+  feed.onProgress = opts.onProgress;
+  const slotOf = new Int32Array(entries.length);
+  for (let i = 0; i < entries.length; i++) slotOf[i] = feed.place(entries[i]!);
+  const { end, layout, data } = await feed.finish();
+  let pos = end;
 
   // Ids in order of first appearance; xattr sets likewise.
   const ids = new Map<number, number>();
@@ -298,7 +313,7 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
 
   const inodeTable = new MetadataWriter(compress);
   const dirTable = new MetadataWriter(compress);
-  const enc = new InodeEncoder(tree, data.layout, inodeCount);
+  const enc = new InodeEncoder(tree, layout, slotOf, inodeCount);
   for (const i of tree.order) {
     const o = tree.owner[i]!;
     if (tree.ref[o]! >= 0) continue;
@@ -369,7 +384,7 @@ async function write(fd: number, tree: Tree, pool: CompressPool, opts: SquashfsO
   if (opts.exportTable) flags |= FLAG.exportable;
   if (xattrs.count === 0) flags |= FLAG.noXattrs;
   if (data.fragments.length === 0) flags |= FLAG.noFragments;
-  if (options) flags |= FLAG.compressorOptions;
+  if (!none) flags |= FLAG.compressorOptions;
   if (none) flags |= FLAG.uncompressedInodes | FLAG.uncompressedData | FLAG.uncompressedFragments | FLAG.uncompressedXattrs | FLAG.uncompressedIds;
   const sb = encodeSuperblock({
     inodeCount,
@@ -476,6 +491,8 @@ class InodeEncoder {
   constructor(
     private readonly t: Tree,
     private readonly layout: FileLayout,
+    /** Each entry's slot in `layout`. */
+    private readonly slotOf: Int32Array,
     private readonly inodeCount: number,
   ) {}
 
@@ -537,12 +554,13 @@ class InodeEncoder {
       }
       case 'file': {
         const layout = this.layout;
-        const blocks = layout.blocksOf(o);
+        const slot = this.slotOf[o]!;
+        const blocks = layout.blocksOf(slot);
         const size = e.size;
-        const start = layout.blocksStart[o]!;
-        const fragment = layout.fragment[o]!;
-        const fragOffset = fragment === NONE32 ? 0 : layout.fragOffset[o]!;
-        const sparseBytes = layout.sparse.get(o) ?? 0;
+        const start = layout.blocksStart[slot]!;
+        const fragment = layout.fragment[slot]!;
+        const fragOffset = fragment === NONE32 ? 0 : layout.fragOffset[slot]!;
+        const sparseBytes = layout.sparse.get(slot) ?? 0;
         const sparse = sparseBytes > 0 ? Math.min(sparseBytes, size - 1) : 0;
         if (nlink === 1 && size < 2 ** 32 && start < 2 ** 32 && sparse === 0 && !hasX) {
           const b = head(INODE.file, 16 + 4 * blocks.length);
