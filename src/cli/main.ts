@@ -18,7 +18,7 @@ import { writeOci } from '../writers/oci/index.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
-import { type Payload, type SelectOptions, selectPayload, specsThroughLinks } from '../select/index.js';
+import { type Payload, type SelectOptions, selectPayload, selectPayloadAsync, specsThroughLinks } from '../select/index.js';
 import { baseLibraries } from '../select/closure/base-libs.js';
 import { type ReleaseOptions, type ResolvedRelease, baseOsTag, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
 import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
@@ -29,7 +29,7 @@ import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput, fsyncFile, interrupting } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
-import { startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
+import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
@@ -312,13 +312,24 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
-  // The compression workers boot while the selection runs; closed below if never handed over.
+  // The compression workers boot while the base image is read; closed below if never handed over.
   const pool = squashfs ? startSquashfsPool({ ...squashfs, threads }) : null;
+  let sqfs: SquashfsOutput | null = null;
   try {
     const baseImage = await baseOf(flags, diag);
     const selection = selectionOf(flags, baseImage);
     const selecting = stageProgress(flags, 'selecting');
-    const payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+    let payload: Payload;
+    if (squashfs) {
+      // The image's data area starts while the selection walks: the walk's files are offered as
+      // it finds them, and their content is read and compressed meanwhile.
+      output.begin();
+      const started = openSquashfs(output.tmp, { ...squashfs, dedup: flags.dedup, threads, pool: pool! });
+      sqfs = started;
+      payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => started.feed.offerWalked(e) }, diag, () => started.feed.check());
+    } else {
+      payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+    }
     selecting.done();
     normaliseOwner(payload.entries, owner);
     const epoch = imageEpoch(payload.entries);
@@ -344,7 +355,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         const r = await writeSquashfs(
           image,
           output.tmp,
-          { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, threads, onProgress: progress.update, pool: pool ?? undefined },
+          { ...squashfs, mkfsTime: epoch, exportTable: flags.exportTable, dedup: flags.dedup, threads, onProgress: progress.update, output: sqfs ?? undefined },
           diag,
         );
         const comp = squashfs.compression === 'none' ? 'uncompressed' : `${squashfs.compression} level ${squashfs.level}`;
@@ -438,7 +449,10 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     }
     finishWarnings(diag, flags.quiet || flags.json);
   } finally {
-    if (pool) await (await pool.catch(() => null))?.close(); // writeSquashfs closed it unless it never ran
+    // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
+    if (sqfs) await sqfs.close();
+    else if (pool) await (await pool.catch(() => null))?.close();
+    output.abort(); // no-op after commit
   }
 }
 

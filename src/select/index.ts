@@ -18,7 +18,8 @@ import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
 import { type FailedAccess, type TraceEvent, type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
 import { SpecTree } from './spec/tree.js';
-import { walkSelected } from './walk.js';
+import { walkSteps } from './walk.js';
+import { type Steps, runSteps, runStepsAsync } from '../util/steps.js';
 
 export interface TraceInput {
   /** Trace files (their union is taken). */
@@ -56,6 +57,11 @@ export interface SelectOptions {
   skipUnreadable?: boolean;
   /** Entries and bytes selected so far, now and then during the walk. */
   onProgress?: (entries: number, bytes: number) => void;
+  /**
+   * Each regular file the spec walk selects, as it is found, in path order (the SquashFS writer
+   * starts on their content meanwhile). Closures add files later; those come only in `entries`.
+   */
+  onWalkFile?: (e: Entry) => void;
 }
 
 /** Bytes and entries a part of the request contributes (the release, its externals, a pack, ...). */
@@ -85,6 +91,19 @@ export interface Payload {
 }
 
 export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
+  return runSteps(selectSteps(opts, diag));
+}
+
+/**
+ * selectPayload(), letting the event loop turn every few milliseconds of the spec walk, so that
+ * work started before it (the SquashFS writer's) goes on meanwhile. `between` runs at each turn
+ * and may throw to stop the selection.
+ */
+export function selectPayloadAsync(opts: SelectOptions, diag: Diagnostics, between?: () => void): Promise<Payload> {
+  return runStepsAsync(selectSteps(opts, diag), between);
+}
+
+function* selectSteps(opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
   const rootText = path.resolve(opts.cvmfsRoot);
   requireDirectory(fromText(rootText), '--cvmfs-root');
   const source = new CvmfsSource(fromText(rootText));
@@ -94,13 +113,13 @@ export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
     throw new InputError('nothing to select: give --release VERSION, --spec FILE, --trace FILE or --include GLOB');
   }
   try {
-    return selectFrom(source, rootText, releases, opts, diag);
+    return yield* selectFrom(source, rootText, releases, opts, diag);
   } finally {
     source.release();
   }
 }
 
-function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOptions | null, opts: SelectOptions, diag: Diagnostics): Payload {
+function* selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOptions | null, opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
   const rules: SpecRule[] = [];
   const traceFiles = opts.traces?.files ?? [];
   const repo = opts.repo === null ? null : fromText(opts.repo);
@@ -147,9 +166,10 @@ function selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpti
   const sel = new Selection(source, diag);
   sel.onProgress = opts.onProgress ?? null;
   sel.skipUnreadable = opts.skipUnreadable ?? false;
+  sel.onWalkFile = opts.onWalkFile ?? null;
   // The ELF closure is on by default with releases: AtlasCMake builds have no RPATH (§1.6).
   const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
-  const payload = finishSelection(opts, sel, tree, rules, elf, diag);
+  const payload = yield* finishSelection(opts, sel, tree, rules, elf, diag);
   if (releases) {
     payload.partOf = partLabels(payload.entries, parts);
     payload.parts = partSummary(payload.entries, parts, payload.partOf);
@@ -243,20 +263,20 @@ function partSummary(entries: readonly Entry[], parts: readonly Part[], labels: 
   return [...merged.values()].filter((s) => s.entries > 0);
 }
 
-function finishSelection(
+function* finishSelection(
   opts: SelectOptions,
   sel: Selection,
   tree: SpecTree,
   rules: SpecRule[],
   elfSearch: { ldLibraryPath: string[]; traced: string[]; base: BaseLibraries | null } | null,
   diag: Diagnostics,
-): Payload {
+): Steps<Payload> {
   const mount = tree.match(MOUNT);
   const links: string[] = [];
   if (mount) {
     for (const repo of tree.listing(mount.state) as string[]) {
       const pick = tree.pick(mount.state, repo);
-      if (pick) for (const item of walkSelected(sel, tree, `${MOUNT}/${repo}`, pick)) links.push(item);
+      if (pick) for (const item of yield* walkSteps(sel, tree, `${MOUNT}/${repo}`, pick)) links.push(item);
     }
   }
   sel.endWalk();

@@ -184,12 +184,15 @@ export class Selection {
     return this.get(imagePath) !== undefined;
   }
 
-  /** During the walk: a new entry in path order. After it: an entry unless its path is selected. */
+  /** Told of each regular file the spec walk selects (SelectOptions.onWalkFile). */
+  onWalkFile: ((e: Entry) => void) | null = null;
+
   /** Called every 8192 entries added (a synchronous walk cannot let a timer draw a progress bar). */
   onProgress: ((entries: number, bytes: number) => void) | null = null;
   private count = 0;
   private bytes = 0;
 
+  /** During the walk: a new entry in path order. After it: an entry unless its path is selected. */
   add(e: Entry): boolean {
     if (this.onProgress) {
       this.bytes += e.type === 'file' ? e.size : 0;
@@ -197,6 +200,7 @@ export class Selection {
     }
     if (this.walking) {
       this.walked.push(e);
+      if (e.type === 'file') this.onWalkFile?.(e);
       return true;
     }
     if (this.has(e.path)) return false;

@@ -4,6 +4,10 @@ import { joinPath } from '../model/entry.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
 import type { Selection } from './selection.js';
 import type { Pick, SpecTree } from './spec/tree.js';
+import { type Steps, runSteps } from '../util/steps.js';
+
+/** Entries visited between pauses of walkSteps(): a few milliseconds of work. */
+const PAUSE_EVERY = 256;
 
 /**
  * Select `imagePath` (already picked, with `pick`) and, if it is a directory, whatever the spec tree
@@ -11,10 +15,17 @@ import type { Pick, SpecTree } from './spec/tree.js';
  * Returns the symlinks it added, for the closure.
  */
 export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): string[] {
+  return runSteps(walkSteps(sel, tree, imagePath, pick));
+}
+
+/** walkSelected(), pausing every PAUSE_EVERY entries (see util/steps.ts). */
+export function* walkSteps(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): Steps<string[]> {
   const links: string[] = [];
+  let visited = 0;
   // Each path with its parent's path and its name, the strings an entry keeps (see TreeEntry).
   const stack: Array<[string, Pick, string | undefined, string | undefined]> = [[imagePath, pick, undefined, undefined]];
   while (stack.length > 0) {
+    if (++visited % PAUSE_EVERY === 0) yield;
     const [path, p, dir, name] = stack.pop()!;
     const st = sel.source.stat(path);
     if (!st) continue; // named by the spec but absent: reported once per rule by the caller

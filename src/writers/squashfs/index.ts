@@ -210,7 +210,7 @@ export interface SquashfsOutput {
   close(): Promise<void>;
 }
 
-export function openSquashfs(outPath: string, opts: SquashfsOptions): SquashfsOutput {
+export function openSquashfs(outPath: string, opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'dedup' | 'threads' | 'pool'>): SquashfsOutput {
   const pool = opts.pool ?? startSquashfsPool(opts);
   let fd = -1;
   let pos = SUPERBLOCK_SIZE;
