@@ -12,7 +12,7 @@ import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
 import { GlobExclusions, compileGlob, expandGlob } from './glob.js';
 import { type Part, type ReleaseOptions, type ResolvedRelease, planReleases, scriptHost } from './release/index.js';
 import { evaluateSetup, normalise } from './release/shell.js';
-import { type ClosureStats, symlinkClosure } from './closure/symlink.js';
+import { type ClosureStats, symlinkClosureSteps } from './closure/symlink.js';
 import { explainPath } from './explain.js';
 import { CvmfsSource, Selection } from './selection.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
@@ -283,15 +283,15 @@ function* finishSelection(
   for (const r of rules) if (r.kind === 'recursive' && sel.has(r.path) && !tree.exclusionOf(r.path)) sel.deepRoots.add(r.path);
   reportUnmatchedRules(sel, tree, rules);
 
-  const closure = opts.closure ? symlinkClosure(sel, tree, links) : null;
+  const closure = opts.closure ? yield* symlinkClosureSteps(sel, tree, links) : null;
   let elf: ElfClosureStats | null = null;
   if (elfSearch) {
     // Libraries bring links, links bring libraries: alternate until nothing new appears.
     elf = { objects: 0, added: 0, unresolved: 0, fromBase: 0 };
     const seen = new Set<Entry>();
     for (;;) {
-      const pass = elfClosurePass(sel, tree, elfSearch, seen, elf, diag);
-      if (pass.links.length > 0) symlinkClosure(sel, tree, pass.links);
+      const pass = yield* elfClosurePass(sel, tree, elfSearch, seen, elf, diag);
+      if (pass.links.length > 0) yield* symlinkClosureSteps(sel, tree, pass.links);
       if (!pass.added) break;
     }
   }

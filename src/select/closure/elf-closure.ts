@@ -15,6 +15,7 @@ import type { SpecTree } from '../spec/tree.js';
 import type { BaseLibraries } from './base-libs.js';
 import { ElfError, expandDynamicString, readElf } from './elf.js';
 import { throughLinks } from './links.js';
+import type { Steps } from '../../util/steps.js';
 
 /** Libraries that come with the OS or the GPU driver: bundling them breaks images. */
 const SYSTEM_LIBRARY =
@@ -46,20 +47,25 @@ export interface ElfSearch {
  * One pass over selected files not looked at yet. Returns the symlinks it selected (for the
  * symlink closure) and whether anything was added; the caller repeats until nothing is.
  */
-export function elfClosurePass(
+/** ELF objects read between pauses (see util/steps.ts). */
+const PAUSE_EVERY = 64;
+
+export function* elfClosurePass(
   sel: Selection,
   tree: SpecTree,
   search: ElfSearch,
   seen: Set<Entry>,
   stats: ElfClosureStats,
   diag: Diagnostics,
-): { links: string[]; added: boolean } {
+): Steps<{ links: string[]; added: boolean }> {
   const links: string[] = [];
   const before = sel.size;
   const todo: Entry[] = [];
   // Entries, not paths: a path is built anew each time it is asked for (TreeEntry).
   for (const e of sel.all()) if (e.type === 'file' && !seen.has(e)) todo.push(e);
+  let read = 0;
   for (const e of todo) {
+    if (++read % PAUSE_EVERY === 0) yield;
     seen.add(e);
     let info;
     try {

@@ -6,7 +6,8 @@ import { joinPath, parentPath } from '../../model/entry.js';
 import type { Selection } from '../selection.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import type { SpecTree } from '../spec/tree.js';
-import { walkSelected } from '../walk.js';
+import { walkSteps } from '../walk.js';
+import type { Steps } from '../../util/steps.js';
 
 /** Linux gives up after 40 links in one lookup (ELOOP); so do we. */
 const MAX_HOPS = 40;
@@ -18,7 +19,11 @@ export interface ClosureStats {
   outside: number;
 }
 
-export function symlinkClosure(sel: Selection, tree: SpecTree, initialLinks: Iterable<string>): ClosureStats {
+/** Links followed between pauses (see util/steps.ts): a closure of a release follows hundreds of thousands. */
+const PAUSE_EVERY = 256;
+
+/** Follow links until no new one is selected; pauses now and then, and wherever a deep link's target is walked. */
+export function* symlinkClosureSteps(sel: Selection, tree: SpecTree, initialLinks: Iterable<string>): Steps<ClosureStats> {
   const stats: ClosureStats = { linksFollowed: 0, entriesAdded: 0, dangling: 0, outside: 0 };
   const before = sel.size;
   const queue = [...initialLinks];
@@ -27,8 +32,8 @@ export function symlinkClosure(sel: Selection, tree: SpecTree, initialLinks: Ite
     const link = queue.pop()!;
     if (done.has(link)) continue;
     done.add(link);
-    stats.linksFollowed++;
-    for (const item of follow(sel, tree, link, stats)) queue.push(item);
+    if (++stats.linksFollowed % PAUSE_EVERY === 0) yield;
+    for (const item of yield* follow(sel, tree, link, stats)) queue.push(item);
   }
   stats.entriesAdded = sel.size - before;
   return stats;
@@ -50,7 +55,7 @@ function lookup(sel: Selection, path: string): Node | null {
 }
 
 /** Resolve one selected link the way the kernel would; returns links that still need following. */
-function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStats): string[] {
+function* follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStats): Steps<string[]> {
   const deep = sel.deepLinks.has(link);
   const target = sel.get(link)!.target!;
   const reason = () => `symlink closure: target of ${display(link)}`;
@@ -133,7 +138,7 @@ function follow(sel: Selection, tree: SpecTree, link: string, stats: ClosureStat
       }
       sel.addAncestors(path, ancestorReason());
       sel.deepRoots.add(path);
-      for (const item of walkSelected(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } })) newLinks.push(item);
+      for (const item of yield* walkSteps(sel, tree, path, { reason: endReason, state: { node: tree.nodeAt(path), deep: closureRule(path, endReason), flat: null } })) newLinks.push(item);
       for (const l of newLinks) sel.deepLinks.add(l);
     } else if (!node.known) {
       select(path, endReason);

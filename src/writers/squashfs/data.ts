@@ -239,6 +239,14 @@ export class DataWriter {
   /** Where the current file's content starts in its source (non-zero inside a base image layer). */
   private at = 0;
 
+  /** Set by stop(): a large file being streamed is abandoned at its next block. */
+  private stopped = false;
+
+  /** The build failed elsewhere: stop adding blocks. */
+  stop(): void {
+    this.stopped = true;
+  }
+
   /**
    * Add the content of file `slot` (its source and offset come from fileAt). `content`: its bytes
    * when they were read already (ReadAhead), checked against `size`.
@@ -399,6 +407,7 @@ export class DataWriter {
       const full = Math.floor(size / this.blockSize);
       this.queue.push({ kind: 'start', slot });
       for (let i = 0; i < full; i++) {
+        if (this.stopped) throw new BuildError('stopped');
         const block = this.pool.buffer(this.blockSize);
         this.read(fd, block, i * this.blockSize, source);
         hash?.update(block);

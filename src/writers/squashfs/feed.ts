@@ -18,11 +18,10 @@ export interface DataFeedOptions {
 }
 
 export class DataFeed {
-  /** The files offered, by slot (the data writer's number for them). */
+  /** The files offered, by slot (the data writer's number for them), and their sizes when offered. */
   private readonly files: Entry[] = [];
-  /** Host inodes of multiply linked files offered by the walk: a second name is a hard link, not content. */
-  private readonly inodes = new Set<string>();
-  private readonly ahead = new ReadAhead((k) => this.files[k], 0);
+  private readonly sizes: number[] = [];
+  private readonly ahead = new ReadAhead((k) => this.ref(k), 0);
   private data: DataWriter | null = null;
   /** Files added to the data writer so far (slots below it). */
   private added = 0;
@@ -42,18 +41,20 @@ export class DataFeed {
     });
   }
 
-  /** A regular file of the selection's walk, in the walk's (path) order. */
+  /**
+   * A regular file of the selection's walk, in the walk's (path) order. A file with several names
+   * waits for the image's entries: which of its names keeps the content and which become hard
+   * links is decided after the walk (a closure may add an earlier name), and the data area must
+   * not depend on how far the feed had got by then.
+   */
   offerWalked(e: Entry): void {
-    if (e.inode !== undefined) {
-      if (this.inodes.has(e.inode)) return;
-      this.inodes.add(e.inode);
-    }
-    this.offer(e);
+    if (e.inode === undefined) this.offer(e);
   }
 
   private offer(e: Entry): number {
     const slot = this.files.length;
     this.files.push(e);
+    this.sizes.push(e.size);
     this.ahead.grow(this.files.length);
     const wake = this.wake;
     this.wake = null;
@@ -99,9 +100,16 @@ export class DataFeed {
     }
   }
 
+  /** Where slot k's bytes are, as offered. */
+  private ref(k: number): { source: string; offset: number | undefined; size: number } {
+    const f = this.files[k]!;
+    return { source: f.source!, offset: f.offset, size: this.sizes[k]! };
+  }
+
   /** Stop feeding (the build failed): wait for writes in flight, which use the output's descriptor. */
   async abandon(): Promise<void> {
     this.failure ??= new Error('abandoned');
+    this.data?.stop();
     this.close();
     await this.running;
     await this.data?.idle();
@@ -118,8 +126,8 @@ export class DataFeed {
   private async pump(fd: number, start: number, poolStarting: Promise<CompressPool>, opts: DataFeedOptions): Promise<void> {
     const pool = await poolStarting;
     const at = (slot: number) => {
-      const f = this.files[slot]!;
-      return { source: f.source!, offset: f.offset ?? 0, size: f.size };
+      const r = this.ref(slot);
+      return { source: r.source, offset: r.offset ?? 0, size: r.size };
     };
     const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at);
     this.data = data;
@@ -131,11 +139,10 @@ export class DataFeed {
         continue;
       }
       const k = this.added;
-      const f = this.files[k]!;
       // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
       let content = this.ahead.take(k);
       if (content instanceof Promise) content = await content;
-      const wait = data.addFile(k, f.size, f.offset, content);
+      const wait = data.addFile(k, this.sizes[k]!, this.files[k]!.offset, content);
       if (wait) await wait;
       this.added++;
       this.onProgress?.(data.stats.bytesIn, data.stats.files);
