@@ -349,7 +349,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     const progress = progressFor(flags, totalBytes, `writing ${path.basename(flags.output)}`);
     const report: Record<string, unknown> = { output: flags.output, format };
     try {
-      output.begin();
+      output.begin(); // SquashFS began before selecting (a no-op then)
       let written: string;
       if (squashfs) {
         const r = await writeSquashfs(
@@ -445,7 +445,6 @@ async function runBuild(flags: BuildFlags): Promise<void> {
       }
     } finally {
       progress.stop();
-      output.abort(); // no-op after commit
     }
     finishWarnings(diag, flags.quiet || flags.json);
   } finally {
