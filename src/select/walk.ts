@@ -4,7 +4,7 @@ import { joinPath } from '../model/entry.js';
 import { BuildError, describeSystemError } from '../model/errors.js';
 import type { Selection } from './selection.js';
 import type { Pick, SpecTree } from './spec/tree.js';
-import { type Steps, runSteps } from '../util/steps.js';
+import type { Steps } from '../util/steps.js';
 
 /** Entries visited between pauses of walkSteps(): a few milliseconds of work. */
 const PAUSE_EVERY = 256;
@@ -12,13 +12,9 @@ const PAUSE_EVERY = 256;
 /**
  * Select `imagePath` (already picked, with `pick`) and, if it is a directory, whatever the spec tree
  * selects below it. Pre-order with an explicit stack: trees can be deeper than the JS call stack.
- * Returns the symlinks it added, for the closure.
+ * Returns the symlinks it added, for the closure. Pauses every PAUSE_EVERY entries (see
+ * util/steps.ts).
  */
-export function walkSelected(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): string[] {
-  return runSteps(walkSteps(sel, tree, imagePath, pick));
-}
-
-/** walkSelected(), pausing every PAUSE_EVERY entries (see util/steps.ts). */
 export function* walkSteps(sel: Selection, tree: SpecTree, imagePath: string, pick: Pick): Steps<string[]> {
   const links: string[] = [];
   let visited = 0;

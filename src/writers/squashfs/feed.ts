@@ -8,7 +8,7 @@
 import { type Entry, comparePaths } from '../../model/entry.js';
 import type { CompressPool } from '../../util/compress-pool.js';
 import { ReadAhead } from '../../sources/read-ahead.js';
-import { DataWriter, type FileLayout } from './data.js';
+import { DataWriter } from './data.js';
 
 export interface DataFeedOptions {
   blockSize: number;
@@ -56,9 +56,7 @@ export class DataFeed {
     this.files.push(e);
     this.sizes.push(e.size);
     this.ahead.grow(this.files.length);
-    const wake = this.wake;
-    this.wake = null;
-    wake?.();
+    this.wakePump();
     return slot;
   }
 
@@ -86,14 +84,14 @@ export class DataFeed {
     return this.offer(e);
   }
 
-  /** No more offers: add what is left; returns the end of the data area and where each slot's content is. */
-  async finish(): Promise<{ end: number; layout: FileLayout; data: DataWriter }> {
+  /** No more offers: add what is left; returns the end of the data area and the writer (its layout, fragments, stats). */
+  async finish(): Promise<{ end: number; data: DataWriter }> {
     this.close();
     await this.running;
     try {
       this.check();
       const data = this.data!;
-      return { end: await data.finish(), layout: data.layout, data };
+      return { end: await data.finish(), data };
     } catch (err) {
       await this.data?.idle(); // its writes must end before the output's descriptor is closed (and reused)
       throw err;
@@ -117,6 +115,11 @@ export class DataFeed {
 
   private close(): void {
     this.closed = true;
+    this.wakePump();
+  }
+
+  /** The pump waits for offers or for the end: either has come. */
+  private wakePump(): void {
     const wake = this.wake;
     this.wake = null;
     wake?.();

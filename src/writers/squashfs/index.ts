@@ -267,7 +267,7 @@ async function write(out: SquashfsOutput, tree: Tree, opts: SquashfsOptions, dia
   feed.onProgress = opts.onProgress;
   const slotOf = new Int32Array(entries.length);
   for (let i = 0; i < entries.length; i++) slotOf[i] = feed.place(entries[i]!);
-  const { end, layout, data } = await feed.finish();
+  const { end, data } = await feed.finish();
   let pos = end;
 
   // Ids in order of first appearance; xattr sets likewise.
@@ -313,7 +313,7 @@ async function write(out: SquashfsOutput, tree: Tree, opts: SquashfsOptions, dia
 
   const inodeTable = new MetadataWriter(compress);
   const dirTable = new MetadataWriter(compress);
-  const enc = new InodeEncoder(tree, layout, slotOf, inodeCount);
+  const enc = new InodeEncoder(tree, data.layout, slotOf, inodeCount);
   for (const i of tree.order) {
     const o = tree.owner[i]!;
     if (tree.ref[o]! >= 0) continue;
