@@ -103,6 +103,7 @@ interface BuildFlags extends SelectionFlags {
   owner?: string;
   dedup: boolean;
   exportTable: boolean;
+  checksum: boolean;
   progress?: boolean;
   threads?: string;
 }
@@ -407,13 +408,16 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
       }
       progress.stop();
-      // A checksum file beside every image file, for the copy to the site (sha256sum -c).
+      // A checksum file beside every image file, for the copy to the site (sha256sum -c), unless
+      // --no-checksum: reading the image back is a serial ~0.27 s per 500 MB at the very end.
       let sum: string | null = null;
       if (fs.statSync(output.tmp).isFile()) {
         // The flush to disk (writers leave it to us) runs while the image is read back and hashed.
-        const [digest] = await Promise.all([sha256File(output.tmp), fsyncFile(output.tmp)]);
-        sum = digest.slice('sha256:'.length);
-        report['sha256'] = sum;
+        const [digest] = await Promise.all([flags.checksum ? sha256File(output.tmp) : null, fsyncFile(output.tmp)]);
+        if (digest) {
+          sum = digest.slice('sha256:'.length);
+          report['sha256'] = sum;
+        }
       }
       // An old checksum must not outlive the image it describes, even if we are killed right here.
       fs.rmSync(`${flags.output}.sha256`, { force: true });
@@ -784,6 +788,7 @@ export function makeProgram(): Command {
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')
     .option('--no-dedup', 'store duplicate files again instead of sharing their blocks')
     .option('--no-export-table', 'leave out the NFS export table')
+    .option('--no-checksum', 'do not write OUTPUT.sha256 (saves reading the whole image back at the end)')
     .option('--threads <n>', 'compression threads (default: one per CPU); the image is the same whatever the number')
     .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')
     .action((flags: BuildFlags) => runBuild(flags));

@@ -143,6 +143,24 @@ describe('build --format dir', () => {
   });
 });
 
+describe('build --format squashfs: the checksum file', () => {
+  it('writes OUTPUT.sha256 for sha256sum -c, and with --no-checksum none (an old one is removed)', () => {
+    const out = path.join(dir, 'sum.sqfs');
+    const r = shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', out, '--json', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(execFileSync('sha256sum', ['-c', 'sum.sqfs.sha256'], { cwd: dir, encoding: 'utf8' })).toBe('sum.sqfs: OK\n');
+    const digest = execFileSync('sha256sum', [out], { encoding: 'utf8' }).split(' ')[0];
+    expect(JSON.parse(r.stdout).sha256).toBe(digest);
+    const again = shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', out, '--json', '-q', '--force', '--no-checksum']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.existsSync(`${out}.sha256`)).toBe(false);
+    expect(JSON.parse(again.stdout).sha256).toBeUndefined();
+    // The same image, written again: only the checksum file is left out.
+    expect(execFileSync('sha256sum', [out], { encoding: 'utf8' }).split(' ')[0]).toBe(digest);
+    expect(fs.readdirSync(dir).filter((n) => n.includes('shrinkwrap-'))).toEqual([]);
+  });
+});
+
 describe('plan', () => {
   it('prints one line per entry and a summary, in path order', () => {
     const r = shrinkwrap(['plan', '--cvmfs-root', root, '--spec', spec]);

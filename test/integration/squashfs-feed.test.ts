@@ -3,9 +3,11 @@
 // files offered late, a second name of a hard link offered again, an offered file the image does
 // not have, duplicates between early and late files. Read back by unsquashfs and our verifier.
 import * as fs from 'node:fs';
+import fsModule from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Diagnostics } from '../../src/model/diagnostics.js';
 import type { Entry } from '../../src/model/entry.js';
 import { walkTree } from '../../src/sources/posix.js';
@@ -74,12 +76,12 @@ function expectSameTree(img: string, name: string): void {
 const hasUnsquashfs = () => canRun(hasCommand('unsquashfs'), 'unsquashfs', 'apt-get install squashfs-tools');
 
 /** Offer the walk's files that `early` picks (in path order, as the walk does), wait, then write the image. */
-async function build(out: string, early: (e: Entry) => boolean, wait: () => Promise<unknown> = () => Promise.resolve()) {
+async function build(out: string, early: (e: Entry) => boolean, wait: () => Promise<unknown> = () => Promise.resolve(), opts: Partial<SquashfsOptions> = {}) {
   const walked = walkTree(src, '/', 'test', new Diagnostics(() => {}));
-  const output = writer.openSquashfs(out, OPTS);
+  const output = writer.openSquashfs(out, { ...OPTS, ...opts });
   for (const e of walked) if (e.type === 'file' && early(e)) output.feed.offerWalked(e);
   await wait();
-  return writer.writeSquashfs(imageEntries(walked), out, { ...OPTS, output }, new Diagnostics(() => {}));
+  return writer.writeSquashfs(imageEntries(walked), out, { ...OPTS, ...opts, output }, new Diagnostics(() => {}));
 }
 
 const pause = (ms: number) => () => new Promise((r) => setTimeout(r, ms));
@@ -116,5 +118,25 @@ describe('squashfs data feed', () => {
     expect(sha(first)).not.toBe(sha(none));
     expectSameTree(first, 'first');
     expectSameTree(none, 'none');
+  });
+
+  it.runIf(hasUnsquashfs())('flushes to disk while writing leave the image as it is', async () => {
+    // The data writer starts an fdatasync after every `syncEvery` bytes written (64 MiB in the
+    // CLI: none for this small tree); after every write run here, with a streamed 6 MiB file.
+    const spy = vi.spyOn(fsModule, 'fdatasync');
+    syncBuiltinESMExports(); // the writer's `import * as fs` sees the spy too
+    try {
+      const [flushed, plain] = [path.join(work, 'flushed.sqfs'), path.join(work, 'plain.sqfs')];
+      await build(plain, () => true);
+      expect(spy).not.toHaveBeenCalled();
+      await build(flushed, () => true, undefined, { syncEvery: 1 });
+      // Six and more runs of up to 1 MiB: each one written starts a flush unless one is running.
+      expect(spy.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(sha(flushed)).toBe(sha(plain));
+      expectSameTree(flushed, 'flushed');
+    } finally {
+      spy.mockRestore();
+      syncBuiltinESMExports();
+    }
   });
 });

@@ -231,6 +231,8 @@ export class DataWriter {
     /** File slots to make room for at first (more are added as needed). */
     slots: number,
     private readonly fileAt: FileAt,
+    /** Bytes written between flushes to disk (startSync); Infinity: none. */
+    private readonly syncEvery = Infinity,
   ) {
     this.zero = Buffer.alloc(blockSize);
     this.layout = new FileLayout(slots);
@@ -527,10 +529,12 @@ export class DataWriter {
       if (err && this.writeError === null) this.writeError = err;
       for (const c of run) this.pool.release(c);
       this.writing--;
+      this.startSync();
       const wake = this.writeWake;
       this.writeWake = null;
       wake?.();
     };
+    this.unsynced += bytes;
     fs.writev(this.fd, data, start, (err, n) => {
       if (err || n === bytes) return done(err);
       // A short write (rare on regular files): write the rest plainly.
@@ -544,15 +548,37 @@ export class DataWriter {
     });
   }
 
+  /** Bytes handed to writes since the last flush to disk began, and whether one is running. */
+  private unsynced = 0;
+  private syncing = false;
+
+  /**
+   * Start flushing what was written to disk, on the thread pool, once `syncEvery` bytes were
+   * written since the last one began: the disk then writes the image while it is being
+   * compressed, and the caller's fsync at the end has little left to do. One at a time.
+   */
+  private startSync(): void {
+    if (this.syncing || this.unsynced < this.syncEvery || this.stopped) return;
+    this.syncing = true;
+    this.unsynced = 0;
+    fs.fdatasync(this.fd, () => {
+      // A failure here is the final fsync's to report (it flushes the same pages again).
+      this.syncing = false;
+      const wake = this.writeWake;
+      this.writeWake = null;
+      wake?.();
+    });
+  }
+
   /** Wait until at most `n` runs are being written; a failed write fails the build here. */
   private async writesBelow(n: number): Promise<void> {
     while (this.writing > n) await new Promise<void>((resolve) => (this.writeWake = resolve));
     if (this.writeError !== null) throw new BuildError(`cannot write the image: ${describeSystemError(this.writeError)}`);
   }
 
-  /** Wait for the writes in flight, whatever they did: before the output's descriptor is closed on failure. */
+  /** Wait for the writes and the flush in flight, whatever they did: before the output's descriptor is closed. */
   async idle(): Promise<void> {
-    while (this.writing > 0) await new Promise<void>((resolve) => (this.writeWake = resolve));
+    while (this.writing > 0 || this.syncing) await new Promise<void>((resolve) => (this.writeWake = resolve));
   }
 
   /** Does this item end a duplicate whose blocks were written already (the writer rewinds)? */
@@ -596,6 +622,7 @@ export class DataWriter {
     await this.settle(0);
     this.flushRun();
     await this.writesBelow(0);
+    await this.idle(); // a flush to disk still running uses the descriptor too
     return this.pos;
   }
 }

@@ -15,6 +15,8 @@ export interface DataFeedOptions {
   dedup: boolean;
   /** Blocks in flight at most. */
   window: number;
+  /** Bytes written between flushes to disk (DataWriter). */
+  syncEvery: number;
 }
 
 export class DataFeed {
@@ -132,7 +134,7 @@ export class DataFeed {
       const r = this.ref(slot);
       return { source: r.source, offset: r.offset ?? 0, size: r.size };
     };
-    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at);
+    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at, opts.syncEvery);
     this.data = data;
     for (;;) {
       if (this.failure !== null) return;

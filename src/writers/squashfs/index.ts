@@ -30,6 +30,8 @@ export interface SquashfsOptions {
   dedup: boolean;
   /** Compression threads; 0 compresses on the main thread. */
   threads?: number;
+  /** Bytes written between flushes to disk started while writing (default 64 MiB; tests set less). */
+  syncEvery?: number;
   /** Called as file contents are read: bytes and files so far. */
   onProgress?: (bytes: number, files: number) => void;
   /** The compression pool, started earlier by startSquashfsPool() with the same options (its
@@ -176,6 +178,14 @@ class Tree {
 }
 
 /** Blocks (and file markers) in flight between reading and writing. */
+/**
+ * The data writer starts a flush to disk (fdatasync, on libuv's pool) after each 64 MiB written,
+ * so that the disk writes the image while it is being compressed. Without it all of the image
+ * was flushed by the fsync before the rename: 0.25 s for 500 MB on a local disk, and minutes for
+ * a large image on a parallel file system.
+ */
+const SYNC_EVERY = 64 << 20;
+
 function dataWindow(threads: number | undefined): number {
   return 4 * Math.max(1, threads ?? 4) + 8;
 }
@@ -210,7 +220,7 @@ export interface SquashfsOutput {
   close(): Promise<void>;
 }
 
-export function openSquashfs(outPath: string, opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'dedup' | 'threads' | 'pool'>): SquashfsOutput {
+export function openSquashfs(outPath: string, opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'dedup' | 'threads' | 'pool' | 'syncEvery'>): SquashfsOutput {
   const pool = opts.pool ?? startSquashfsPool(opts);
   let fd = -1;
   let pos = SUPERBLOCK_SIZE;
@@ -230,7 +240,7 @@ export function openSquashfs(outPath: string, opts: Pick<SquashfsOptions, 'compr
     void pool.then((p) => p.close(), () => {});
     throw new BuildError(`cannot write ${outPath}: ${describeSystemError(err)}`);
   }
-  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads) });
+  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads), syncEvery: opts.syncEvery ?? SYNC_EVERY });
   let closing: Promise<void> | null = null;
   const close = async () => {
     await feed.abandon();
