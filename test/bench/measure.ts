@@ -32,7 +32,10 @@ export function median(xs: number[]): number {
 }
 
 /**
- * Alternate the commands rep by rep, so that a machine's slow moment hits both alike. Each run
+ * Alternate the commands rep by rep, so that a machine's slow moment hits both alike, and start
+ * each rep with the next command in turn (this VM's page cache shrinks while it idles, so the
+ * first run after a pause finds less of its input cached: that must not always be the same tool).
+ * Each run
  * starts after `sync` (not timed): a tool that exits with its output still in the page cache
  * (mksquashfs, tar) would otherwise have its write-back charged to whichever run comes next.
  * A tool that flushes its own output before exiting (shrinkwrap) still pays for that itself.
@@ -44,8 +47,10 @@ export function compare(
 ): Record<string, Sample[]> {
   const out: Record<string, Sample[]> = {};
   for (const name of Object.keys(cmds)) out[name] = [];
+  const entries = Object.entries(cmds);
   for (let i = 0; i < reps; i++) {
-    for (const [name, cmd] of Object.entries(cmds)) {
+    for (let j = 0; j < entries.length; j++) {
+      const [name, cmd] = entries[(i + j) % entries.length]!;
       opts.before?.(name);
       spawnSync('sync');
       const s = measure(cmd, opts);

@@ -1,7 +1,8 @@
 // npm run bench [-- SUITE...]: speed and memory against the reference tools, in the same run.
 // Prints Markdown for docs/benchmarks.md. Environment: BENCH_DIR (work directory, default
 // ./bench-out), BENCH_REPS (default 3), BENCH_PLAN_ENTRIES (default 1000000), BENCH_SCALE_SIZES and
-// BENCH_SCALE_CELLS (scale: sizes, and parts of cell names to run, e.g. "zstd,plan").
+// BENCH_SCALE_CELLS (scale: sizes, and parts of cell names to run, e.g. "zstd,plan"),
+// BENCH_SQUASHFS_ONLY (squashfs: the cases whose "input cache codec" contains it, e.g. "big warm zstd").
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
