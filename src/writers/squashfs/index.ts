@@ -177,7 +177,6 @@ class Tree {
   }
 }
 
-/** Blocks (and file markers) in flight between reading and writing. */
 /**
  * The data writer starts a flush to disk (fdatasync, on libuv's pool) after each 64 MiB written,
  * so that the disk writes the image while it is being compressed. Without it all of the image
@@ -186,6 +185,7 @@ class Tree {
  */
 const SYNC_EVERY = 64 << 20;
 
+/** Blocks (and file markers) in flight between reading and writing. */
 function dataWindow(threads: number | undefined): number {
   return 4 * Math.max(1, threads ?? 4) + 8;
 }
