@@ -13,24 +13,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeBigTree } from '../../fixtures/big-tree.js';
-import { measure } from './measure.js';
+import { dropCaches, measure } from './measure.js';
 
 export interface ScaleBenchOptions {
   work: string;
   cli: string;
   /** Entries of each tree, smallest first. */
   sizes: number[];
-}
-
-/** Drop the page cache (needs root); false where we may not. */
-function dropCaches(): boolean {
-  try {
-    execFileSync('sync');
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function du(p: string): number {

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureExample } from '../../fixtures/example.js';
-import { compare, summary } from './measure.js';
+import { compare, dropCaches, summary } from './measure.js';
 
 export interface SquashfsBenchOptions {
   work: string;
@@ -41,17 +41,6 @@ export function realisticTree(work: string): { root: string; bytes: number } {
 /** Read every file under `root`, untimed, so that a warm run really starts warm (see compare()). */
 function warm(root: string): void {
   execFileSync('sh', ['-c', 'tar -cf - -C "$1" . | cat >/dev/null', 'warm', root]);
-}
-
-/** Empty the page cache (root only): false when this machine does not let us. */
-function dropCaches(): boolean {
-  try {
-    execFileSync('sync');
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface Tool {
