@@ -9,6 +9,7 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
+import { ZstdFrameCheck } from './zstd-frames.js';
 
 /** Bytes `[offset, offset + length)` of `file`. */
 export interface Region {
@@ -54,6 +55,24 @@ function hashing(h: ReturnType<typeof createHash>): Transform {
     transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
       h.update(chunk);
       done(null, chunk);
+    },
+  });
+}
+
+/** A pass-through that fails when the zstd stream flowing by does not end with a whole frame (see zstd-frames.ts). */
+function wholeZstdFrames(label: string): Transform {
+  const check = new ZstdFrameCheck();
+  const failure = (why: string) => new InputError(`${label}: corrupt zstd data (${why})`);
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      check.update(chunk);
+      const bad = check.problem();
+      if (bad !== null) done(failure(bad));
+      else done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      const bad = check.end();
+      done(bad === null ? null : failure(bad));
     },
   });
 }
@@ -124,8 +143,8 @@ export async function openLayer(blob: Region, label: string, workDir: string, ex
     } else {
       const tarHash = createHash('sha256');
       const out = path.join(workDir, `layer-${fs.readdirSync(workDir).length}.tar`);
-      const decoder = compression === 'gzip' ? zlib.createGunzip() : zstdDecoder(label);
-      await pipeline(read(), hashing(blobHash), decoder, hashing(tarHash), fs.createWriteStream(out));
+      const decoders = compression === 'gzip' ? [zlib.createGunzip()] : [wholeZstdFrames(label), zstdDecoder(label)];
+      await pipeline([read(), hashing(blobHash), ...decoders, hashing(tarHash), fs.createWriteStream(out)]);
       digest = digestOf(blobHash);
       diffId = digestOf(tarHash);
       tar = { file: out, offset: 0, length: fs.statSync(out).size };
