@@ -52,7 +52,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(work, 'releases.txt'), 'AnalysisBase,21.2.75\nAnalysisBase 21.2.75 extra\n');
   fs.writeFileSync(path.join(work, 'garbage.tar'), 'this is not a tar archive, not even close'.repeat(20));
   execFileSync('sh', ['-c', `tar -C '${baseDir}' -czf full.tar.gz . && head -c 4000 full.tar.gz > truncated.tar.gz`], { cwd: work });
-  // Cut inside the zstd frame's last block: node:zlib's decoder (Node >= 22.15) takes that silently.
+  // Cut 100 bytes before the end of its one zstd frame: node:zlib's decoder (Node >= 22.15) takes that silently.
   if (hasCommand('zstd')) execFileSync('sh', ['-c', `tar -C '${baseDir}' -cf - . | zstd -q -c > full.tar.zst && head -c $(( $(stat -c %s full.tar.zst) - 100 )) full.tar.zst > truncated.tar.zst`], { cwd: work });
   // An OCI layout of the base, then damaged copies of it.
   if (hasCommand('umoci')) {
