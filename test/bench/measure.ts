@@ -35,9 +35,8 @@ export function median(xs: number[]): number {
  * Alternate the commands rep by rep, so that a machine's slow moment hits both alike, and start
  * each rep with the next command in turn (this VM's page cache shrinks while it idles, so the
  * first run after a pause finds less of its input cached: that must not always be the same tool).
- * Each run
- * starts after `sync` (not timed): a tool that exits with its output still in the page cache
- * (mksquashfs, tar) would otherwise have its write-back charged to whichever run comes next.
+ * Each run starts after `sync` (not timed): a tool that exits with its output still in the page
+ * cache (mksquashfs, tar) would otherwise have its write-back charged to whichever run comes next.
  * A tool that flushes its own output before exiting (shrinkwrap) still pays for that itself.
  */
 export function compare(

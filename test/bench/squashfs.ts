@@ -111,7 +111,7 @@ export async function benchSquashfs(o: SquashfsBenchOptions): Promise<string[]> 
       fs.rmSync(tools[tool]!.output, { force: true });
       fs.rmSync(`${tools[tool]!.output}.sha256`, { force: true });
       if (cache === 'cold') dropCaches();
-      else warm(mkSource!);
+      else warm(tool.startsWith('mksquashfs') ? mkSource! : root); // the tree this tool reads (they differ for the example)
     };
     const res = compare(
       Object.fromEntries(Object.entries(tools).map(([k, t]) => [k, t.cmd])),
