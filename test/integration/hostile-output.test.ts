@@ -245,18 +245,6 @@ describe.runIf(canRun(isRoot, 'hostile output tests', 'they mount tmpfs and plan
     expect(fs.readdirSync(d).sort()).toEqual(['img.sqfs', 'img.sqfs.sha256']);
   });
 
-  it('case 7, sibling: a directory output that appears while building, even empty, is not replaced', async () => {
-    const d = place('case7d');
-    const out = path.join(d, 'img');
-    const c = start([...manyFilesSource(), '--format', 'dir', '-o', out]);
-    const done = ended(c);
-    await writing(d);
-    fs.mkdirSync(out); // the winner's, still empty
-    const r = await done;
-    expectOneLineError(r, 2, `output ${out} appeared while building`);
-    expect(fs.readdirSync(d)).toEqual(['img']);
-  });
-
   it('case 20: OUT.sha256 that is a directory is refused in one line, before anything is written', () => {
     const d = place('case20');
     const out = path.join(d, 'img.sqfs');
