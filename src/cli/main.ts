@@ -17,7 +17,7 @@ import { makeWorkDir } from '../util/workdir.js';
 import { writeOci } from '../writers/oci/index.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
-import { EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
+import { BuildError, EXIT, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import { type Payload, type SelectOptions, selectPayload, selectPayloadAsync, specsThroughLinks } from '../select/index.js';
 import { baseLibraries } from '../select/closure/base-libs.js';
 import { type ReleaseOptions, type ResolvedRelease, baseOsTag, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
@@ -26,7 +26,7 @@ import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTrac
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
-import { AtomicOutput, fsyncFile, interrupting } from '../util/atomic.js';
+import { AtomicOutput, type OutputKind, fsyncFile, interrupting, writeNewFile } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
@@ -312,7 +312,8 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const pushRef = flags.push === undefined ? null : parseImageReference(flags.push);
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
-  const output = AtomicOutput.prepare(flags.output, flags.force ?? false);
+  refuseOutputInSource(flags);
+  const output = AtomicOutput.prepare(flags.output, flags.force ?? false, outputKind(format, flags.output));
   // The compression workers boot while the base image is read; closed below if never handed over.
   const pool = squashfs ? startSquashfsPool({ ...squashfs, threads }) : null;
   let sqfs: SquashfsOutput | null = null;
@@ -324,7 +325,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     if (squashfs) {
       // The image's data area starts while the selection walks: the walk's files are offered as
       // it finds them, and their content is read and compressed meanwhile.
-      output.begin();
+      output.createFile();
       const started = openSquashfs(output.tmp, { ...squashfs, dedup: flags.dedup, threads, pool: pool! });
       sqfs = started;
       payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => started.feed.offerWalked(e) }, diag, () => started.feed.check());
@@ -342,7 +343,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
     }
     if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
     const work = makeWorkDir('build');
-    const extra = await generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag);
+    const extra = await inWorkDir(work, () => generatedFor(flags, payload, baseImage, base !== null, mountpoints, epoch, work, diag));
     const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
     normaliseTimes(image, mtime, epoch);
     let totalBytes = 0;
@@ -393,7 +394,8 @@ async function runBuild(flags: BuildFlags): Promise<void> {
             onProgress: (b) => progress.update(b, 0),
           },
           diag,
-          work,
+          // docker-archive: the layout is staged beside the output, on its file system, not in $TMPDIR.
+          output.extraTemporary('.stage'),
         );
         const kept = r.layers.filter((l) => l.kept).length;
         written = `${humanBytes(r.bytes)} (${format}, ${ref!.name}:${ref!.tag}, manifest ${r.manifestDigest.slice(0, 19)}…): ${kept} base layers kept, ${r.layers.length - kept} new (${r.layers
@@ -419,10 +421,11 @@ async function runBuild(flags: BuildFlags): Promise<void> {
           report['sha256'] = sum;
         }
       }
-      // An old checksum must not outlive the image it describes, even if we are killed right here.
-      fs.rmSync(`${flags.output}.sha256`, { force: true });
+      // The side files are written before the image is committed, and commit with it (an old
+      // checksum never outlives the image it describes; util/atomic.ts).
+      if (sum) output.writeSide(checksumPath(flags.output), `${sum}  ${path.basename(flags.output)}\n`);
+      if (format === 'dir' && base === null) output.writeSide(dirMarkerPath(flags.output), DIR_MARKER);
       output.commit();
-      if (sum) writeChecksumFile(flags.output, sum);
       if (pushRef) {
         // A base pulled from the same registry lends its blobs: mount them instead of uploading.
         const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, pushRef) : [];
@@ -522,13 +525,87 @@ function checkMountpoint(m: string): string {
   return fromText(p.replace(/\/+$/, ''));
 }
 
+/** `<output>.sha256` (sha256sum's format): a side file of every image file. */
+function checksumPath(output: string): string {
+  return `${path.resolve(output)}.sha256`;
+}
 
-/** `<output>.sha256` in sha256sum's format, written atomically after the image. */
-function writeChecksumFile(output: string, sum: string): void {
-  const file = `${output}.sha256`;
-  const tmp = `${file}.shrinkwrap-tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${sum}  ${path.basename(output)}\n`);
-  fs.renameSync(tmp, file);
+/**
+ * A directory image without a base is an exact mirror of the selection, with nothing of ours in
+ * it; this hidden file beside it says that shrinkwrap wrote it, so that --force may replace it.
+ */
+function dirMarkerPath(output: string): string {
+  const abs = path.resolve(output);
+  return path.join(path.dirname(abs), `.${path.basename(abs)}.shrinkwrap`);
+}
+
+const DIR_MARKER = 'a directory image written by shrinkwrap: --force may replace it\n';
+
+/** What each format writes, and what --force may replace (an earlier output of the same kind only). */
+function outputKind(format: NonNullable<BuildFlags['format']>, output: string): OutputKind {
+  const isFile = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+  if (format === 'squashfs' || format === 'docker-archive') {
+    return { type: 'file', what: `a ${format} image`, sides: [{ path: checksumPath(output), tag: '.sha256', stale: 'refuse' }] };
+  }
+  if (format === 'oci') {
+    return { type: 'dir', what: 'an OCI image layout', isEarlierOutput: (d) => isFile(path.join(d, 'oci-layout')) && isFile(path.join(d, 'index.json')) };
+  }
+  const marker = dirMarkerPath(output);
+  return {
+    type: 'dir',
+    what: 'a directory image',
+    // With a base, the image holds /.shrinkwrap/; without, the marker beside it (made by the same user).
+    isEarlierOutput: (d) => {
+      if (fs.lstatSync(path.join(d, '.shrinkwrap'), { throwIfNoEntry: false })?.isDirectory()) return true;
+      const m = fs.lstatSync(marker, { throwIfNoEntry: false });
+      return m !== undefined && m.isFile() && m.uid === fs.lstatSync(d).uid;
+    },
+    sides: [{ path: marker, tag: '.image', stale: 'replace' }],
+  };
+}
+
+/**
+ * An output inside a source would be selected into itself (its own temporary file in the image),
+ * and a source inside a directory output could be replaced by --force: both refused, comparing
+ * real paths (links and `..` resolved).
+ */
+function refuseOutputInSource(flags: BuildFlags): void {
+  const abs = path.resolve(flags.output);
+  let out: string;
+  try {
+    out = path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+  } catch {
+    return; // AtomicOutput.prepare says what is wrong with the directory
+  }
+  const sources: Array<[string, string]> = [[flags.cvmfsRoot, '--cvmfs-root']];
+  if (flags.base !== undefined && !/^(oci|docker-archive|docker):/.test(flags.base)) sources.push([flags.base, '--base']);
+  for (const [dir, option] of sources) {
+    let real: string;
+    try {
+      real = fs.realpathSync(dir);
+      if (!fs.statSync(real).isDirectory()) continue;
+    } catch {
+      continue; // reading the source reports it
+    }
+    const within = (inner: string, outer: string) => outer === '/' || inner === outer || inner.startsWith(outer + '/');
+    if (within(out, real)) throw new InputError(`output ${flags.output} is inside ${option} ${dir}: the image would contain itself; write it elsewhere`);
+    if (within(real, out)) throw new InputError(`output ${flags.output} contains ${option} ${dir}: write the image elsewhere`);
+  }
+}
+
+/** Work in the run's work directory ($TMPDIR): its failures say where, and how to choose another. */
+async function inWorkDir<T>(work: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const where = `the work directory is in $TMPDIR (${os.tmpdir()}): set TMPDIR to use another`;
+    if (err instanceof ShrinkwrapError) {
+      if (err.message.includes(work)) throw new BuildError(`${err.message}; ${where}`);
+      throw err;
+    }
+    if ((err as NodeJS.ErrnoException).code === undefined) throw err;
+    throw new BuildError(`cannot write in ${work}: ${describeSystemError(err)}; ${where}`);
+  }
 }
 
 function provenance(flags: BuildFlags, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, unknown> {
@@ -582,9 +659,9 @@ async function generatedFor(
   // A /cvmfs-only image (no base) stays an exact mirror of the selection: nothing is added to it.
   if (!rootfs) return [];
   const planFile = path.join(work, 'plan.json');
-  const stream = fs.createWriteStream(planFile);
-  await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf }, diag.warnings, new Out(stream));
-  await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  const plan = new Out(fs.createWriteStream(planFile), planFile);
+  await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf }, diag.warnings, plan);
+  await plan.end();
   const files: Array<{ name: string; content?: string; hostFile?: string }> = [
     { name: 'plan.json', hostFile: planFile },
     { name: 'provenance.json', content: JSON.stringify(provenance(flags, payload, baseImage, epoch), null, 1) + '\n' },
@@ -632,6 +709,11 @@ function writeSpecFiles(dir: string, specs: Map<string, string[]>): void {
   for (const [repo, lines] of specs) fs.writeFileSync(Buffer.from(`${dir}/${Buffer.from(repo, 'latin1').toString('utf8')}.spec`), specBytes(lines));
 }
 
+/** Is `dir` a directory of `<fqrn>.spec` files (what `spec -o DIR/` writes), which --force may replace? */
+function onlySpecFiles(dir: string): boolean {
+  return fs.readdirSync(dir, { withFileTypes: true }).every((d) => d.isFile() && d.name.endsWith('.spec'));
+}
+
 /** `spec --from-trace`: what spec_builder.py would write, one spec per repository. */
 async function runSpec(flags: SpecFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
@@ -646,11 +728,12 @@ async function runSpec(flags: SpecFlags): Promise<void> {
     if (specs.size > 1) throw new InputError(`the traces touch ${specs.size} repositories (${repos.map(display).join(', ')}): give -o DIR for one spec per repository`);
     process.stdout.write(specBytes(specs.get(repos[0]!)!));
   } else {
-    const out = AtomicOutput.prepare(flags.output, flags.force ?? false);
+    const oneFile = specs.size === 1 && !flags.output.endsWith('/');
+    const out = AtomicOutput.prepare(flags.output, flags.force ?? false, oneFile ? { type: 'file', what: 'a spec' } : { type: 'dir', what: 'a directory of specs', isEarlierOutput: onlySpecFiles });
     out.begin();
     try {
-      if (specs.size === 1 && !flags.output.endsWith('/')) {
-        fs.writeFileSync(out.tmp, specBytes(specs.get(repos[0]!)!));
+      if (oneFile) {
+        writeNewFile(out.tmp, specBytes(specs.get(repos[0]!)!));
       } else {
         fs.mkdirSync(out.tmp);
         writeSpecFiles(out.tmp, specs);
@@ -677,7 +760,11 @@ interface RecordFlags extends TraceFlags {
 /** `trace -- CMD`: run a workload under strace, keep the trace and the specs of what it touched. */
 async function runRecord(argv: string[], flags: RecordFlags): Promise<number> {
   const diag = diagnostics(flags.quiet);
-  const out = AtomicOutput.prepare(flags.output, flags.force ?? false);
+  const out = AtomicOutput.prepare(flags.output, flags.force ?? false, {
+    type: 'dir',
+    what: 'a trace directory',
+    isEarlierOutput: (d) => fs.lstatSync(path.join(d, 'trace.strace'), { throwIfNoEntry: false })?.isFile() ?? false,
+  });
   out.begin();
   let status: number;
   try {

@@ -113,7 +113,8 @@ describe('build --format dir', () => {
 
   it('replaces an existing output only with --force', () => {
     const out = path.join(dir, 'forced');
-    fs.mkdirSync(out);
+    // An earlier output (--force replaces nothing else: test/integration/hostile-output.test.ts).
+    expect(shrinkwrap(['--format', 'dir', '--cvmfs-root', root, '--spec', spec, '-o', out, '-q']).code).toBe(0);
     fs.writeFileSync(path.join(out, 'old'), 'old');
     const r = shrinkwrap(['--format', 'dir', '--cvmfs-root', root, '--spec', spec, '-o', out, '--force', '-q']);
     expect(r.code, r.stderr).toBe(0);

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fromText } from '../../model/bytes.js';
+import { fromText, fsArg } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
@@ -178,20 +178,25 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   };
 }
 
-/** Write the image to `out` (a directory for oci, a file for docker-archive; it must not exist). */
-export async function writeOci(out: string, o: OciWriteOptions, diag: Diagnostics, workDir: string): Promise<OciWriteResult> {
+/**
+ * Write the image to `out` (a directory for oci, a file for docker-archive; it must not exist and
+ * is created exclusively). A docker-archive's layout is staged in `stageDir` (created; best beside
+ * `out`, on its file system), and each blob is removed from there once it is in the tar: the
+ * archive needs little more space than its own size.
+ */
+export async function writeOci(out: string, o: OciWriteOptions, diag: Diagnostics, stageDir: string): Promise<OciWriteResult> {
   try {
     if (o.format === 'oci') {
       fs.mkdirSync(out);
       return await writeLayout(out, o, diag);
     }
-    const layout = fs.mkdtempSync(path.join(workDir, 'archive-'));
-    const r = await writeLayout(layout, o, diag);
+    fs.mkdirSync(stageDir, { mode: 0o700 });
+    const r = await writeLayout(stageDir, o, diag);
     // Docker's manifest.json beside the layout: what `docker load` reads (docker ≥ 25 writes the same).
     const dockerManifest = [{ Config: r.configName, RepoTags: [`${o.name}:${o.tag}`], Layers: r.layerNames }];
-    fs.writeFileSync(path.join(layout, 'manifest.json'), JSON.stringify(dockerManifest));
-    await tarDirectory(layout, out, o.epoch, diag);
-    fs.rmSync(layout, { recursive: true, force: true });
+    fs.writeFileSync(path.join(stageDir, 'manifest.json'), JSON.stringify(dockerManifest));
+    await tarDirectory(stageDir, out, o.epoch, diag);
+    fs.rmSync(stageDir, { recursive: true, force: true });
     return { ...r, bytes: fs.statSync(out).size };
   } catch (err) {
     if (err instanceof BuildError || (err as { exitCode?: number }).exitCode !== undefined) throw err;
@@ -214,13 +219,18 @@ async function tarDirectory(dir: string, out: string, epoch: number, diag: Diagn
     }
   };
   walk('');
-  const fd = fs.openSync(out, 'w');
+  // Exclusively: the output's directory may be shared, and a name there may be a planted link.
+  const fd = fs.openSync(out, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
   try {
     const tar = new TarEncoder((b) => {
       let done = 0;
       while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done);
     }, diag);
-    for (const e of entries) await tar.add(e);
+    for (const e of entries) {
+      await tar.add(e);
+      // Each staged file, once in the archive, gives its space back.
+      if (e.source !== undefined) fs.rmSync(fsArg(e.source));
+    }
     await tar.end();
   } finally {
     fs.closeSync(fd);
