@@ -85,18 +85,28 @@ export class CvmfsSource {
     if (dir === this.lastDir) dir = this.lastDir;
     else this.lastDir = dir;
     const e = entryFromStat(imagePath, this.host(imagePath), st, reason, st.isSymbolicLink() ? this.local(imagePath) : undefined, { dir, name, from: this.from });
-    this.xattrsOf(imagePath)?.read(e, this.local(imagePath), this.host(imagePath));
+    const xattrs = this.xattrsOf(imagePath);
+    if (xattrs) {
+      // A repository root may be a link to where the repository is mounted: "/." reads what it points to.
+      if (imagePath.indexOf('/', MOUNT.length + 1) < 0) xattrs.read(e, this.host(imagePath) + '/.');
+      else xattrs.read(e, this.local(imagePath), () => this.host(imagePath));
+    }
     return e;
   }
 
   /** Each repository's attribute reader, or null where there is nothing to read. */
   private readonly xattrReaders = new Map<string, XattrReader | null>();
+  private lastXattrRepo: [prefix: string, reader: XattrReader | null] | null = null;
 
   private xattrsOf(imagePath: string): XattrReader | null {
+    // Entries come repository by repository: the last one's reader is most often the one.
+    const last = this.lastXattrRepo;
+    if (last && imagePath.startsWith(last[0]) && (imagePath.length === last[0].length || imagePath.charCodeAt(last[0].length) === 47)) return last[1];
     const end = imagePath.indexOf('/', MOUNT.length + 1);
     const repo = imagePath.slice(MOUNT.length + 1, end < 0 ? undefined : end);
     let r = this.xattrReaders.get(repo);
     if (r === undefined) this.xattrReaders.set(repo, (r = this.xattrReaderFor(repo)));
+    this.lastXattrRepo = [`${MOUNT}/${repo}`, r];
     return r;
   }
 
@@ -108,7 +118,7 @@ export class CvmfsSource {
    * listed. CVMFS's magic attributes are left out either way (a copy may carry them as real ones).
    */
   private xattrReaderFor(repo: string): XattrReader | null {
-    const host = this.root + '/' + repo;
+    const host = this.root + '/' + repo + '/.'; // the repository, also where its root is a link
     const label = `${MOUNT}/${repo}`;
     let fuse = false;
     try {

@@ -167,17 +167,19 @@ export class XattrReader {
 
   /**
    * Read the attributes of `e`, whose host object is at `hostPath` (a byte string, relative to the
-   * working directory or absolute; the fallback needs it absolute: `absolute`).
+   * working directory or absolute). The fallback runs later, so it needs the path absolute:
+   * `absolute()` (made only then: a walk of millions of entries would build the strings for nothing).
    */
-  read(e: Entry, hostPath: string, absolute: string = hostPath): void {
+  read(e: Entry, hostPath: string, absolute?: () => string): void {
     if (e.type === 'hardlink') return; // shares its first name's inode
-    const b = native();
+    const b = binding === undefined ? native() : binding;
     if (b) {
       this.take(e, readNative(b, hostPath, e.type));
       return;
     }
-    this.batch.push([e, absolute]);
-    this.batchBytes += absolute.length + 1;
+    const p = absolute ? absolute() : hostPath;
+    this.batch.push([e, p]);
+    this.batchBytes += p.length + 1;
     // Well below the kernel's argument limit (ARG_MAX is 2 MiB; one argument at most 128 KiB).
     if (this.batchBytes > 256 * 1024 || this.batch.length >= 4096) this.flush();
   }
@@ -249,14 +251,19 @@ function noAttributes(message: string): boolean {
   return /os error (2|61|95)\b|No such file|No data|not supported/i.test(message);
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+const NONE: Xattrs = [];
+
 function readNative(b: Binding, hostPath: string, type: EntryType): Xattrs {
   // The binding takes text paths and never follows the last link, so it cannot name this file
   // through /proc/PID/fd either: getfattr can (rare: names that are not UTF-8 with attributes).
   if (!isValidUtf8(hostPath)) return readThroughDescriptor(hostPath, type);
-  const p = textOf(hostPath);
+  const p = ASCII.test(hostPath) ? hostPath : textOf(hostPath);
   try {
+    const names = b.listAttributesSync(p);
+    if (names.length === 0) return NONE;
     const out: Xattrs = [];
-    for (const name of b.listAttributesSync(p)) {
+    for (const name of names) {
       const v = b.getAttributeSync(p, name);
       if (v) out.push([name, Buffer.from(v)]);
     }

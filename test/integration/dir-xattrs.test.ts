@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shrinkwrap } from '../helpers/cli.js';
+import { canFuse, withSquashfuse } from '../helpers/consumers.js';
 import { canRun, hasCommand, isRoot } from '../helpers/env.js';
 import { makeTree, tmpDir, writeSpec } from '../helpers/tree.js';
 
@@ -140,5 +141,46 @@ describe.runIf(canRun(tools, 'directory xattr tests', 'root, getfattr/setfattr, 
     );
     const json = JSON.parse(shrinkwrap(['plan', '--json', '--base', base, '--cvmfs-root', cvmfs, '--spec', spec], { cwd: work }).stdout);
     expect(json.summary.xattrs.map((x: { entries: number }) => x.entries)).toEqual([4, 2]);
+  });
+
+  // A mounted repository is a FUSE file system where listing an entry's attributes is a round trip
+  // to the daemon: CVMFS's catalog counters (user.repo_counters on the repository root) say whether
+  // any entry has attributes. A squashfuse mount of a tree carrying such counters stands in for it.
+  it.runIf(canRun(canFuse() && hasCommand('mksquashfs'), 'FUSE /cvmfs test', 'squashfuse, fusermount3 and mksquashfs are needed'))(
+    'case 22: a FUSE-mounted repository whose catalog counters count no attributes is not listed; one whose counters do is, without magic ones',
+    () => {
+      const plan = (counters: string) => {
+        const tree = makeTree(path.join(work, `fuse-src-${counters.length}`), { 'sw/lib.so': 'lib' });
+        setfattr(tree, 'user.repo_counters', counters);
+        setfattr(path.join(tree, 'sw/lib.so'), 'user.foo', 'real');
+        setfattr(path.join(tree, 'sw/lib.so'), 'user.hash', 'da39a3ee');
+        const img = path.join(work, `fuse-${counters.length}.sqfs`);
+        sh(`mksquashfs '${tree}' '${img}' -quiet -noappend -xattrs >/dev/null`);
+        const root = fs.mkdtempSync(path.join(work, 'fuse-cvmfs-'));
+        const fuseSpec = writeSpec(work, 'fuse.repo.spec', ['/sw/*']);
+        return withSquashfuse(img, work, (mnt) => {
+          fs.symlinkSync(mnt, path.join(root, 'fuse.repo')); // a repository root may be a link to where it is mounted
+          const r = shrinkwrap(['plan', '--json', '--cvmfs-root', root, '--spec', fuseSpec], { cwd: work });
+          expect(r.code).toBe(0);
+          return JSON.parse(r.stdout).summary.xattrs as Array<{ source: string; how: string; entries: number; dropped: Record<string, number> }>;
+        });
+      };
+      const none = plan('self_xattr,0\nsubtree_xattr,0\n');
+      expect(none).toEqual([{ source: '/cvmfs/fuse.repo', how: 'not read: a CVMFS mount whose catalog counters (user.repo_counters) count no entry with attributes', entries: 0, dropped: {} }]);
+      const some = plan('self_regular,1\nself_xattr,1\nsubtree_xattr,0\n');
+      expect(some).toHaveLength(1);
+      expect(some[0]!.how).toMatch(/^read \((native|getfattr); a CVMFS mount whose catalog counters count 1 entries with attributes\), CVMFS magic attributes left out$/);
+      expect(some[0]!.entries).toBe(1);
+      expect(some[0]!.dropped).toEqual({ 'user.hash': 1, 'user.repo_counters': 1 });
+    },
+  );
+
+  // Sibling: the dir writer never set attributes, so a tarball base's (kept in tar and SquashFS
+  // output) were lost in dir output too.
+  it('case 22 sibling: a rootfs tarball base\'s attributes reach the dir format', () => {
+    sh(`tar --xattrs --xattrs-include='*' -C '${base}' -cf base.tar .`);
+    build(['--base', path.join(work, 'base.tar'), '--format', 'dir', '-o', 'tree-from-tar']);
+    // GNU tar stores security.selinux too: a tarball's attributes are taken as stored.
+    expect(attributes(path.join(work, 'tree-from-tar'))).toEqual([...EXPECTED_BASE, '/etc/conf security.selinux=0x73797374656d5f753a6f626a6563745f723a6574635f743a7330', ...EXPECTED_CVMFS].sort());
   });
 });
