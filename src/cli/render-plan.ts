@@ -71,7 +71,11 @@ export function summaryLines(summary: PlanSummary, warnings: number): string[] {
   return lines;
 }
 
-/** What each directory source did with extended attributes (tar and OCI bases keep theirs as stored). */
+/**
+ * What each directory source did with extended attributes (tar and OCI bases keep theirs as
+ * stored). Text plan only: the JSON plan is also the image's /.shrinkwrap/plan.json, whose bytes
+ * must not depend on which reader this machine has.
+ */
 export function xattrLines(): string[] {
   return xattrReports().map((r) => {
     const dropped = Object.entries(r.dropped)
@@ -110,8 +114,7 @@ export async function renderPlanJson(
   }
   const repositories: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(summary.repositories)) repositories[display(k)] = v;
-  const xattrs = xattrReports().map((r) => ({ ...r, source: display(r.source), dropped: Object.fromEntries(Object.entries(r.dropped).map(([k, v]) => [display(k), v])) }));
-  const doc = { ...summary, repositories, xattrs, warnings: warnings.map((w) => ({ kind: w.kind, message: w.message })) };
+  const doc = { ...summary, repositories, warnings: warnings.map((w) => ({ kind: w.kind, message: w.message })) };
   await out.write(`\n],\n"summary":${JSON.stringify(doc)}}\n`);
   await out.flush();
 }

@@ -107,6 +107,8 @@ describe.runIf(canRun(tools, 'directory xattr tests', 'root, getfattr/setfattr, 
       build(['--base', base, '-o', `img-${tag}.sqfs`], env);
       sh(`unsquashfs -no-progress -d sq-${tag} img-${tag}.sqfs >/dev/null`);
       expect(attributes(path.join(work, `sq-${tag}`))).toEqual(expected);
+      // Both readers make the same image (the default reader's ran first).
+      if (tag !== 'default') expect(fs.readFileSync(path.join(work, `img-${tag}.sqfs`)).equals(fs.readFileSync(path.join(work, 'img-default.sqfs')))).toBe(true);
 
       build(['--base', base, '--format', 'oci', '-o', `oci-${tag}`], env);
       const layersDir = path.join(work, `oci-${tag}/blobs/sha256`);
@@ -139,8 +141,6 @@ describe.runIf(canRun(tools, 'directory xattr tests', 'root, getfattr/setfattr, 
     expect(lines[1]).toMatch(
       /^xattrs: \/cvmfs\/repo\.test: read \((native|getfattr)\), CVMFS magic attributes left out; 2 entries keep attributes; left out: user\.catalog_counters \(1\), user\.hash \(1\), user\.pid \(1\)$/,
     );
-    const json = JSON.parse(shrinkwrap(['plan', '--json', '--base', base, '--cvmfs-root', cvmfs, '--spec', spec], { cwd: work }).stdout);
-    expect(json.summary.xattrs.map((x: { entries: number }) => x.entries)).toEqual([4, 2]);
   });
 
   // A mounted repository is a FUSE file system where listing an entry's attributes is a round trip
@@ -160,18 +160,19 @@ describe.runIf(canRun(tools, 'directory xattr tests', 'root, getfattr/setfattr, 
         const fuseSpec = writeSpec(work, 'fuse.repo.spec', ['/sw/*']);
         return withSquashfuse(img, work, (mnt) => {
           fs.symlinkSync(mnt, path.join(root, 'fuse.repo')); // a repository root may be a link to where it is mounted
-          const r = shrinkwrap(['plan', '--json', '--cvmfs-root', root, '--spec', fuseSpec], { cwd: work });
+          const r = shrinkwrap(['plan', '--cvmfs-root', root, '--spec', fuseSpec], { cwd: work });
           expect(r.code).toBe(0);
-          return JSON.parse(r.stdout).summary.xattrs as Array<{ source: string; how: string; entries: number; dropped: Record<string, number> }>;
+          return r.stdout.split('\n').filter((l) => l.startsWith('xattrs: '));
         });
       };
-      const none = plan('self_xattr,0\nsubtree_xattr,0\n');
-      expect(none).toEqual([{ source: '/cvmfs/fuse.repo', how: 'not read: a CVMFS mount whose catalog counters (user.repo_counters) count no entry with attributes', entries: 0, dropped: {} }]);
+      expect(plan('self_xattr,0\nsubtree_xattr,0\n')).toEqual([
+        'xattrs: /cvmfs/fuse.repo: not read: a CVMFS mount whose catalog counters (user.repo_counters) count no entry with attributes; 0 entries keep attributes',
+      ]);
       const some = plan('self_regular,1\nself_xattr,1\nsubtree_xattr,0\n');
       expect(some).toHaveLength(1);
-      expect(some[0]!.how).toMatch(/^read \((native|getfattr); a CVMFS mount whose catalog counters count 1 entries with attributes\), CVMFS magic attributes left out$/);
-      expect(some[0]!.entries).toBe(1);
-      expect(some[0]!.dropped).toEqual({ 'user.hash': 1, 'user.repo_counters': 1 });
+      expect(some[0]).toMatch(
+        /^xattrs: \/cvmfs\/fuse\.repo: read \((native|getfattr); a CVMFS mount whose catalog counters count 1 entries with attributes\), CVMFS magic attributes left out; 1 entry keeps attributes; left out: user\.hash \(1\), user\.repo_counters \(1\)$/,
+      );
     },
   );
 
