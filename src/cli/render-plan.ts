@@ -5,6 +5,7 @@ import { type Entry, type EntryType, modeString } from '../model/entry.js';
 import type { PlanSummary } from '../model/plan.js';
 import type { PartSummary } from '../select/index.js';
 import type { ResolvedRelease } from '../select/release/index.js';
+import { xattrReports } from '../sources/xattrs.js';
 import { type Out, humanBytes } from './output.js';
 
 // Trees share few distinct mtimes (releases are installed in one go): format each once.
@@ -26,6 +27,7 @@ export async function renderPlanText(entries: readonly Entry[], summary: PlanSum
     );
   }
   for (const line of summaryLines(summary, warnings.length)) await out.write(line + '\n');
+  for (const line of xattrLines()) await out.write(line + '\n');
   if (release) for (const line of releaseLines(release)) await out.write(line + '\n');
   await out.flush();
 }
@@ -67,6 +69,21 @@ export function summaryLines(summary: PlanSummary, warnings: number): string[] {
   }
   if (warnings > 0) lines.push(`  ${warnings} warning${warnings === 1 ? '' : 's'} (on stderr)`);
   return lines;
+}
+
+/**
+ * What each directory source did with extended attributes (tar and OCI bases keep theirs as
+ * stored). Text plan only: the JSON plan is also the image's /.shrinkwrap/plan.json, whose bytes
+ * must not depend on which reader this machine has.
+ */
+export function xattrLines(): string[] {
+  return xattrReports().map((r) => {
+    const dropped = Object.entries(r.dropped)
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+      .map(([name, n]) => `${display(name)} (${n})`);
+    const kept = `${r.entries} entr${r.entries === 1 ? 'y keeps' : 'ies keep'} attributes`;
+    return `xattrs: ${display(r.source)}: ${r.how}; ${kept}${dropped.length > 0 ? `; left out: ${dropped.join(', ')}` : ''}`;
+  });
 }
 
 /** Text of a byte string for JSON, plus its exact bytes in base64 when it is not valid UTF-8. */

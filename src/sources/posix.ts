@@ -4,6 +4,7 @@ import { display, fsArg, fsPath } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, type EntryType, type SourceRoot, TreeEntry, joinPath } from '../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../model/errors.js';
+import { XattrReader, keepBaseXattr, newXattrReport, xattrMethod } from './xattrs.js';
 
 const S_IFMT = fs.constants.S_IFMT;
 
@@ -93,10 +94,12 @@ export function requireDirectory(hostPath: string, what: string): void {
 /**
  * Every entry of a host tree, placed under `imagePrefix` ("/" for a root filesystem), in path
  * order. Nothing is followed. Sockets are left out with a warning: no image format can carry a live
- * socket usefully and tar drops them too.
+ * socket usefully and tar drops them too. Extended attributes come along (ping's
+ * security.capability, user.* ones), except the host's SELinux labels (see xattrs.ts).
  */
 export function walkTree(hostRoot: string, imagePrefix: string, reason: string, diag: Diagnostics): Entry[] {
   const out: Entry[] = [];
+  const xattrs = new XattrReader(keepBaseXattr, newXattrReport(reason, `read (${xattrMethod()})`));
   // Pre-order with an explicit stack (trees can be deeper than the JS call stack); children are
   // pushed in reverse so that entries come out in path order.
   const stack: Array<[string, string]> = [[hostRoot, imagePrefix]];
@@ -110,6 +113,7 @@ export function walkTree(hostRoot: string, imagePrefix: string, reason: string, 
       continue;
     }
     out.push(e);
+    xattrs.read(e, hostPath);
     if (e.type !== 'dir') continue;
     let names: string[];
     try {
@@ -121,5 +125,6 @@ export function walkTree(hostRoot: string, imagePrefix: string, reason: string, 
       stack.push([hostPath + '/' + names[i], joinPath(imagePath, names[i]!)]);
     }
   }
+  xattrs.flush();
   return out;
 }

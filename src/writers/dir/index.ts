@@ -8,6 +8,7 @@ import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, devNumbers } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import { Pool } from '../../util/pool.js';
+import { setXattrs } from '../../sources/xattrs.js';
 
 export interface DirWriteResult {
   entries: number;
@@ -117,6 +118,8 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
       if (e.type === 'hardlink') continue; // shares the inode of its first name
       if (opts.keepOwnership) fs.lchownSync(to, e.uid, e.gid);
       if (e.type !== 'symlink') fs.chmodSync(to, e.mode);
+      // After chown, which clears security.capability; a failure costs that attribute only.
+      if (e.xattrs) for (const [name, why] of setXattrs(to, e.xattrs)) diag.warnPath('xattr-dropped', e.path, `extended attribute ${display(name)} not set: ${why}`);
       fs.lutimesSync(to, e.mtime, e.mtime);
     } catch (err) {
       fail(e, 'cannot set metadata of', err);
