@@ -65,7 +65,8 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
   const lead = mountEntry?.type === 'dir' ? undefined : syntheticDir(mount, epoch, 'mount point of the /cvmfs payload');
   const merged = mergeInto(fromBase, payload, () => 'new', lead);
   const out = opts.extra?.length ? addExtra(merged, opts.extra, diag) : merged;
-  // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
+  // Hard links in the base whose first name went away (below the mount point, or below a path a
+  // generated entry took over) point at nothing: fail loudly, not silently.
   const targets = new Set<string>();
   for (const e of out) if (e.type === 'hardlink') targets.add(e.target!);
   if (targets.size > 0) {
@@ -76,7 +77,7 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     }
     for (const e of out) {
       if (e.type === 'hardlink' && !present.has(e.target!)) {
-        throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
+        throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target: the image replaces it (with ${display(mount)} or the entries shrinkwrap generates)`);
       }
     }
   }

@@ -200,6 +200,31 @@ describe('case 1: base symlinks and files where shrinkwrap writes its own entrie
   });
 });
 
+describe('case 1, siblings', () => {
+  it('a base hard link whose first name a generated file replaced is refused in one line, naming both', () => {
+    sh(`cp -a '${baseDir}' hardlink && mkdir hardlink/release_setup.sh && echo old > hardlink/release_setup.sh/old && ln hardlink/release_setup.sh/old hardlink/usr/zz`);
+    const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', 'hardlink', '--format', 'dir', '-q', '-o', 'never.d'], { cwd: work, env: ENV });
+    expectOneLineError(r, 2, /hard link \/usr\/zz -> \/release_setup\.sh\/old lost its target: the image replaces it/);
+    expect(fs.existsSync(path.join(work, 'never.d'))).toBe(false);
+  });
+});
+
+describe('case 1, siblings (OCI whiteouts)', () => {
+  it('a base directory the payload replaces by a symlink gets no whiteouts below that symlink', () => {
+    if (!canRun(['umoci', 'tar'].every(hasCommand), 'OCI consumers', 'umoci is not installed')) return;
+    const lib = 'cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/21.2.75/InstallArea/x86_64-slc6-gcc62-opt/lib';
+    sh(`cp -a '${baseDir}' shadowed && mkdir -p shadowed/${lib}/libMissing.so && echo old > shadowed/${lib}/libMissing.so/child && tar -C shadowed -cf shadowed.tar .`);
+    const out = path.join(work, 'shadowed.oci');
+    build(['--base', 'shadowed.tar', '--format', 'oci', '-o', out]);
+    const { state, problems } = applyLayers(layerListings(out));
+    expect(problems).toEqual([]);
+    expect(state.get(`/${lib}/libMissing.so`)).toBe('l');
+    expect(state.get(`/${lib}/libMissing.so/child`)).toBeUndefined();
+    sh(`umoci unpack ${isRoot ? '' : '--rootless'} --image '${out}:latest' shadowed.unpacked >/dev/null`);
+    expect(fs.lstatSync(path.join(work, 'shadowed.unpacked/rootfs', lib, 'libMissing.so')).isSymbolicLink()).toBe(true);
+  });
+});
+
 describe('case 8: device nodes of a base are made on the host only with --devices', () => {
   it('a root dir build skips them with a warning unless --devices; images keep them as data', () => {
     if (!canRun(isRoot && hasCommand('mknod'), 'device nodes', 'needs root (mknod)')) return;
