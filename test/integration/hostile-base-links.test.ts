@@ -209,6 +209,17 @@ describe('case 1, siblings', () => {
   });
 });
 
+describe('case 1, siblings (mount points)', () => {
+  it('a --mountpoint at or below a file shrinkwrap generates is refused in one line (it was an internal error)', () => {
+    for (const m of ['/release_setup.sh/x', '/.shrinkwrap/plan.json']) {
+      const out = path.join(work, 'never-mp.sqfs');
+      const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', baseDir, '--mountpoint', m, '-q', '-o', out], { cwd: work, env: ENV });
+      expectOneLineError(r, 2, `--mountpoint ${m}: ${m.replace(/\/x$/, '')} is a file shrinkwrap writes into the image`);
+      expect(fs.readdirSync(work).filter((n) => n.includes('never-mp'))).toEqual([]);
+    }
+  });
+});
+
 describe('case 1, siblings (OCI whiteouts)', () => {
   it('a base directory the payload replaces by a symlink gets no whiteouts below that symlink', () => {
     if (!canRun(['umoci', 'tar'].every(hasCommand), 'OCI consumers', 'umoci is not installed')) return;
