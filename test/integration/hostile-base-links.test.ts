@@ -197,6 +197,11 @@ describe('case 1: base symlinks and files where shrinkwrap writes its own entrie
     const out = path.join(work, 'writer-below-link');
     await expect(writeDir(entries, out, { keepOwnership: false }, new Diagnostics())).rejects.toThrow(/\/a\/b does not follow its parent directory/);
     expectCanariesUntouched();
+    // A hard link whose "first name" runs through that link would link a host file into the image.
+    const viaLink = [entry('/', 'dir'), entry('/a', 'symlink', { target: canary, size: canary.length }), entry('/z', 'hardlink', { target: '/a/keep' })];
+    const out2 = path.join(work, 'writer-link-via-link');
+    await expect(writeDir(viaLink, out2, { keepOwnership: false }, new Diagnostics())).rejects.toThrow(/hard link \/z -> \/a\/keep: no such first name in the image/);
+    expect(fs.statSync(path.join(canary, 'keep')).nlink).toBe(1);
   });
 });
 

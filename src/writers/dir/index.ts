@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { display, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { type Entry, devNumbers, parentPath } from '../../model/entry.js';
+import { type Entry, devNumbers, findPath, parentPath } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import { Pool } from '../../util/pool.js';
 
@@ -47,6 +47,8 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   const pool = new Pool(opts.concurrency ?? 16);
   const written: Entry[] = [];
   const hardLinks: Entry[] = [];
+  /** Paths left out (devices, sockets): few, and a hard link to one is left out with it. */
+  const skipped = new Set<string>();
   const fail = (e: Entry, what: string, err: unknown): never => {
     throw new BuildError(`${what} ${display(e.source ?? e.path)}: ${describeSystemError(err)}`);
   };
@@ -99,6 +101,7 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
           const why = opts.devices ? 'creating devices needs root' : '--devices creates device nodes';
           diag.warnPath('device-skipped', e.path, `${e.type} device ${major},${minor} skipped (${why})`);
           result.devicesSkipped++;
+          skipped.add(e.path);
           continue;
         }
         const args = e.type === 'fifo' ? ['p'] : [e.type === 'char' ? 'c' : 'b', ...devNumbers(e.rdev ?? 0).map(String)];
@@ -112,6 +115,7 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
       }
       case 'socket':
         diag.warnPath('socket-skipped', e.path, 'socket skipped');
+        skipped.add(e.path);
         continue;
     }
     written.push(e);
@@ -119,6 +123,16 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   await pool.drain();
 
   for (const e of hardLinks) {
+    // The first name must be an entry this pass made, not a directory: then `out + target` runs
+    // through directories made here only, and link(2) does not follow a symlink it names.
+    const first = entries[findPath(entries, e.target!)];
+    if (first && skipped.has(first.path)) {
+      diag.warnPath(first.type === 'socket' ? 'socket-skipped' : 'device-skipped', e.path, `hard link to ${display(first.path)} skipped with it`);
+      continue;
+    }
+    if (!first || first.type === 'dir' || first.type === 'hardlink') {
+      throw new Error(`internal: dir writer: hard link ${display(e.path)} -> ${display(e.target!)}: no such first name in the image`);
+    }
     try {
       fs.linkSync(fsPath(out + e.target!), dest(e));
     } catch (err) {
