@@ -106,6 +106,7 @@ interface BuildFlags extends SelectionFlags {
   checksum: boolean;
   progress?: boolean;
   threads?: string;
+  devices?: boolean;
 }
 
 interface PlanFlags extends SelectionFlags {
@@ -308,6 +309,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
+  if (flags.devices && format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
   if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
   const pushRef = flags.push === undefined ? null : parseImageReference(flags.push);
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
@@ -405,7 +407,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         Object.assign(report, { bytes: r.bytes, manifestDigest: r.manifestDigest, configDigest: r.configDigest, layers: r.layers, name: `${ref!.name}:${ref!.tag}` });
       } else {
         const isRoot = process.getuid?.() === 0;
-        const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, onProgress: progress.update }, diag);
+        const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, devices: flags.devices ?? false, onProgress: progress.update }, diag);
         written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
         Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
       }
@@ -878,6 +880,7 @@ export function makeProgram(): Command {
     .option('--no-checksum', 'do not write OUTPUT.sha256 (saves reading the whole image back at the end)')
     .option('--threads <n>', 'compression threads (default: one per CPU); the image is the same whatever the number')
     .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')
+    .option('--devices', "dir: create the image's character and block devices as real nodes (root only; default: skip them, each a warning)")
     .action((flags: BuildFlags) => runBuild(flags));
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))

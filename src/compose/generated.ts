@@ -6,8 +6,9 @@
 // Their content is written to the work directory and addressed like any other source file.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fromText } from '../model/bytes.js';
+import { display, fromText } from '../model/bytes.js';
 import { type Entry, ancestors } from '../model/entry.js';
+import { InputError } from '../model/errors.js';
 
 export interface ReleaseSetup {
   /** PROJECT,VERSION as asetup names it. */
@@ -72,6 +73,10 @@ export function generatedEntries(input: GeneratedInput, version: string, workDir
     }
   };
   const file = (p: string, hostFile: string, mode: number) => {
+    // A mount point at or below one of these files would be a directory where the file goes, or
+    // below it: no image can hold that.
+    const clash = input.mount === '' ? undefined : input.mountpoints.find((m) => m === p || m.startsWith(p + '/'));
+    if (clash !== undefined) throw new InputError(`--mountpoint ${display(clash)}: ${display(p)} is a file shrinkwrap writes into the image`);
     dir(path.posix.dirname(p));
     const size = fs.statSync(hostFile).size;
     out.set(p, { path: p, type: 'file', mode, uid: 0, gid: 0, mtime: input.epoch, size, source: fromText(hostFile), reason });

@@ -50,7 +50,7 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
       if (e.type === 'hardlink') e.target = e.target!.slice(cut);
       out.push(e);
     }
-    return opts.extra?.length ? addExtra(out, opts.extra) : out;
+    return opts.extra?.length ? addExtra(out, opts.extra, diag) : out;
   }
 
   // Both lists are in path order: merge them, rather than key millions of paths in a map.
@@ -64,8 +64,9 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
   // The mount point sorts before everything below it, so it leads the payload's side.
   const lead = mountEntry?.type === 'dir' ? undefined : syntheticDir(mount, epoch, 'mount point of the /cvmfs payload');
   const merged = mergeInto(fromBase, payload, () => 'new', lead);
-  const out = opts.extra?.length ? addExtra(merged, opts.extra) : merged;
-  // Hard links in the base whose first name went away point at nothing: fail loudly, not silently.
+  const out = opts.extra?.length ? addExtra(merged, opts.extra, diag) : merged;
+  // Hard links in the base whose first name went away (below the mount point, or below a path a
+  // generated entry took over) point at nothing: fail loudly, not silently.
   const targets = new Set<string>();
   for (const e of out) if (e.type === 'hardlink') targets.add(e.target!);
   if (targets.size > 0) {
@@ -76,7 +77,7 @@ export function composeImage(opts: ComposeOptions, diag: Diagnostics): Entry[] {
     }
     for (const e of out) {
       if (e.type === 'hardlink' && !present.has(e.target!)) {
-        throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target under ${display(mount)}`);
+        throw new InputError(`base image: hard link ${display(e.path)} -> ${display(e.target!)} lost its target: the image replaces it (with ${display(mount)} or the entries shrinkwrap generates)`);
       }
     }
   }
@@ -137,11 +138,24 @@ function mergeInto(old: readonly Entry[], add: readonly Entry[], pick: (o: Entry
   return out;
 }
 
-/** Generated entries into a sorted image: a generated file replaces what is there, a directory only fills a gap. */
-function addExtra(image: Entry[], extra: Entry[]): Entry[] {
+/**
+ * Generated entries into a sorted image. A generated directory keeps a directory already there (and
+ * its content); anything else in the way of a generated path is replaced, never kept: a base's
+ * `/.shrinkwrap -> /host/dir` kept as a link would have the generated files written below it,
+ * which a directory writer follows onto the host, and which no image format can hold.
+ */
+function addExtra(image: Entry[], extra: Entry[], diag: Diagnostics): Entry[] {
   const sorted = [...extra];
   sortEntries(sorted);
-  return mergeInto(image, sorted, (old, e) => (e.type === 'dir' || old.type === 'dir' ? 'old' : 'new'));
+  return mergeInto(image, sorted, (old, e) => {
+    if (e.type === 'dir' && old.type === 'dir') return 'old';
+    if (old.type === 'dir' || e.type === 'dir') {
+      // A file over a file is the ordinary case (a base's own /release_setup.sh); a change of type is not.
+      const was = old.type === 'symlink' ? `a symlink (to '${display(old.target!)}')` : `a ${old.type}`;
+      diag.warn('base-conflict', `base image has ${display(e.path)} as ${was}; replaced by ${e.type === 'dir' ? 'a directory' : 'a file'} shrinkwrap generates`);
+    }
+    return 'new';
+  });
 }
 
 /** --mtime: 'keep', 'clamp' (nothing newer than the image epoch), or one time for every entry. */

@@ -101,15 +101,22 @@ export function layerGroups(input: LayerInput): LayerGroup[] {
   }
 
   // Base paths gone from the image (replaced by a payload directory's parent, say): whiteouts.
+  // Only in a directory the image keeps: where the image has a file or link in place of a base
+  // directory, that entry replaces the whole tree when the layer is applied, and a whiteout would
+  // be an entry below a non-directory.
   if (!input.baseAsLayer) {
     const basePaths = new Set(input.base.map((b) => b.path));
     const kept = new Set<string>(['/']);
+    const keptDirs = new Set<string>(['/']);
     for (const e of image) {
       const p = e.path;
-      if (fromBase.has(e) || basePaths.has(p)) kept.add(p);
+      if (fromBase.has(e) || basePaths.has(p)) {
+        kept.add(p);
+        if (e.type === 'dir') keptDirs.add(p);
+      }
     }
     for (const b of input.base) {
-      if (b.path === '/' || kept.has(b.path) || !kept.has(parentPath(b.path))) continue;
+      if (b.path === '/' || kept.has(b.path) || !keptDirs.has(parentPath(b.path))) continue;
       const p = parentPath(b.path);
       const wh = (p === '/' ? '' : p) + '/.wh.' + baseName(b.path);
       generated.push({ path: wh, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0, reason: `whiteout of base ${b.path}` });

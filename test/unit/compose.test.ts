@@ -51,10 +51,21 @@ describe('composeImage with a base', () => {
     expect(diag.warnings.map((w) => w.kind)).toEqual(['base-conflict']);
   });
 
-  it('adds generated files over files, never over directories, and generated directories only into gaps', () => {
+  it('adds generated files over whatever is there, and generated directories into gaps and over non-directories, never following a base link', () => {
     const extra = [e('/etc/a', 'file', { reason: 'gen' }), e('/usr', 'file', { reason: 'gen' }), e('/etc', 'dir', { reason: 'gen' }), e('/.singularity.d', 'dir', { reason: 'gen' })];
-    const image = composeImage({ base, payload: [], mount: '/cvmfs', epoch: 5, extra }, new Diagnostics());
-    expect(shape(image).filter((l) => !l.includes('/cvmfs'))).toEqual(['dir /', 'dir /.singularity.d (gen)', 'dir /etc', 'file /etc/a (gen)', 'dir /usr']);
+    const diag = new Diagnostics();
+    const image = composeImage({ base, payload: [], mount: '/cvmfs', epoch: 5, extra }, diag);
+    expect(shape(image).filter((l) => !l.includes('/cvmfs'))).toEqual(['dir /', 'dir /.singularity.d (gen)', 'dir /etc', 'file /etc/a (gen)', 'file /usr (gen)']);
+    expect(diag.warnings.map((w) => w.message)).toEqual(['base image has /usr as a dir; replaced by a file shrinkwrap generates']);
+    // A base link where shrinkwrap writes its own tree: replaced, so nothing lands below it.
+    const linked = [e('/'), e('/.shrinkwrap', 'symlink', { target: '/host/dir' }), e('/cvmfs')];
+    const gen = [e('/.shrinkwrap', 'dir', { reason: 'gen' }), e('/.shrinkwrap/plan.json', 'file', { reason: 'gen' })];
+    expect(shape(composeImage({ base: linked, payload: [], mount: '/cvmfs', epoch: 5, extra: gen }, new Diagnostics()))).toEqual([
+      'dir /',
+      'dir /.shrinkwrap (gen)',
+      'file /.shrinkwrap/plan.json (gen)',
+      'dir /cvmfs',
+    ]);
   });
 
   it('refuses a base hard link whose first name went with a directory the payload replaced', () => {

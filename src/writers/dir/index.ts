@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { display, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { type Entry, devNumbers } from '../../model/entry.js';
+import { type Entry, devNumbers, findPath, parentPath } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import { Pool } from '../../util/pool.js';
 import { setXattrs } from '../../sources/xattrs.js';
@@ -14,11 +14,18 @@ export interface DirWriteResult {
   entries: number;
   files: number;
   bytes: number;
+  /** Character and block devices left out (created only with `devices`). */
+  devicesSkipped: number;
 }
 
 export interface DirWriteOptions {
   /** Keep uid/gid (needs root); otherwise everything belongs to the user running shrinkwrap. */
   keepOwnership: boolean;
+  /**
+   * Create the image's character and block devices as real nodes (root only). Off by default: a
+   * base's `dev/sda 8,0 0666` made on the host is a disk any local user can write.
+   */
+  devices?: boolean;
   /** Copies in flight: file copies are I/O-bound, and a parallel file system rewards depth. */
   concurrency?: number;
   /** Called as files are copied: bytes and files so far. */
@@ -29,18 +36,27 @@ export interface DirWriteOptions {
  * Write `entries` (sorted, "/" first) into the directory `out` (a byte string; must not exist).
  * Directories are made writable while they fill, and get their real modes and times at the end,
  * children before parents, so that creating a child does not change a parent's mtime.
+ *
+ * No link is ever followed: every entry's parent must be a directory this call made (checked in
+ * the pass, see `parents`), and every name is created exclusively (mkdir, symlink, mknod, link and
+ * O_EXCL opens all fail on an existing name, a link included), so nothing made here can lead
+ * outside `out`. The directories stay 0700 until the end, so no other user can swap a name either.
  */
 export async function writeDir(entries: readonly Entry[], out: string, opts: DirWriteOptions, diag: Diagnostics): Promise<DirWriteResult> {
   const dest = (e: Entry) => fsPath(e.path === '/' ? out : out + e.path);
-  const result: DirWriteResult = { entries: 0, files: 0, bytes: 0 };
+  const result: DirWriteResult = { entries: 0, files: 0, bytes: 0, devicesSkipped: 0 };
   const pool = new Pool(opts.concurrency ?? 16);
   const written: Entry[] = [];
   const hardLinks: Entry[] = [];
+  /** Paths left out (devices, sockets): few, and a hard link to one is left out with it. */
+  const skipped = new Set<string>();
   const fail = (e: Entry, what: string, err: unknown): never => {
     throw new BuildError(`${what} ${display(e.source ?? e.path)}: ${describeSystemError(err)}`);
   };
 
+  const parents = new DirChain(out);
   for (const e of entries) {
+    parents.enter(e);
     const to = dest(e);
     switch (e.type) {
       case 'dir':
@@ -56,10 +72,11 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
         opts.onProgress?.(result.bytes, result.files);
         await pool.run(async () => {
           try {
-            if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE);
+            // EXCL: the destination is opened O_CREAT|O_EXCL, which fails on any existing name, a link included.
+            if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
             else await copyRange(fsPath(e.source!), e.offset, e.size, to);
             // The file may have changed since the selection saw it: an image must not mix versions silently.
-            const size = (await fs.promises.stat(to)).size;
+            const size = (await fs.promises.lstat(to)).size;
             if (size !== e.size) throw new BuildError(`${display(e.source!)} changed size while the image was written (${e.size} bytes when selected, ${size} now)`);
           } catch (err) {
             if (err instanceof BuildError) throw err;
@@ -80,8 +97,12 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
       case 'fifo':
       case 'char':
       case 'block': {
-        if (e.type !== 'fifo' && !opts.keepOwnership) {
-          diag.warnPath('device-skipped', e.path, `${e.type} device skipped (creating devices needs root)`);
+        if (e.type !== 'fifo' && !(opts.devices && opts.keepOwnership)) {
+          const [major, minor] = devNumbers(e.rdev ?? 0);
+          const why = opts.devices ? 'creating devices needs root' : '--devices creates device nodes';
+          diag.warnPath('device-skipped', e.path, `${e.type} device ${major},${minor} skipped (${why})`);
+          result.devicesSkipped++;
+          skipped.add(e.path);
           continue;
         }
         const args = e.type === 'fifo' ? ['p'] : [e.type === 'char' ? 'c' : 'b', ...devNumbers(e.rdev ?? 0).map(String)];
@@ -95,6 +116,7 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
       }
       case 'socket':
         diag.warnPath('socket-skipped', e.path, 'socket skipped');
+        skipped.add(e.path);
         continue;
     }
     written.push(e);
@@ -102,6 +124,16 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   await pool.drain();
 
   for (const e of hardLinks) {
+    // The first name must be an entry this pass made, not a directory: then `out + target` runs
+    // through directories made here only, and link(2) does not follow a symlink it names.
+    const first = entries[findPath(entries, e.target!)];
+    if (first && skipped.has(first.path)) {
+      diag.warnPath(first.type === 'socket' ? 'socket-skipped' : 'device-skipped', e.path, `hard link to ${display(first.path)} skipped with it`);
+      continue;
+    }
+    if (!first || first.type === 'dir' || first.type === 'hardlink') {
+      throw new Error(`internal: dir writer: hard link ${display(e.path)} -> ${display(e.target!)}: no such first name in the image`);
+    }
     try {
       fs.linkSync(fsPath(out + e.target!), dest(e));
     } catch (err) {
@@ -129,11 +161,45 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   return result;
 }
 
-/** Content that lives inside another file (a member of a base image layer). */
+/** Content that lives inside another file (a member of a base image layer); `to` is created, never reused. */
 async function copyRange(from: Buffer, offset: number, size: number, to: Buffer): Promise<void> {
   if (size === 0) {
-    fs.writeFileSync(to, '', { mode: 0o600 }); // a read stream cannot be given an empty range
+    fs.writeFileSync(to, '', { mode: 0o600, flag: 'wx' }); // a read stream cannot be given an empty range
     return;
   }
-  await pipeline(fs.createReadStream(from, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 }), fs.createWriteStream(to, { mode: 0o600 }));
+  await pipeline(fs.createReadStream(from, { start: offset, end: offset + size - 1, highWaterMark: 1 << 20 }), fs.createWriteStream(to, { mode: 0o600, flags: 'wx' }));
+}
+
+/**
+ * The directories above the current entry, as the sorted pass meets them. An entry whose parent is
+ * not a directory entered before it would be created through something this writer did not make
+ * as a directory (a base's symlink, say): refused whatever the composer let through, as the bug
+ * it would be.
+ */
+class DirChain {
+  /** Directory paths, each inside the one before it ("/" first). */
+  private readonly chain: string[] = [];
+
+  constructor(private readonly out: string) {}
+
+  enter(e: Entry): void {
+    const p = e.path;
+    if (p === '/') {
+      if (this.chain.length > 0) this.refuse(e);
+    } else {
+      const parent = parentPath(p);
+      // Leave the directories the pass has moved out of; what remains holds the parent, or misses it.
+      while (this.chain.length > 1 && !isAtOrBelow(parent, this.chain[this.chain.length - 1]!)) this.chain.pop();
+      if (this.chain[this.chain.length - 1] !== parent) this.refuse(e);
+    }
+    if (e.type === 'dir') this.chain.push(p);
+  }
+
+  private refuse(e: Entry): never {
+    throw new Error(`internal: dir writer, ${display(this.out)}: ${display(e.path)} does not follow its parent directory`);
+  }
+}
+
+function isAtOrBelow(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir === '/' ? '/' : dir + '/');
 }
