@@ -345,7 +345,8 @@ export class RegistryClient {
       };
       req.setTimeout(this.timeoutMs, () => abort(new Timeout('idle', this.timeoutMs)));
       // A server trickling bytes is never idle: the exchange as a whole has a deadline too.
-      const deadline = setTimeout(() => abort(new Timeout('deadline', deadlineMs)), deadlineMs);
+      // Without even the headers by then, it is simply no response.
+      const deadline = setTimeout(() => abort(new Timeout(response ? 'deadline' : 'idle', response ? deadlineMs : this.timeoutMs)), deadlineMs);
       req.once('close', () => {
         if (!response) clearTimeout(deadline);
       });
