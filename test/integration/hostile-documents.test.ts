@@ -276,6 +276,12 @@ describe('registry documents (a registry in this process)', () => {
     const r = await expectRefused(pull('trickle/blob', ['--registry-timeout', '3']), 1, /trickle\/blob:1: .*blobs\/sha256:[0-9a-f]{64}: not finished within 3(\.\d+)? s/, { SHRINKWRAP_CACHE: path.join(caches, 'trickle') });
     expect(r.ms).toBeLessThan(15_000);
   });
+  // The PUT gets 200 and a trickled body: the error is the status, read within the deadline.
+  it('case 13 sibling: push has --registry-timeout, and a trickled answer ends at it', async () => {
+    if (!needsUmoci()) return;
+    const r = await expectRefused(['push', `oci:${path.join(work, 'good')}:t`, ref('trickle/manifest'), '--tls-verify', 'false', '--registry-timeout', '3'], 1, /trickle\/manifest:1: unexpected answer 200 OK \(manifest 1\)/);
+    expect(r.ms).toBeLessThan(15_000);
+  });
   const rows: Array<[string, string, RegExp]> = [
     ['case 17: manifest layers:[null]', 'layers/null', /layers\/null:1: manifest 1: layers\[0\]: expected an object, got null/],
     ['case 17: index manifests:[null]', 'index/null', /index\/null:1: manifest 1: manifests\[0\]: expected an object, got null/],
@@ -400,6 +406,9 @@ describe('case 21: sizes, digests and references', () => {
   it('a newline in a docker:// reference: one line, naming the option', async () => {
     const r = await expectRefused(build('docker://127.0.0.1:9/x\ny:1'), 2, /--base docker:\/\/127\.0\.0\.1:9\/x\\ny:1: invalid image reference: contains a control character/);
     expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+  });
+  it('any message echoing a newline the user gave is one line (sibling: the last resort in the CLI)', async () => {
+    await expectRefused(build(`oci:${path.join(work, 'no\nlayout')}`), 2, /--base oci:.*no\\nlayout: .*no such directory/);
   });
   it('a digest of the wrong length (sibling): names the field', async () => {
     if (!needsUmoci()) return;
