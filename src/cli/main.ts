@@ -30,7 +30,8 @@ import { AtomicOutput, type OutputKind, fsyncFile, interrupting, writeNewFile } 
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
-import { type ManifestEntry, verifySquashfs } from '../sources/squashfs/verify.js';
+import { singleLine } from '../util/json-check.js';
+import { readManifestFile, verifySquashfs } from '../sources/squashfs/verify.js';
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
 import { progressFor, stageProgress } from './progress.js';
@@ -150,7 +151,7 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--base <image>', 'the image to build on: a root filesystem DIR or tarball (.tar, .tar.gz, .tar.zst), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG; its ld.so.conf tells the ELF closure what it provides')
     .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
-    .option('--registry-timeout <seconds>', 'docker:// base and --push: give up on a registry request that makes no progress for this long', '60')
+    .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
     .option('--skip-unreadable', 'leave out files and directories this user may not read (each a warning, listed in --json) instead of failing')
     .option('-q, --quiet', 'print errors only');
 }
@@ -163,6 +164,8 @@ function releasePlatform(flags: SelectionFlags): string | null {
 function imagePlatform(flags: SelectionFlags): string | null {
   return flags.platform !== undefined && flags.platform.includes('/') ? flags.platform : null;
 }
+
+const REGISTRY_TIMEOUT_HELP = 'give up on a registry request that makes no progress for this long, or that takes longer in all (plus 1 s per 64 KiB of a blob)';
 
 function registryTimeout(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new InputError(`--registry-timeout ${text}: expected whole seconds, at least 1`);
@@ -311,7 +314,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   if (flags.devices && format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
   if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
-  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push);
+  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push, '--push');
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   refuseOutputInSource(flags);
@@ -478,6 +481,7 @@ interface PushFlags {
   creds?: string;
   mountFrom?: string[];
   chunkSize?: string;
+  registryTimeout: string;
   quiet?: boolean;
 }
 
@@ -489,12 +493,13 @@ async function runPush(source: string, dest: string, flags: PushFlags): Promise<
   let tag: string | null = null;
   if (!fs.existsSync(rest) && rest.lastIndexOf(':') > 0) [dir, tag] = [rest.slice(0, rest.lastIndexOf(':')), rest.slice(rest.lastIndexOf(':') + 1)];
   if (!fs.existsSync(path.join(dir, 'index.json'))) throw new InputError(`push ${source}: ${dir} is not an OCI image layout (no index.json)`);
-  const to = parseImageReference(dest);
+  const to = parseImageReference(dest, 'push');
   let chunkSize = 0;
   if (flags.chunkSize !== undefined) {
     chunkSize = flags.chunkSize === '0' ? 0 : parseBlockSizeLike(flags.chunkSize);
   }
-  const r = await pushLayout(dir, tag, to, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(to.registry, flags.creds), mountFrom: flags.mountFrom ?? [], chunkSize });
+  const timeoutMs = registryTimeout(flags.registryTimeout);
+  const r = await pushLayout(dir, tag, to, { tlsVerify: flags.tlsVerify, credentials: credentialsFor(to.registry, flags.creds), mountFrom: flags.mountFrom ?? [], chunkSize, timeoutMs });
   if (!flags.quiet) process.stderr.write(`shrinkwrap: ${pushSummary(dest, r)}\n`);
 }
 
@@ -803,17 +808,7 @@ interface VerifyFlags {
 
 /** `verify`: our own reader checks an image the way the kernel does, and against a plan if given. */
 async function runVerify(image: string, flags: VerifyFlags): Promise<void> {
-  let manifest: ManifestEntry[] | undefined;
-  if (flags.manifest !== undefined) {
-    let doc: { entries?: ManifestEntry[] };
-    try {
-      doc = JSON.parse(fs.readFileSync(flags.manifest, 'utf8'));
-    } catch (err) {
-      throw new InputError(`--manifest ${flags.manifest}: ${err instanceof SyntaxError ? 'not JSON' : describeSystemError(err)}`);
-    }
-    if (!Array.isArray(doc.entries)) throw new InputError(`--manifest ${flags.manifest}: no "entries" array (expected the output of shrinkwrap plan --json)`);
-    manifest = doc.entries;
-  }
+  const manifest = flags.manifest === undefined ? undefined : readManifestFile(flags.manifest);
   if (!fs.existsSync(image)) throw new InputError(`${image}: no such file`);
   const r = await verifySquashfs(image, { manifest, manifestRoot: '/cvmfs', imageRoot: flags.imageRoot ?? '/', data: flags.data ?? false });
   if (flags.json) {
@@ -923,6 +918,7 @@ export function makeProgram(): Command {
     .option('--creds <user:password>', 'registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .addOption(new Option('--mount-from <repository>', 'a repository on the same registry to mount blobs from instead of uploading them (repeatable)').argParser(collect))
     .option('--chunk-size <bytes>', 'upload blobs in chunks of this size (e.g. 16M; default: one request per blob)')
+    .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
     .option('-q, --quiet', 'print errors only')
     .action((source: string, destination: string, flags: PushFlags) => runPush(source, destination, flags));
 
@@ -942,7 +938,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.badInput;
     }
     if (err instanceof ShrinkwrapError) {
-      if (err.message !== '') process.stderr.write(`shrinkwrap: error: ${err.message}\n`);
+      // One line whatever the message echoes (a name with a newline in it).
+      if (err.message !== '') process.stderr.write(`shrinkwrap: error: ${singleLine(err.message)}\n`);
       return err.exitCode;
     }
     // A bug: say so in one line; the stack only on request.

@@ -6,17 +6,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { display } from '../../model/bytes.js';
-import { InputError } from '../../model/errors.js';
+import { InputError, describeSystemError } from '../../model/errors.js';
 import { type TarMember, readTar } from '../tar/reader.js';
 import { sha256 } from '../../util/digest.js';
+import { type Infer, MAX_CONFIG, MAX_DOCUMENT, arr, nullable, obj, optional, parseJson, singleLine, str } from '../../util/json-check.js';
 import type { Region } from './blob.js';
-import type { ImageConfig, StoredImage } from './oci-layout.js';
+import { type StoredImage, imageConfigCheck } from './oci-layout.js';
 
-interface ManifestItem {
-  Config?: string;
-  RepoTags?: string[] | null;
-  Layers?: string[];
-}
+const strings = arr(str, 'an array of strings');
+/** manifest.json: one item per image (docker's image/tarexport; `Parent`, `LayerSources` are not read). */
+const manifestCheck = arr(obj({ Config: str, RepoTags: optional(nullable(strings)), Layers: strings }));
+type ManifestItem = Infer<typeof manifestCheck>[number];
 
 /** Tags compare the way users write them: `busybox:1`, `docker.io/library/busybox:1` are one image. */
 function canonicalTag(t: string): string {
@@ -29,44 +29,45 @@ export function readDockerArchive(file: string, ref: string | null, label: strin
   for (const m of readTar(file, label)) members.set(path.posix.normalize(m.name.replace(/^\.\//, '')), m);
   const member = (name: string, what: string, hops = 0): TarMember => {
     const m = members.get(path.posix.normalize(name));
-    if (!m) throw new InputError(`${label}: ${what} '${display(name)}' is not in the archive`);
+    if (!m) throw new InputError(`${label}: ${what} '${singleLine(display(name), 200)}' is not in the archive`);
     if (m.type === 'symlink' && hops < 8) return member(path.posix.join(path.posix.dirname(m.name), m.linkname), what, hops + 1);
-    if (m.type !== 'file') throw new InputError(`${label}: ${what} '${display(name)}' is a ${m.type}, not a file`);
+    if (m.type !== 'file') throw new InputError(`${label}: ${what} '${singleLine(display(name), 200)}' is a ${m.type}, not a file`);
     return m;
   };
-  const text = (m: TarMember) => {
+  /** A member's bytes, refused before reading when larger than `limit`. */
+  const text = (m: TarMember, what: string, limit: number) => {
+    if (m.size > limit) throw new InputError(`${label}: ${what} is ${m.size} bytes, more than the ${limit} allowed`);
     const buf = Buffer.alloc(m.size);
-    const fd = fs.openSync(file, 'r');
+    let n = 0;
     try {
-      fs.readSync(fd, buf, 0, m.size, m.offset);
-    } finally {
-      fs.closeSync(fd);
+      const fd = fs.openSync(file, 'r');
+      try {
+        for (let got; n < m.size && (got = fs.readSync(fd, buf, n, m.size - n, m.offset + n)) > 0; ) n += got;
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      throw new InputError(`${label}: ${what}: ${describeSystemError(err)}`);
     }
+    if (n < m.size) throw new InputError(`${label}: ${what}: the archive ends inside it`);
     return buf;
   };
-  const parse = <T>(buf: Buffer, what: string): T => {
-    try {
-      return JSON.parse(buf.toString('utf8')) as T;
-    } catch {
-      throw new InputError(`${label}: ${what} is not valid JSON`);
-    }
-  };
-  const items = parse<ManifestItem[]>(text(member('manifest.json', 'manifest')), 'manifest.json');
-  if (!Array.isArray(items) || items.length === 0) throw new InputError(`${label}: manifest.json lists no images`);
+  const items = parseJson(text(member('manifest.json', 'manifest'), 'manifest.json', MAX_DOCUMENT), manifestCheck, `${label}: manifest.json`);
+  if (items.length === 0) throw new InputError(`${label}: manifest.json lists no images`);
   let item: ManifestItem;
   const tagsOf = (i: ManifestItem) => i.RepoTags ?? [];
   if (ref !== null) {
     const want = canonicalTag(ref);
     const hit = items.find((i) => tagsOf(i).some((t) => canonicalTag(t) === want));
-    if (!hit) throw new InputError(`${label}: no image tagged '${ref}' (tags: ${items.flatMap(tagsOf).join(', ') || 'none'})`);
+    if (!hit) throw new InputError(`${label}: no image tagged '${ref}' (tags: ${singleLine(items.flatMap(tagsOf).join(', ') || 'none', 200)})`);
     item = hit;
   } else {
-    if (items.length > 1) throw new InputError(`${label}: the archive holds ${items.length} images; name one as ${label}:REPO:TAG (tags: ${items.flatMap(tagsOf).join(', ')})`);
+    if (items.length > 1) throw new InputError(`${label}: the archive holds ${items.length} images; name one as ${label}:REPO:TAG (tags: ${singleLine(items.flatMap(tagsOf).join(', '), 200)})`);
     item = items[0]!;
   }
-  if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw new InputError(`${label}: manifest.json entry without Config or Layers`);
-  const configBytes = text(member(item.Config, 'config'));
-  const config = parse<ImageConfig>(configBytes, item.Config);
+  const configName = `config ${singleLine(item.Config, 200)}`;
+  const configBytes = text(member(item.Config, 'config'), configName, MAX_CONFIG);
+  const config = parseJson(configBytes, imageConfigCheck, `${label}: ${configName}`);
   const layers = item.Layers.map((name, i) => {
     const m = member(name, `layer ${i + 1}`);
     const region: Region = { file, offset: m.offset, length: m.size };

@@ -3,10 +3,11 @@
 // and size of the descriptor that names it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InputError, describeSystemError } from '../../model/errors.js';
+import { InputError } from '../../model/errors.js';
 import { MEDIA } from '../registry/client.js';
-import { platformText } from '../registry/layout.js';
+import { indexCheck, manifestCheck, platformText } from '../registry/layout.js';
 import { sha256 } from '../../util/digest.js';
+import { type Check, MAX_CONFIG, MAX_DOCUMENT, any, arr, bool, digest, map, nullable, obj, optional, parseJson, readJsonFile, readRegularFile, singleLine, str } from '../../util/json-check.js';
 import type { Region } from './blob.js';
 
 
@@ -42,11 +43,45 @@ export interface StoredImage {
 export interface ImageConfig {
   architecture?: string;
   os?: string;
+  // Docker writes null for empty ones (the check lets null through, and every reader uses `??`);
+  // the types say absent only, to match the OCI writer's OciConfig.
   config?: { Env?: string[]; Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string; Labels?: Record<string, string>; User?: string };
   rootfs?: { type: string; diff_ids: string[] };
   history?: Array<Record<string, unknown>>;
   [k: string]: unknown;
 }
+
+const strings = arr(str, 'an array of strings');
+const objectOf = map(any);
+/**
+ * The fields of an image config the code reads or extends, with the types it relies on (a string
+ * Env would be spread into characters, Labels "abc" into keys 0, 1, 2). Docker writes null for
+ * empty lists and maps; absent and null mean the same.
+ */
+export const imageConfigCheck: Check<ImageConfig> = obj({
+  architecture: optional(str),
+  os: optional(str),
+  variant: optional(str),
+  config: optional(
+    nullable(
+      obj({
+        Env: optional(nullable(strings)),
+        Entrypoint: optional(nullable(strings)),
+        Cmd: optional(nullable(strings)),
+        WorkingDir: optional(str),
+        User: optional(str),
+        Labels: optional(nullable(map(str))),
+        ExposedPorts: optional(nullable(objectOf)),
+        Volumes: optional(nullable(objectOf)),
+        StopSignal: optional(str),
+      }),
+    ),
+  ),
+  rootfs: obj({ type: str, diff_ids: arr(digest) }),
+  history: optional(
+    arr(obj({ created: optional(str), created_by: optional(str), author: optional(str), comment: optional(str), empty_layer: optional(bool) })),
+  ),
+}) as Check<ImageConfig>;
 
 /** `linux/amd64` for this machine (what a runtime here would pick). */
 export function hostPlatform(): string {
@@ -73,76 +108,66 @@ class Layout {
     readonly label: string,
   ) {}
 
+  /** Descriptors were checked (digest grammar) when their document was read; we store sha256 only. */
   blobPath(d: Descriptor, what: string): string {
-    const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(String(d?.digest));
-    if (!m || m[1] !== 'sha256' || m[2]!.length !== 64) throw new InputError(`${this.label}: ${what} has an invalid digest '${d?.digest}'`);
-    return path.join(this.dir, 'blobs', m[1], m[2]!);
+    const m = /^sha256:([a-f0-9]{64})$/.exec(d.digest);
+    if (!m) throw new InputError(`${this.label}: ${what} ${singleLine(d.digest, 80)}: only sha256 blobs can be read`);
+    return path.join(this.dir, 'blobs', 'sha256', m[1]!);
   }
 
-  /** A small JSON document, verified against its descriptor. */
-  json<T>(d: Descriptor, what: string): { value: T; bytes: Buffer } {
+  /** A small JSON document, verified against its descriptor, then checked against its schema. */
+  json<T>(d: Descriptor, what: string, check: Check<T>, limit = MAX_DOCUMENT): { value: T; bytes: Buffer } {
     const file = this.blobPath(d, what);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (err) {
-      throw new InputError(`${this.label}: ${what} ${d.digest}: missing blob (${describeSystemError(err)})`);
-    }
+    const name = `${this.label}: ${what} ${d.digest}`;
+    // The descriptor's size first: no need to open a blob that cannot be the one named.
+    if (d.size > limit) throw new InputError(`${name}: its descriptor says ${d.size} bytes, more than the ${limit} allowed`);
+    const bytes = readRegularFile(file, `${name} (${file})`, { limit });
     const digest = sha256(bytes);
     if (digest !== d.digest) throw new InputError(`${this.label}: ${what} blob ${d.digest} has digest ${digest} (corrupt layout)`);
-    if (typeof d.size === 'number' && d.size !== bytes.length) throw new InputError(`${this.label}: ${what} ${d.digest} is ${bytes.length} bytes, its descriptor says ${d.size}`);
-    try {
-      return { value: JSON.parse(bytes.toString('utf8')) as T, bytes };
-    } catch {
-      throw new InputError(`${this.label}: ${what} ${d.digest} is not valid JSON`);
-    }
+    if (d.size !== bytes.length) throw new InputError(`${name} is ${bytes.length} bytes, its descriptor says ${d.size}`);
+    return { value: parseJson(bytes, check, name), bytes };
   }
 }
+
+const markerCheck = obj({ imageLayoutVersion: str });
 
 /** Read an image from an OCI layout directory. `tag` null: the layout's only image. */
 export function readOciLayout(dir: string, tag: string | null, platform: string, label: string): StoredImage {
   const layout = new Layout(dir, label);
-  const read = (name: string) => {
-    try {
-      return JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as unknown;
-    } catch (err) {
-      const why = err instanceof SyntaxError ? 'not valid JSON' : describeSystemError(err);
-      throw new InputError(`${label}: ${path.join(dir, name)}: ${why}`);
-    }
-  };
-  const marker = read('oci-layout') as { imageLayoutVersion?: string };
-  if (typeof marker?.imageLayoutVersion !== 'string') throw new InputError(`${label}: ${path.join(dir, 'oci-layout')}: no imageLayoutVersion (not an OCI image layout)`);
-  const index = read('index.json') as { manifests?: Descriptor[] };
-  const all = Array.isArray(index?.manifests) ? index.manifests : [];
+  // The layout's own files: regular files, not links (nothing in a layout needs to point elsewhere).
+  const read = <T>(name: string, check: Check<T>) => readJsonFile(path.join(dir, name), check, `${label}: ${path.join(dir, name)}`, { limit: MAX_DOCUMENT, noFollow: true }).value;
+  read('oci-layout', markerCheck);
+  const all = read('index.json', indexCheck).manifests;
   const refName = (d: Descriptor) => d.annotations?.['org.opencontainers.image.ref.name'] ?? null;
   let chosen: Descriptor;
   if (tag !== null) {
     const hits = all.filter((d) => refName(d) === tag);
-    if (hits.length === 0) throw new InputError(`${label}: no image tagged '${tag}' (tags: ${all.map(refName).filter(Boolean).join(', ') || 'none'})`);
+    if (hits.length === 0) throw new InputError(`${label}: no image tagged '${tag}' (tags: ${singleLine(all.map(refName).filter(Boolean).join(', ') || 'none', 200)})`);
     chosen = hits.length === 1 ? hits[0]! : choosePlatform(hits, platform, label);
   } else {
     if (all.length === 0) throw new InputError(`${label}: index.json lists no images`);
     const tags = [...new Set(all.map(refName))];
-    if (tags.length > 1) throw new InputError(`${label}: the layout holds several images; name one as ${label}:TAG (tags: ${tags.filter(Boolean).join(', ')})`);
+    if (tags.length > 1) throw new InputError(`${label}: the layout holds several images; name one as ${label}:TAG (tags: ${singleLine(tags.filter(Boolean).join(', '), 200)})`);
     chosen = all.length === 1 ? all[0]! : choosePlatform(all, platform, label);
   }
   // Nested indexes (docker ≥ 25, multi-platform layouts) until a manifest.
   for (let depth = 0; chosen.mediaType === MEDIA.ociIndex || chosen.mediaType === MEDIA.dockerList; depth++) {
     if (depth > 4) throw new InputError(`${label}: indexes nested too deep`);
-    const nested = layout.json<{ manifests?: Descriptor[] }>(chosen, 'index').value;
-    chosen = choosePlatform(nested.manifests ?? [], platform, label);
+    const nested = layout.json(chosen, 'index', indexCheck).value;
+    chosen = choosePlatform(nested.manifests, platform, label);
   }
   if (chosen.mediaType !== MEDIA.ociManifest && chosen.mediaType !== MEDIA.dockerManifest) {
-    throw new InputError(`${label}: unknown media type '${chosen.mediaType}' for an image manifest`);
+    throw new InputError(`${label}: unknown media type '${singleLine(chosen.mediaType, 100)}' for an image manifest`);
   }
-  const manifest = layout.json<{ config?: Descriptor; layers?: Descriptor[] }>(chosen, 'manifest').value;
-  if (!manifest.config || !Array.isArray(manifest.layers)) throw new InputError(`${label}: manifest ${chosen.digest} has no config or layers`);
-  const config = layout.json<ImageConfig>(manifest.config, 'config').value;
+  const manifest = layout.json(chosen, 'manifest', manifestCheck).value;
+  const config = layout.json(manifest.config, 'config', imageConfigCheck, MAX_CONFIG).value;
   const layers = manifest.layers.map((d, i) => {
-    if (!LAYER_TYPES.has(d.mediaType)) throw new InputError(`${label}: layer ${i + 1} ${d.digest}: unknown media type '${d.mediaType}'`);
+    if (!LAYER_TYPES.has(d.mediaType)) throw new InputError(`${label}: layer ${i + 1} ${d.digest}: unknown media type '${singleLine(d.mediaType, 100)}'`);
     const file = layout.blobPath(d, `layer ${i + 1}`);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (!st) throw new InputError(`${label}: layer ${i + 1} ${d.digest}: missing blob ${file}`);
+    // A FIFO or device described as 0 bytes would pass the size check and block or never end.
+    if (!st.isFile()) throw new InputError(`${label}: layer ${i + 1} ${d.digest}: ${file} is not a regular file`);
     if (st.size !== d.size) throw new InputError(`${label}: layer ${i + 1} ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
     return { region: { file, offset: 0, length: st.size }, descriptor: d };
   });

@@ -19,7 +19,7 @@ export async function pullBase(
   platform: string,
   reg: { tlsVerify: boolean; creds?: string; timeoutMs?: number },
 ): Promise<{ layout: string; tag: string }> {
-  const ref = parseImageReference(text);
+  const ref = parseImageReference(text, '--base');
   const layout = path.join(cacheDir(), 'pull', ref.registry.replace(/:/g, '_'), ...ref.repository.split('/'));
   const credentials = credentialsFor(ref.registry, reg.creds);
   const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform, timeoutMs: reg.timeoutMs });

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BuildError, InputError } from '../../model/errors.js';
+import { MAX_DOCUMENT, checkJson, map, nullable, num, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
 import { displayReference, type ImageReference } from './reference.js';
 
 export interface Credentials {
@@ -18,7 +19,10 @@ export interface Credentials {
 export interface RegistryOptions {
   tlsVerify: boolean;
   credentials?: Credentials | null;
-  /** Per request, without progress (no byte received or sent). Default 60000. */
+  /**
+   * Per request: without progress (no byte received or sent), and for the whole exchange, body
+   * included (plus the time a large body takes at MIN_RATE). Default 60000.
+   */
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -30,6 +34,13 @@ export const MEDIA = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
 } as const;
 
+/**
+ * Bytes per second a transfer may not fall below on average: a blob of N bytes gets the timeout
+ * plus N / MIN_RATE seconds. Without an overall deadline a server trickling one byte at a time
+ * would hold a request forever, never idle long enough for the idle timeout.
+ */
+export const MIN_RATE = 64 * 1024;
+
 export const MANIFEST_ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
 
 export function isIndexType(mediaType: string): boolean {
@@ -38,7 +49,7 @@ export function isIndexType(mediaType: string): boolean {
 
 function parseUserPass(text: string, where: string): Credentials {
   const colon = text.indexOf(':');
-  if (colon <= 0) throw new InputError(`${where}: expected USER:PASSWORD`);
+  if (colon <= 0) throw new InputError(`${singleLine(where, 300)}: expected USER:PASSWORD`);
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
@@ -62,20 +73,20 @@ export function credentialsFor(registry: string, creds: string | undefined): Cre
   return null;
 }
 
+/** docker's config.json and containers' auth.json, as far as credentials go (credsStore and helpers are not used). */
+const authFileCheck = obj({
+  auths: optional(nullable(map(nullable(obj({ auth: optional(str), username: optional(str), password: optional(str) }))))),
+});
+
 /** Keys of `auths` name a registry as `host`, `https://host/…` or, for Docker Hub, `https://index.docker.io/v1/`. */
 function fromAuthFile(file: string, registry: string): Credentials | null {
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    fs.accessSync(file, fs.constants.R_OK);
   } catch {
-    return null; // absent files are the common case
+    return null; // absent (or unreadable) files are the common case
   }
-  let auths: Record<string, { auth?: string; username?: string; password?: string }>;
-  try {
-    auths = (JSON.parse(text) as { auths?: typeof auths }).auths ?? {};
-  } catch {
-    throw new InputError(`${file}: not valid JSON`);
-  }
+  // A regular file of sane size: a FIFO or /dev/zero in its place must not hang or fill memory.
+  const auths = parseJson(readRegularFile(file, file, { limit: MAX_DOCUMENT }), authFileCheck, file).auths ?? {};
   const hub = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
   const wanted = hub.includes(registry) ? hub : [registry];
   for (const [key, entry] of Object.entries(auths)) {
@@ -103,6 +114,8 @@ export interface RequestSpec {
   body?: () => Buffer | Readable;
   /** Follow 30x (blob GETs may go to a CDN). */
   redirects?: boolean;
+  /** Bytes the body sent or expected is known to have: more time for the whole exchange (see MIN_RATE). */
+  bytes?: number;
 }
 
 interface Challenge {
@@ -128,7 +141,15 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const TLS_PROTOCOL_ERRORS = new Set(['EPROTO', 'ECONNRESET', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
 
 /** Marks our own timeout among the errors a socket can end with. */
-class Timeout extends Error {}
+class Timeout extends Error {
+  constructor(
+    /** idle: no byte either way for timeoutMs; deadline: the exchange took longer than it may. */
+    readonly kind: 'idle' | 'deadline',
+    readonly ms: number,
+  ) {
+    super(`timeout (${kind})`);
+  }
+}
 
 /**
  * One registry, one repository (and the others a push mounts from). Holds the connection pool,
@@ -193,7 +214,7 @@ export class RegistryClient {
       const base = new URL(`${scheme}://${host}/`);
       const last = i === schemes.length - 1;
       try {
-        res = await this.send('GET', new URL('/v2/', base), {}, undefined);
+        res = await this.send('GET', new URL('/v2/', base), {}, undefined, this.timeoutMs);
       } catch (err) {
         if (!last && scheme === 'https' && TLS_PROTOCOL_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) continue;
         throw this.networkError(err, base);
@@ -224,13 +245,13 @@ export class RegistryClient {
     const challenge = this.challenge!;
     if (challenge.scheme === 'basic') {
       if (!creds) throw this.input('authentication required (give credentials with --creds USER:PASSWORD)');
-      if (retry) throw this.input(`credentials rejected for user ${creds.username}`);
+      if (retry) throw this.input(`credentials rejected for user ${singleLine(creds.username, 100)}`);
       this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
       return;
     }
     if (retry && this.authorization && Date.now() < this.tokenExpires) {
       // A fresh token that is still refused does not grant what we asked for.
-      throw this.input(creds ? `credentials rejected for user ${creds.username} (access to ${this.scopes.join(' ')} refused)` : 'authentication required (give credentials with --creds USER:PASSWORD)');
+      throw this.input(creds ? `credentials rejected for user ${singleLine(creds.username, 100)} (access to ${this.scopes.join(' ')} refused)` : 'authentication required (give credentials with --creds USER:PASSWORD)');
     }
     const realm = challenge.params['realm'];
     if (!realm) throw this.build('Bearer challenge without a realm');
@@ -243,26 +264,27 @@ export class RegistryClient {
     if (creds) headers['authorization'] = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     let res: Response;
     try {
-      res = await this.send('GET', url, headers, undefined);
+      res = await this.send('GET', url, headers, undefined, this.timeoutMs);
     } catch (err) {
       throw this.networkError(err, url);
     }
     const body = await this.readBody(res, 1 << 20);
     if (res.status === 401 || res.status === 403) {
-      throw this.input(creds ? `credentials rejected for user ${creds.username} (token server answered ${res.status})` : 'authentication required (give credentials with --creds USER:PASSWORD)');
+      throw this.input(creds ? `credentials rejected for user ${singleLine(creds.username, 100)} (token server answered ${res.status})` : 'authentication required (give credentials with --creds USER:PASSWORD)');
     }
     if (res.status !== 200) throw this.statusError(res, body, `token server ${url.origin}${url.pathname}`);
-    let token: { token?: string; access_token?: string; expires_in?: number };
+    let answer: unknown;
     try {
-      token = JSON.parse(body.toString('utf8')) as typeof token;
+      answer = JSON.parse(body.toString('utf8'));
     } catch {
       throw this.build(`token server ${url.origin}${url.pathname} answered something other than JSON`);
     }
+    const token = checkJson(tokenCheck, answer, `${this.prefix}: token server ${url.origin}${url.pathname}`);
     const value = token.token ?? token.access_token;
     if (!value) throw this.build(`token server ${url.origin}${url.pathname} answered without a token`);
     this.authorization = `Bearer ${value}`;
     // Renewed at 90% of its lifetime (the spec's default is 60 s).
-    this.tokenExpires = Date.now() + (token.expires_in ?? 60) * 900;
+    this.tokenExpires = Date.now() + Math.max(0, token.expires_in ?? 60) * 900;
   }
 
   /**
@@ -280,7 +302,7 @@ export class RegistryClient {
         // Credentials go to the registry only, never to a CDN a blob redirects to.
         if (this.authorization && url.host === this.base!.host) headers['authorization'] = this.authorization;
         try {
-          res = await this.send(spec.method, url, headers, spec.body);
+          res = await this.send(spec.method, url, headers, spec.body, this.deadline(spec.bytes ?? 0));
         } catch (err) {
           throw this.networkError(err, url);
         }
@@ -300,8 +322,13 @@ export class RegistryClient {
     }
   }
 
-  /** One HTTP exchange; resolves when the response headers arrive. */
-  private send(method: string, url: URL, headers: Record<string, string>, body: RequestSpec['body']): Promise<Response> {
+  /** How long an exchange of `bytes` bytes may take in all. */
+  private deadline(bytes: number): number {
+    return this.timeoutMs + Math.ceil((Math.max(0, bytes) / MIN_RATE) * 1000);
+  }
+
+  /** One HTTP exchange; resolves when the response headers arrive. The deadline runs until its body ends. */
+  private send(method: string, url: URL, headers: Record<string, string>, body: RequestSpec['body'], deadlineMs: number): Promise<Response> {
     return new Promise((resolve, reject) => {
       const payload = body?.();
       const lib = url.protocol === 'https:' ? https : http;
@@ -312,10 +339,16 @@ export class RegistryClient {
       let response: http.IncomingMessage | null = null;
       const req = lib.request(url, { method, headers: all, agent });
       // No byte in either direction for timeoutMs: fail the request and any body still streaming.
-      req.setTimeout(this.timeoutMs, () => {
-        const err = new Timeout('timeout');
+      const abort = (err: Timeout) => {
         response?.destroy(err);
         req.destroy(err);
+      };
+      req.setTimeout(this.timeoutMs, () => abort(new Timeout('idle', this.timeoutMs)));
+      // A server trickling bytes is never idle: the exchange as a whole has a deadline too.
+      // Without even the headers by then, it is simply no response.
+      const deadline = setTimeout(() => abort(new Timeout(response ? 'deadline' : 'idle', response ? deadlineMs : this.timeoutMs)), deadlineMs);
+      req.once('close', () => {
+        if (!response) clearTimeout(deadline);
       });
       req.on('error', (err) => {
         if (typeof payload === 'object' && !Buffer.isBuffer(payload)) payload.destroy();
@@ -324,6 +357,7 @@ export class RegistryClient {
       });
       req.on('response', (res) => {
         response = res;
+        res.once('close', () => clearTimeout(deadline));
         // Readers attach their own handlers; this one keeps an unread body's error from being uncaught.
         res.on('error', () => {});
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
@@ -364,13 +398,16 @@ export class RegistryClient {
 
   /** `manifest unknown (404)`, `registry error 500 Internal Server Error: …`. */
   statusError(res: Response, body: Buffer, what: string): InputError | BuildError {
+    // The registry's own words, on one line whatever it sent (an error list of another shape is shown as text).
     let message = '';
     try {
-      const errors = (JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
-      message = errors.map((e) => e.message ?? e.code ?? '').filter((m) => m !== '').join('; ');
+      const errors = (JSON.parse(body.toString('utf8')) as { errors?: unknown }).errors;
+      const text = (v: unknown) => (typeof v === 'string' ? v : '');
+      message = (Array.isArray(errors) ? errors : []).map((e: { code?: unknown; message?: unknown } | null) => text(e?.message) || text(e?.code)).filter((m) => m !== '').join('; ');
     } catch {
-      message = body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
+      message = body.toString('utf8').replace(/\s+/g, ' ').trim();
     }
+    message = singleLine(message, 200);
     const s = res.status;
     if (s >= 500) return this.build(`registry error ${s} ${http.STATUS_CODES[s] ?? ''}${message ? `: ${message}` : ''} (${what})`);
     if (s === 401) return this.input(`authentication required (${what})`);
@@ -382,7 +419,8 @@ export class RegistryClient {
   /** A network failure as one line: refused, unresolvable, timeout, TLS. */
   networkError(err: unknown, url: URL): InputError | BuildError {
     if (err instanceof InputError || err instanceof BuildError) return err;
-    if (err instanceof Timeout) return this.build(`no response within ${+(this.timeoutMs / 1000).toFixed(3)} s`);
+    if (err instanceof Timeout && err.kind === 'idle') return this.build(`no response within ${+(err.ms / 1000).toFixed(3)} s`);
+    if (err instanceof Timeout) return this.build(`${url.pathname}: not finished within ${+(err.ms / 1000).toFixed(3)} s (too slow; see --registry-timeout)`);
     const e = err as NodeJS.ErrnoException;
     const where = url.host;
     const code = e.code ?? '';
@@ -395,9 +433,12 @@ export class RegistryClient {
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
       return this.input(`TLS certificate of ${where} not trusted (${code}); use --tls-verify=false to accept it`);
     }
-    return this.build(`${where}: ${e.message?.split('\n')[0] ?? String(err)}${code ? ` (${code})` : ''}`);
+    return this.build(`${where}: ${singleLine(e.message?.split('\n')[0] ?? String(err), 200)}${code ? ` (${code})` : ''}`);
   }
 }
+
+/** A token server's answer (distribution's auth/token.md). */
+const tokenCheck = obj({ token: optional(str), access_token: optional(str), expires_in: optional(num) });
 
 /** `location` with `digest=` appended the way upload URLs need it (they may carry `?_state=…`). */
 export function withDigest(location: URL, digest: string): URL {

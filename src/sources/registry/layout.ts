@@ -2,6 +2,7 @@
 // content-addressed blob paths, hashing, and a small pool for concurrent transfers.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type Check, any, arr, digest, int, map, obj, optional, size, str } from '../../util/json-check.js';
 
 export interface Platform {
   architecture: string;
@@ -26,6 +27,30 @@ export interface ImageDocument {
   layers?: Descriptor[];
   manifests?: Descriptor[];
 }
+
+// The shapes the code relies on (image-spec descriptor.md, manifest.md, image-index.md), checked
+// where a document is read so that everything after it gets well-typed values.
+export const platformCheck: Check<Platform> = obj({ architecture: str, os: str, variant: optional(str) });
+export const descriptorCheck: Check<Descriptor> = obj({
+  mediaType: str,
+  digest,
+  size,
+  platform: optional(platformCheck),
+  annotations: optional(map(str)),
+  urls: optional(arr(str)),
+});
+/** A manifest: a config and layers. */
+export const manifestCheck = obj({ schemaVersion: optional(int), mediaType: optional(str), config: descriptorCheck, layers: arr(descriptorCheck) });
+/** An index (or Docker manifest list). */
+export const indexCheck = obj({ schemaVersion: optional(int), mediaType: optional(str), manifests: arr(descriptorCheck) });
+/** Either, before its media type is known: the fields present must have their types. */
+export const documentCheck: Check<ImageDocument> = obj({
+  schemaVersion: optional(any as Check<number>),
+  mediaType: optional(str),
+  config: optional(descriptorCheck),
+  layers: optional(arr(descriptorCheck)),
+  manifests: optional(arr(descriptorCheck)),
+});
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const SHA256 = /^sha256:([a-f0-9]{64})$/;

@@ -8,10 +8,14 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describeSystemError, InputError } from '../../model/errors.js';
 import { isIndexType, MANIFEST_ACCEPT, MEDIA, RegistryClient, type RegistryOptions } from './client.js';
+import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
 import {
   blobPath,
   type Descriptor,
+  documentCheck,
   type ImageDocument,
+  indexCheck,
+  manifestCheck,
   type Platform,
   platformText,
   REF_NAME,
@@ -31,7 +35,8 @@ export interface PullResult {
   platform: string;
 }
 
-const MAX_MANIFEST = 8 << 20;
+/** What a pull reads of the config: the platform it reports. */
+const platformOfConfig = obj({ os: optional(str), architecture: optional(str), variant: optional(str) });
 const PARALLEL_BLOBS = 3;
 
 export async function pullToLayout(
@@ -46,13 +51,14 @@ export async function pullToLayout(
     let chosen = top;
     let platform: Platform | undefined;
     if (isIndexType(top.mediaType)) {
-      const d = choosePlatform(client, top.doc.manifests ?? [], want);
+      const d = choosePlatform(client, checkJson(indexCheck, top.doc, `${client.prefix}: index ${top.digest}`).manifests, want);
       platform = d.platform;
       chosen = await getManifest(client, d.digest, d.digest, d.size);
       if (isIndexType(chosen.mediaType)) throw client.input(`${d.digest} for ${platformText(want)} is another index (nested indexes are not supported)`);
     }
-    const { config, layers } = chosen.doc;
-    if (!config || !Array.isArray(layers)) throw client.build(`manifest ${chosen.digest} has no config or no layers`);
+    const { config, layers } = checkJson(manifestCheck, chosen.doc, `${client.prefix}: manifest ${chosen.digest}`);
+    // Before downloading: a config is read whole, so it may not be larger than we read.
+    if (config.size > MAX_CONFIG) throw client.input(`config ${config.digest} is ${config.size} bytes, more than the ${MAX_CONFIG} allowed`);
 
     fs.mkdirSync(path.join(layoutDir, 'blobs', 'sha256'), { recursive: true });
     const unique = new Map<string, Descriptor>();
@@ -70,12 +76,8 @@ export async function pullToLayout(
     writeFileAtomic(path.join(layoutDir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
     writeFileAtomic(path.join(layoutDir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [descriptor] }));
 
-    let imageConfig: Partial<Platform>;
-    try {
-      imageConfig = JSON.parse(fs.readFileSync(blobPath(layoutDir, config.digest)!, 'utf8')) as Partial<Platform>;
-    } catch {
-      throw client.build(`config ${config.digest} is not JSON`);
-    }
+    const configLabel = `${client.prefix}: config ${config.digest}`;
+    const imageConfig = parseJson(readRegularFile(blobPath(layoutDir, config.digest)!, configLabel, { limit: MAX_CONFIG }), platformOfConfig, configLabel);
     const got = platformText({ os: imageConfig.os ?? '?', architecture: imageConfig.architecture ?? '?', variant: imageConfig.variant });
     return { manifestDigest: chosen.digest, layout: layoutDir, tag, platform: got };
   } finally {
@@ -121,7 +123,7 @@ async function getManifest(client: RegistryClient, reference: string, expected: 
     headers: { accept: MANIFEST_ACCEPT },
   });
   if (res.status !== 200) return client.fail(res, `manifest ${reference}`);
-  const bytes = await client.readBody(res, MAX_MANIFEST);
+  const bytes = await client.readBody(res, MAX_DOCUMENT);
   const digest = sha256(bytes);
   if (expected && digest !== expected) throw client.build(`manifest ${expected}: digest mismatch (got ${digest})`);
   if (size !== undefined && bytes.length !== size) throw client.build(`manifest ${reference}: size mismatch (got ${bytes.length} bytes, expected ${size})`);
@@ -129,13 +131,8 @@ async function getManifest(client: RegistryClient, reference: string, expected: 
   if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
     throw client.build(`manifest ${reference}: the registry says ${header} but its bytes hash to ${digest}`);
   }
-  let doc: ImageDocument;
-  try {
-    doc = JSON.parse(bytes.toString('utf8')) as ImageDocument;
-  } catch {
-    throw client.build(`manifest ${reference} is not JSON`);
-  }
-  if (doc.schemaVersion !== 2) throw client.input(`manifest ${reference} has schemaVersion ${doc.schemaVersion} (only 2 is supported)`);
+  const doc = parseJson(bytes, documentCheck, `${client.prefix}: manifest ${reference}`);
+  if (doc.schemaVersion !== 2) throw client.input(`manifest ${reference} has schemaVersion ${singleLine(String(JSON.stringify(doc.schemaVersion)), 40)} (only 2 is supported)`);
   const contentType = (res.headers['content-type'] ?? '').split(';')[0]!.trim();
   const mediaType = KNOWN.has(contentType) ? contentType : (doc.mediaType ?? (doc.manifests ? MEDIA.ociIndex : MEDIA.ociManifest));
   return { bytes, digest, mediaType, doc };
@@ -149,7 +146,7 @@ async function fetchBlob(client: RegistryClient, layoutDir: string, d: Descripto
     client.log(`${d.digest}: already in ${layoutDir}`);
     return;
   }
-  const res = await client.request({ method: 'GET', url: client.path(`blobs/${d.digest}`), redirects: true });
+  const res = await client.request({ method: 'GET', url: client.path(`blobs/${d.digest}`), redirects: true, bytes: d.size });
   if (res.status !== 200) return client.fail(res, `blob ${d.digest}`);
   const hash = createHash('sha256');
   let n = 0;

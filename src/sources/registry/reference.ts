@@ -2,6 +2,7 @@
 // `docker://` optional. The grammar is distribution's (reference/regexp.go), read from its spec
 // text; Docker Hub's defaults (registry, `library/`, tag `latest`) are client conventions.
 import { InputError } from '../../model/errors.js';
+import { singleLine } from '../../util/json-check.js';
 
 export interface ImageReference {
   /** host[:port]; docker.io becomes registry-1.docker.io. */
@@ -23,17 +24,19 @@ const DOMAIN_LABEL = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
-/** `docker://` plus the reference as written: the prefix of every message about it. */
+/** `docker://` plus the reference as written: the prefix of every message about it (one line whatever it holds). */
 export function displayReference(ref: Pick<ImageReference, 'text'>): string {
-  return ref.text.startsWith('docker://') ? ref.text : `docker://${ref.text}`;
+  return singleLine(ref.text.startsWith('docker://') ? ref.text : `docker://${ref.text}`, 300);
 }
 
-export function parseImageReference(text: string): ImageReference {
+/** `option`: where the text came from (`--base`), named in the message when it is refused. */
+export function parseImageReference(text: string, option?: string): ImageReference {
   const bad = (why: string): never => {
-    throw new InputError(`${text.startsWith('docker://') ? text : `docker://${text}`}: invalid image reference: ${why}`);
+    throw new InputError(`${option ? `${option} ` : ''}${displayReference({ text })}: invalid image reference: ${why}`);
   };
   let rest = text.startsWith('docker://') ? text.slice('docker://'.length) : text;
   if (rest === '') bad('empty');
+  if (/[\u0000-\u001f\u007f]/.test(rest)) bad('contains a control character');
   if (/\s/.test(rest)) bad('contains white space');
 
   let digest: string | null = null;

@@ -2,6 +2,7 @@
 // and lookup time, what unsquashfs 4.5 checks when reading the tables, and the rules a writer has
 // to keep for the image to read back correctly (see /work/shared/reference/squashfs.md §1, §4).
 // Each problem is one line naming the table, inode or path concerned.
+import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import { display, fromText } from '../../model/bytes.js';
 import { type EntryType, joinPath } from '../../model/entry.js';
@@ -26,6 +27,9 @@ import {
   refString,
 } from './format.js';
 import { type ImageEntry, type RawDirHeader, type RawInode, type SquashfsImage, openSquashfs } from './reader.js';
+import { type Check, arr, int, obj, oneOf, optional, readJsonFile, size, str, uint } from '../../util/json-check.js';
+
+const MAX_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
 
 /** An entry of `shrinkwrap plan --json` (`entries`). */
 export interface ManifestEntry {
@@ -41,6 +45,30 @@ export interface ManifestEntry {
   target?: string;
   targetBase64?: string;
   rdev?: number;
+}
+
+// A plan's entries are checked field by field: a null entry or a numeric path is a wrong input,
+// not a crash in the comparison. Plans of millions of entries are hundreds of MB: the limit is
+// what one string can hold, as JSON.parse needs the whole text as one.
+const manifestEntryCheck: Check<ManifestEntry> = obj({
+  path: str,
+  pathBase64: optional(str),
+  type: oneOf('dir', 'file', 'symlink', 'hardlink', 'char', 'block', 'fifo', 'socket'),
+  size,
+  mode: uint,
+  uid: uint,
+  gid: uint,
+  mtime: int,
+  target: optional(str),
+  targetBase64: optional(str),
+  rdev: optional(uint),
+});
+const planCheck = obj({ entries: arr(manifestEntryCheck, 'an array (the output of shrinkwrap plan --json)') });
+
+/** `verify --manifest FILE`: the entries of `shrinkwrap plan --json` output. InputError naming the option and file. */
+export function readManifestFile(file: string): ManifestEntry[] {
+  const label = `--manifest ${file}`;
+  return readJsonFile(file, planCheck, label, { limit: MAX_STRING_LENGTH }).value.entries;
 }
 
 export interface VerifyOptions {

@@ -3,9 +3,10 @@
 // else uploaded whole or in chunks), config after layers, the manifest last with its exact bytes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describeSystemError, InputError } from '../../model/errors.js';
+import { InputError } from '../../model/errors.js';
 import { isIndexType, RegistryClient, type RegistryOptions, type Response, withDigest } from '../../sources/registry/client.js';
-import { blobPath, type Descriptor, type ImageDocument, REF_NAME, runLimited, sha256 } from '../../sources/registry/layout.js';
+import { blobPath, type Descriptor, documentCheck, indexCheck, manifestCheck, REF_NAME, runLimited, sha256 } from '../../sources/registry/layout.js';
+import { checkJson, MAX_DOCUMENT, parseJson, readJsonFile, readRegularFile, singleLine } from '../../util/json-check.js';
 import { displayReference, type ImageReference } from '../../sources/registry/reference.js';
 
 export interface PushResult {
@@ -45,16 +46,10 @@ export async function pushLayout(layoutDir: string, tag: string | null, ref: Ima
 
 /** The descriptor in index.json whose ref.name is `tag`, or the only one. */
 function selectManifest(layoutDir: string, tag: string | null): Descriptor {
-  let index: ImageDocument;
-  try {
-    index = JSON.parse(fs.readFileSync(path.join(layoutDir, 'index.json'), 'utf8')) as ImageDocument;
-  } catch (err) {
-    const why = err instanceof SyntaxError ? 'index.json is not JSON' : `index.json: ${describeSystemError(err)}`;
-    throw new InputError(`${layoutDir}: not an OCI image layout (${why})`);
-  }
-  const manifests = index.manifests ?? [];
+  const file = path.join(layoutDir, 'index.json');
+  const { manifests } = readJsonFile(file, indexCheck, file, { limit: MAX_DOCUMENT, noFollow: true }).value;
   const tags = manifests.map((d) => d.annotations?.[REF_NAME]).filter((t): t is string => t !== undefined);
-  const listed = tags.length ? tags.join(', ') : 'none';
+  const listed = singleLine(tags.length ? tags.join(', ') : 'none', 200);
   if (tag === null) {
     if (manifests.length === 1) return manifests[0]!;
     throw new InputError(`${layoutDir}: holds ${manifests.length} images; name one (tags: ${listed})`);
@@ -84,34 +79,32 @@ class Pusher {
     if (!file) throw this.layoutError(`${d.digest}: only sha256 digests are supported`);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (!st) throw this.layoutError(`blob ${d.digest} is missing`);
+    if (!st.isFile()) throw this.layoutError(`blob ${d.digest} is not a regular file`);
     if (st.size !== d.size) throw this.layoutError(`blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
     return file;
   }
 
   /** A manifest after its blobs, or an index after its manifests; `reference` is the tag or digest to put it under. */
   async document(d: Descriptor, reference: string): Promise<void> {
-    const bytes = fs.readFileSync(this.blobFile(d));
+    const label = `${this.layoutDir}: manifest ${d.digest}`;
+    const bytes = readRegularFile(this.blobFile(d), label, { limit: MAX_DOCUMENT });
     if (sha256(bytes) !== d.digest) throw this.layoutError(`blob ${d.digest} does not hash to its name`);
-    let doc: ImageDocument;
-    try {
-      doc = JSON.parse(bytes.toString('utf8')) as ImageDocument;
-    } catch {
-      throw this.layoutError(`manifest ${d.digest} is not JSON`);
-    }
+    const doc = parseJson(bytes, documentCheck, label);
     const mediaType = doc.mediaType ?? d.mediaType;
     if (isIndexType(mediaType)) {
-      for (const m of doc.manifests ?? []) await this.document(m, m.digest);
+      for (const m of checkJson(indexCheck, doc, label).manifests) await this.document(m, m.digest);
     } else {
-      if (!doc.config || !Array.isArray(doc.layers)) throw this.layoutError(`manifest ${d.digest} has no config or no layers`);
-      const layers = [...new Map(doc.layers.map((l) => [l.digest, l])).values()].filter((l) => l.digest !== doc.config!.digest);
+      const { config, layers: all } = checkJson(manifestCheck, doc, label);
+      const layers = [...new Map(all.map((l) => [l.digest, l])).values()].filter((l) => l.digest !== config.digest);
       await runLimited(layers, PARALLEL_BLOBS, (l) => this.blob(l));
-      await this.blob(doc.config);
+      await this.blob(config);
     }
     const res = await this.client.request({
       method: 'PUT',
       url: this.client.path(`manifests/${reference}`),
       headers: { 'content-type': mediaType },
       body: () => bytes,
+      bytes: bytes.length,
     });
     if (res.status !== 201) return this.client.fail(res, `manifest ${reference}`);
     res.body.resume();
@@ -174,6 +167,7 @@ class Pusher {
       url: withDigest(session, d.digest),
       headers: whole ? { 'content-type': 'application/octet-stream', 'content-length': String(d.size) } : {},
       body: whole ? () => fs.createReadStream(file) : undefined,
+      bytes: whole ? d.size : 0,
     });
     if (res.status !== 201) return client.fail(res, `upload of ${d.digest}`);
     res.body.resume();
@@ -195,6 +189,7 @@ class Pusher {
           'content-range': `${start}-${end}`,
         },
         body: () => fs.createReadStream(file, { start, end }),
+        bytes: end - start + 1,
       });
       if (res.status !== 202) return this.client.fail(res, `chunk ${start}-${end} of ${d.digest}`);
       res.body.resume();
