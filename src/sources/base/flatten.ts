@@ -29,6 +29,14 @@ interface Placed {
 
 export class LayerStack {
   private readonly tree = new Map<string, Placed>();
+  /**
+   * The paths in `tree` under each directory path, so that deleting a subtree costs its size, not
+   * the whole tree's: a scan of the tree per whiteout made a layer of many opaque directories
+   * quadratic. (A set may outlive its directory: a same-layer child survives a lower one's whiteout.)
+   */
+  private readonly children = new Map<string, Set<string>>();
+  /** Directories made opaque in the current layer: a repeated marker has nothing left to hide. */
+  private opaqued = new Set<string>();
   private layer = -1;
 
   constructor(private readonly epoch: number) {
@@ -38,6 +46,7 @@ export class LayerStack {
   /** Apply one layer's members, and say how many there were. `file` is the uncompressed tar the members' offsets point into. */
   apply(members: Iterable<TarMember>, file: string, label: string): number {
     this.layer++;
+    this.opaqued = new Set();
     const layer = this.layer;
     const source = fromText(file);
     let count = 0;
@@ -52,7 +61,8 @@ export class LayerStack {
         const dirPath = parentPath(path);
         this.checkParents(path, fail);
         if (name === OPAQUE) {
-          this.removeBelow(dirPath, layer, false);
+          if (!this.opaqued.has(dirPath)) this.removeBelow(dirPath, layer, false);
+          this.opaqued.add(dirPath);
           continue;
         }
         const victim = name.slice(WHITEOUT.length);
@@ -107,7 +117,7 @@ export class LayerStack {
         continue;
       }
       if (old) this.removeBelow(path, Infinity, true);
-      this.tree.set(path, { entry: e, layer, inode });
+      this.put(path, { entry: e, layer, inode });
     }
     return count;
   }
@@ -145,7 +155,7 @@ export class LayerStack {
       }
       missing.push(p);
     }
-    for (const p of missing) this.tree.set(p, { entry: dir(p, 0o755, 0, 0, this.epoch, 'parent directory missing from the base layer'), layer: this.layer });
+    for (const p of missing) this.put(p, { entry: dir(p, 0o755, 0, 0, this.epoch, 'parent directory missing from the base layer'), layer: this.layer });
   }
 
   /**
@@ -156,13 +166,34 @@ export class LayerStack {
     if (self) {
       const placed = this.tree.get(path);
       if (!placed || placed.layer >= below) return;
-      this.tree.delete(path);
+      this.drop(path);
       if (placed.entry.type !== 'dir') return;
     }
-    const prefix = path === '/' ? '/' : path + '/';
-    for (const [p, placed] of this.tree) {
-      if (p.startsWith(prefix) && p !== '/' && placed.layer < below) this.tree.delete(p);
+    // Every descendant is visited (a kept one may hold lower-layer entries); those below go.
+    const todo = [path];
+    while (todo.length > 0) {
+      const kids = this.children.get(todo.pop()!);
+      if (!kids) continue;
+      for (const p of [...kids]) {
+        todo.push(p);
+        if (this.tree.get(p)!.layer < below) this.drop(p);
+      }
     }
+  }
+
+  private put(path: string, placed: Placed): void {
+    if (!this.tree.has(path) && path !== '/') {
+      const parent = parentPath(path);
+      const kids = this.children.get(parent);
+      if (kids) kids.add(path);
+      else this.children.set(parent, new Set([path]));
+    }
+    this.tree.set(path, placed);
+  }
+
+  private drop(path: string): void {
+    this.tree.delete(path);
+    this.children.get(parentPath(path))?.delete(path);
   }
 }
 
