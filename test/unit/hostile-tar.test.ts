@@ -64,3 +64,30 @@ describe('whiteouts keep their meaning', () => {
     expect(paths(stack)).toEqual(['/', '/a', '/a/again', '/b', '/f', '/f/h', '/f2']);
   });
 });
+
+describe('extended headers: bounded, and each costs once', () => {
+  it('a global header of 200,000 records is not copied for every member', () => {
+    const records: Array<[string, string]> = Array.from({ length: 200_000 }, (_, i) => [`k${i}`, 'v']);
+    const members = Array.from({ length: 5000 }, (_, i) => member({ name: `f${i}` }));
+    const file = path.join(work, 'global.tar');
+    fs.writeFileSync(file, tarball(pax(records, 'g'), ...members));
+    const t0 = Date.now();
+    expect([...readTar(file, 'global.tar')].length).toBe(5000);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a run of 20,000 PAX headers before one member is merged in linear time', () => {
+    const file = path.join(work, 'run.tar');
+    fs.writeFileSync(file, tarball(...Array.from({ length: 20_000 }, (_, i) => pax([[`k${i}`, 'v']])), member({ name: 'f' })));
+    const t0 = Date.now();
+    expect([...readTar(file, 'run.tar')].map((x) => x.name)).toEqual(['f']);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('more than 64 MiB of extended headers for one member is refused, though each is below it', () => {
+    const big = pax([['comment', 'c'.repeat(33 << 20)]]);
+    const file = path.join(work, 'big-ext.tar');
+    fs.writeFileSync(file, tarball(big, big, member({ name: 'f' })));
+    expect(() => [...readTar(file, 'big-ext.tar')]).toThrow(/big-ext\.tar: header at byte \d+: extended headers of more than 64 MiB \(for one member\)/);
+  });
+});

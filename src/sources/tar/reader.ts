@@ -26,6 +26,11 @@ export interface TarMember {
 }
 
 const BLOCK = 512;
+/** The most extended-header data (PAX, GNU long names) one member, or the global records, may have. */
+const MAX_EXTENDED = 64 * 1024 * 1024;
+/** More xattrs than any file system keeps on one file (ext4: what fits in a block). */
+const MAX_XATTRS = 1024;
+const XATTR = 'SCHILY.xattr.';
 
 const TYPES: Record<string, TarType> = {
   '0': 'file',
@@ -148,19 +153,25 @@ function gnuLongName(data: Buffer, what: string, where: () => string): string {
   return name;
 }
 
-/** SCHILY.xattr.NAME records, checked as the kernel would check them (setxattr(2)). */
-function paxXattrs(pax: Map<string, Buffer>, where: () => string): Array<[string, Buffer]> {
+/**
+ * A member's SCHILY.xattr.NAME records, global ones first (a local record overrides a global one
+ * in place), checked as the kernel would check them (setxattr(2)). `globalKeys` lists the global
+ * xattr keys, so that a member costs its own records, not a walk of every global one.
+ */
+function paxXattrs(globalKeys: readonly string[], global: Map<string, Buffer>, local: Map<string, Buffer>, where: () => string): Array<[string, Buffer]> {
   const xattrs: Array<[string, Buffer]> = [];
-  for (const [k, v] of pax) {
-    if (!k.startsWith('SCHILY.xattr.')) continue;
-    const name = k.slice('SCHILY.xattr.'.length);
+  const add = (key: string, v: Buffer) => {
+    const name = key.slice(XATTR.length);
     const bad = (why: string) => new InputError(`${where()}: xattr name '${shortName(name)}' ${why}`);
+    if (xattrs.length === MAX_XATTRS) throw new InputError(`${where()}: more than ${MAX_XATTRS} xattrs on one member`);
     if (name === '') throw bad('is empty');
     if (name.includes('\0')) throw bad('has a NUL byte');
     if (name.length > 255) throw bad(`is ${name.length} bytes, longer than XATTR_NAME_MAX (255)`);
     if (v.length > 65536) throw bad(`has a ${v.length}-byte value, larger than XATTR_SIZE_MAX (65536)`);
     xattrs.push([name, v]);
-  }
+  };
+  for (const k of globalKeys) add(k, local.get(k) ?? global.get(k)!);
+  for (const [k, v] of local) if (k.startsWith(XATTR) && !global.has(k)) add(k, v);
   return xattrs;
 }
 
@@ -179,8 +190,11 @@ export function* readTar(file: string, label: string, start = 0, length?: number
     const end = start + (length ?? fs.fstatSync(fd).size - start);
     const h = Buffer.alloc(BLOCK);
     let pos = start;
-    let global = new Map<string, Buffer>();
+    const global = new Map<string, Buffer>();
     let local = new Map<string, Buffer>();
+    const globalXattrKeys: string[] = [];
+    let globalBytes = 0;
+    let pendingBytes = 0;
     let longName: string | null = null;
     let longLink: string | null = null;
     const read = (buf: Buffer, at: number): void => {
@@ -209,18 +223,35 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       if (h.every((b) => b === 0)) return; // end of archive (one zero block is enough to stop)
       if (!checksumOk(h)) throw new InputError(`${where()}: bad checksum (not a tar archive, or corrupt)`);
       const flag = String.fromCharCode(h[156]!);
-      // An empty PAX value deletes the keyword (POSIX pax): the header field applies again.
-      const paxSize = local.get('size') ?? global.get('size');
-      const size = paxSize !== undefined && paxSize.length > 0 ? paxNumber('size', paxSize, where) : number(h, 124, 12, 'size', where);
+      // A local record overrides a global one; an empty value deletes the keyword (POSIX pax), so that
+      // the header field applies again. (Not for xattrs: an empty value is a value there.)
+      const paxValue = (key: string): Buffer | undefined => {
+        const v = local.has(key) ? local.get(key) : global.get(key);
+        return v !== undefined && v.length > 0 ? v : undefined;
+      };
+      const paxSize = paxValue('size');
+      const size = paxSize !== undefined ? paxNumber('size', paxSize, where) : number(h, 124, 12, 'size', where);
       if (!Number.isSafeInteger(size) || size < 0) throw new InputError(`${where()}: bad size`);
       const dataAt = pos + BLOCK;
       const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        if (size > 64 * 1024 * 1024) throw new InputError(`${where()}: ${size}-byte extended header`);
+        // Bounded in total, not only each: extended headers are held in memory until their member
+        // (global ones for good), and a run of them costs nothing to compress.
+        if (flag === 'g') globalBytes += size;
+        else pendingBytes += size;
+        if (size > MAX_EXTENDED || pendingBytes > MAX_EXTENDED || globalBytes > MAX_EXTENDED) {
+          throw new InputError(`${where()}: extended headers of more than ${MAX_EXTENDED / 2 ** 20} MiB (${flag === 'g' ? 'global' : 'for one member'})`);
+        }
         const data = Buffer.alloc(size);
         read(data, dataAt);
-        if (flag === 'x') local = new Map([...local, ...parsePax(data, where)]);
-        else if (flag === 'g') global = new Map([...global, ...parsePax(data, where)]);
+        // Merged in place: copying the map for each header of a run of them would be quadratic.
+        if (flag === 'x') for (const [k, v] of parsePax(data, where)) local.set(k, v);
+        else if (flag === 'g') {
+          for (const [k, v] of parsePax(data, where)) {
+            if (k.startsWith(XATTR) && !global.has(k)) globalXattrKeys.push(k);
+            global.set(k, v);
+          }
+        }
         else if (flag === 'L') longName = gnuLongName(data, 'long name', where);
         else longLink = gnuLongName(data, 'long link name', where);
         pos = next;
@@ -231,17 +262,19 @@ export function* readTar(file: string, label: string, start = 0, length?: number
         const what = flag === 'S' || local.has('GNU.sparse.map') || local.has('GNU.sparse.major') ? 'sparse members are not supported' : `unsupported member type '${flag.replace(/[^\x20-\x7e]/g, '?')}'`;
         throw new InputError(`${where()}: ${what}`);
       }
-      // An empty value in a local record deletes a global one and falls back to the header field.
-      // (An xattr's value may be empty, though: it is one.)
-      const pax = new Map([...global, ...local].filter(([k, v]) => v.length > 0 || k.startsWith('SCHILY.xattr.')));
       const magic = h.toString('latin1', 257, 263);
       const prefix = magic.startsWith('ustar') ? str(h, 345, 155) : '';
       let name = longName ?? (prefix !== '' ? prefix + '/' + str(h, 0, 100) : str(h, 0, 100));
-      if (pax.has('path')) name = pax.get('path')!.toString('latin1');
+      const paxPath = paxValue('path');
+      if (paxPath) name = paxPath.toString('latin1');
       let linkname = longLink ?? str(h, 157, 100);
-      if (pax.has('linkpath')) linkname = pax.get('linkpath')!.toString('latin1');
-      const numeric = (key: string, off: number, len: number) => (pax.has(key) ? paxNumber(key, pax.get(key)!, where) : number(h, off, len, key, where));
-      const xattrs = paxXattrs(pax, where);
+      const paxLink = paxValue('linkpath');
+      if (paxLink) linkname = paxLink.toString('latin1');
+      const numeric = (key: string, off: number, len: number) => {
+        const v = paxValue(key);
+        return v ? paxNumber(key, v, where) : number(h, off, len, key, where);
+      };
+      const xattrs = paxXattrs(globalXattrKeys, global, local, where);
       // Old archives mark directories only by the trailing slash.
       const isDir = type === 'dir' || (type === 'file' && name.endsWith('/') && flag !== '7');
       const member: TarMember = {
@@ -260,6 +293,7 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       };
       if (next > end) throw new InputError(`${label}: truncated in the content of '${shortName(member.name)}' (needs ${size} bytes)`);
       local = new Map();
+      pendingBytes = 0;
       longName = longLink = null;
       yield member;
       pos = next;
