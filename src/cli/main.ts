@@ -25,6 +25,7 @@ import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
 import { type TraceEventName, type TraceFormat, buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
 import { MOUNT } from '../select/spec/parse.js';
+import { DEFAULT_MAX_LAYER_SIZE_TEXT, parseLayerSize } from '../sources/base/blob.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput, type OutputKind, fsyncFile, interrupting, writeNewFile } from '../util/atomic.js';
 import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
@@ -84,6 +85,7 @@ interface SelectionFlags extends TraceFlags {
   tlsVerify: boolean;
   creds?: string;
   registryTimeout: string;
+  maxLayerSize: string;
   skipUnreadable?: boolean;
 }
 
@@ -152,6 +154,7 @@ function addSelectionOptions(cmd: Command): Command {
     .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
+    .option('--max-layer-size <size>', 'the most one compressed base layer or tarball may decompress to (K, M, G, T suffixes)', DEFAULT_MAX_LAYER_SIZE_TEXT)
     .option('--skip-unreadable', 'leave out files and directories this user may not read (each a warning, listed in --json) instead of failing')
     .option('-q, --quiet', 'print errors only');
 }
@@ -184,7 +187,7 @@ async function baseOf(flags: SelectionFlags, diag: Diagnostics): Promise<BaseIma
   const epoch = Number(process.env['SOURCE_DATE_EPOCH'] ?? 0) || 0;
   const reading = stageProgress(flags as { quiet?: boolean; progress?: boolean }, `reading base ${flags.base}`, 'layers');
   try {
-    return await openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) }, onLayer: reading.tick }, diag);
+    return await openBase(flags.base, { platform: imagePlatform(flags), epoch, registry: { tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) }, onLayer: reading.tick, maxLayerSize: parseLayerSize(flags.maxLayerSize) }, diag);
   } finally {
     reading.done();
   }

@@ -1,6 +1,5 @@
-// Tar archives byte by byte, for hostile inputs: every header field is what the test says, including
-// what no honest tar writer produces (NULs in PAX paths, hex sizes, names that climb out, links
-// before the entries below them). Only ustar headers and PAX extended headers.
+// A raw tar writer for hostile-input tests: every ustar field as given, only the checksum computed,
+// so that a test controls the exact bytes a reader sees (PAX records, GNU long names, base-256).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 
@@ -23,83 +22,86 @@ export interface RawMember {
   pax?: Record<string, string | Buffer>;
 }
 
-const BLOCK = 512;
-
-function field(buf: Buffer, offset: number, length: number, value: string | Buffer): void {
-  const b = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
-  b.copy(buf, offset, 0, Math.min(b.length, length));
+export interface Header {
+  name: string | Buffer;
+  /** Type flag: '0' file, '1' hard link, '2' symlink, '5' directory, 'x' PAX, 'L' GNU long name... */
+  flag?: string;
+  size?: number;
+  /** The size field's raw text, when it must be something other than the octal of `size`. */
+  sizeField?: string;
+  linkname?: string | Buffer;
+  mode?: number;
+  /** Raw bytes of the uid field (8 bytes), e.g. GNU base-256. */
+  uidField?: Buffer;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  devmajor?: number;
+  devminor?: number;
 }
 
-function octal(n: number, length: number): string {
-  return n.toString(8).padStart(length - 1, '0');
-}
-
-function header(m: { name: string; type: string; mode: number; uid: number; gid: number; mtime: number; size: string; linkname: string; devmajor: number; devminor: number }): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  field(h, 0, 100, m.name);
-  field(h, 100, 8, octal(m.mode, 8));
-  field(h, 108, 8, octal(m.uid, 8));
-  field(h, 116, 8, octal(m.gid, 8));
-  field(h, 124, 12, m.size);
-  field(h, 136, 12, octal(m.mtime, 12));
-  field(h, 156, 1, m.type);
-  field(h, 157, 100, m.linkname);
-  field(h, 257, 6, 'ustar\0');
-  field(h, 263, 2, '00');
-  field(h, 265, 32, 'root');
-  field(h, 297, 32, 'root');
-  field(h, 329, 8, octal(m.devmajor, 8));
-  field(h, 337, 8, octal(m.devminor, 8));
-  // The checksum is computed with its own field as spaces.
-  field(h, 148, 8, '        ');
+export function header(h: Header): Buffer {
+  const b = Buffer.alloc(512);
+  const put = (v: string | Buffer, off: number, len: number) => (typeof v === 'string' ? Buffer.from(v, 'latin1') : v).copy(b, off, 0, len);
+  const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
+  put(h.name, 0, 100);
+  put(octal(h.mode ?? (h.flag === '5' ? 0o755 : 0o644), 8), 100, 8);
+  put(h.uidField ?? octal(h.uid ?? 0, 8), 108, 8);
+  put(octal(h.gid ?? 0, 8), 116, 8);
+  put(h.sizeField ?? octal(h.size ?? 0, 12), 124, 12);
+  put(octal(h.mtime ?? 1_500_000_000, 12), 136, 12);
+  put(h.flag ?? '0', 156, 1);
+  put(h.linkname ?? '', 157, 100);
+  put('ustar\0' + '00', 257, 8);
+  put(octal(h.devmajor ?? 0, 8), 329, 8);
+  put(octal(h.devminor ?? 0, 8), 337, 8);
+  b.fill(0x20, 148, 156);
   let sum = 0;
-  for (const byte of h) sum += byte;
-  field(h, 148, 8, `${octal(sum, 7)}\0`);
-  return h;
+  for (const x of b) sum += x;
+  put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8);
+  return b;
 }
 
-function padded(data: Buffer): Buffer[] {
-  const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-  return pad === 0 ? [data] : [data, Buffer.alloc(pad)];
+function pad(body: Buffer): Buffer {
+  return Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
 }
 
-/** One PAX record: "<len> key=value\n", where len counts itself. */
-function paxRecord(key: string, value: string | Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'latin1'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n')]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len), 'latin1'), body]);
+/** One member: its header and its content, padded. */
+export function member(h: Header, body: Buffer = Buffer.alloc(0)): Buffer {
+  return Buffer.concat([header({ size: body.length, ...h }), pad(body)]);
 }
 
-/** The whole archive: members, then the two zero blocks. */
+/** A PAX `x` header carrying `records` (values raw), for the member that follows. */
+export function pax(records: Array<[string, string | Buffer]>, flag = 'x'): Buffer {
+  const body = Buffer.concat(
+    records.map(([k, v]) => {
+      const rest = Buffer.concat([Buffer.from(` ${k}=`, 'latin1'), typeof v === 'string' ? Buffer.from(v, 'latin1') : v, Buffer.from('\n')]);
+      let len = rest.length + 1;
+      while (String(len).length + rest.length !== len) len = String(len).length + rest.length;
+      return Buffer.concat([Buffer.from(String(len)), rest]);
+    }),
+  );
+  return member({ name: 'PaxHeaders/x', flag }, body);
+}
+
+export function tarball(...members: Buffer[]): Buffer {
+  return Buffer.concat([...members, Buffer.alloc(1024)]);
+}
+
+/** An archive from member descriptions (the shape the property test generates). */
 export function rawTar(members: RawMember[]): Buffer {
   const parts: Buffer[] = [];
   for (const m of members) {
     const content = typeof m.content === 'string' ? Buffer.from(m.content, 'latin1') : (m.content ?? Buffer.alloc(0));
     if (m.pax && Object.keys(m.pax).length > 0) {
-      const records = Buffer.concat(Object.entries(m.pax).map(([k, v]) => paxRecord(k, v)));
-      parts.push(header({ name: 'PaxHeaders/x', type: 'x', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: octal(records.length, 12), linkname: '', devmajor: 0, devminor: 0 }));
-      parts.push(...padded(records));
+      // PAX values as UTF-8 text (what tar writes), or the exact bytes given.
+      parts.push(pax(Object.entries(m.pax).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v, 'utf8') : v])));
     }
-    const type = m.type ?? '0';
-    parts.push(
-      header({
-        name: m.name,
-        type,
-        mode: m.mode ?? (type === '5' ? 0o755 : 0o644),
-        uid: m.uid ?? 0,
-        gid: m.gid ?? 0,
-        mtime: m.mtime ?? 1_600_000_000,
-        size: m.sizeField ?? octal(type === '0' ? content.length : 0, 12),
-        linkname: m.linkname ?? '',
-        devmajor: m.devmajor ?? 0,
-        devminor: m.devminor ?? 0,
-      }),
-    );
-    if (type === '0' && content.length > 0) parts.push(...padded(content));
+    const flag = m.type ?? '0';
+    const h: Header = { name: m.name, flag, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime ?? 1_600_000_000, linkname: m.linkname, sizeField: m.sizeField, devmajor: m.devmajor, devminor: m.devminor };
+    parts.push(flag === '0' ? member(h, content) : header({ ...h, size: 0 }));
   }
-  parts.push(Buffer.alloc(2 * BLOCK));
-  return Buffer.concat(parts);
+  return tarball(...parts);
 }
 
 /**

@@ -126,30 +126,101 @@ function zstdDecoder(label: string): Transform {
 }
 
 /**
- * Digest a stored layer blob and make its tar addressable. `expect` (sha256:…) is checked when
- * given: a layout whose blob does not match its descriptor is refused.
+ * The most one layer may decompress to unless --max-layer-size says otherwise. Real base images
+ * have layers of a few GB; a few MB of gzip or zstd can claim terabytes (a "bomb"), and each
+ * layer is decompressed into $TMPDIR.
  */
-export async function openLayer(blob: Region, label: string, workDir: string, expect?: { digest?: string; diffId?: string }): Promise<OpenedLayer> {
+export const DEFAULT_MAX_LAYER_SIZE = 64 * 2 ** 30;
+export const DEFAULT_MAX_LAYER_SIZE_TEXT = '64G';
+
+/** --max-layer-size: bytes, or with a K, M, G or T suffix (powers of 1024). */
+export function parseLayerSize(text: string): number {
+  const m = /^(\d+)([kKmMgGtT]?)(i?[bB])?$/.exec(text.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+  if (!m || !Number.isSafeInteger(n) || n < 1) throw new InputError(`--max-layer-size ${text}: expected a size in bytes, or with a K, M, G or T suffix (e.g. ${DEFAULT_MAX_LAYER_SIZE_TEXT})`);
+  return n;
+}
+
+/** A size for messages: 10 MiB, 64 GiB, or bytes when it is not a whole number of either. */
+function sizeText(n: number): string {
+  for (const [unit, k] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (n >= k && n % k === 0) return `${n / k} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+/** A pass-through that fails as soon as more than `max` bytes have flowed by (nothing past it is written). */
+function capped(max: number, failure: () => Error): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      seen += chunk.length;
+      if (seen > max) done(failure());
+      else done(null, chunk);
+    },
+  });
+}
+
+/** The bytes of `blob`, failing if the file has fewer than the region says (it shrank, or changed, while being read). */
+function readRegion(blob: Region, label: string): Array<NodeJS.ReadableStream | Transform> {
+  let seen = 0;
+  const whole = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      seen += chunk.length;
+      done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      done(seen === blob.length ? null : new InputError(`${label}: the blob ends after ${seen} of its ${blob.length} bytes (did it change while being read?)`));
+    },
+  });
+  return [fs.createReadStream(blob.file, { start: blob.offset, end: blob.offset + blob.length - 1, highWaterMark: 1 << 20 }), whole];
+}
+
+/** sha256 of a region, in one streaming pass. */
+async function digestRegion(blob: Region, label: string): Promise<string> {
+  const h = createHash('sha256');
+  if (blob.length > 0) await pipeline([...readRegion(blob, label), hashing(h), new Writable({ write: (_c, _e, done) => done() })]);
+  return digestOf(h);
+}
+
+/**
+ * Digest a stored layer blob and make its tar addressable. `expect` (sha256:…) is checked when
+ * given: a layout whose blob does not match its descriptor is refused, before anything of it is
+ * decompressed. Decompression stops, and its output is removed, once it passes `maxTarBytes`.
+ */
+export async function openLayer(blob: Region, label: string, workDir: string, expect?: { digest?: string; diffId?: string }, maxTarBytes = DEFAULT_MAX_LAYER_SIZE): Promise<OpenedLayer> {
   const compression = sniff(blob);
-  const blobHash = createHash('sha256');
-  const read = () => fs.createReadStream(blob.file, { start: blob.offset, end: blob.offset + blob.length - 1, highWaterMark: 1 << 20 });
   let tar: Region = blob;
   let diffId: string;
-  let digest: string;
+  let digest!: string; // set on every path that does not throw (the compiler cannot follow checkedFirst)
+  let out: string | null = null;
+  const wrongDigest = (d: string) => new InputError(`${label}: content has digest ${d}, but the image says ${expect!.digest}`);
   try {
     if (compression === 'none') {
-      if (blob.length > 0) await pipeline(read(), hashing(blobHash), new Writable({ write: (_c, _e, done) => done() }));
-      diffId = digest = digestOf(blobHash);
+      diffId = digest = await digestRegion(blob, label);
     } else {
+      // A streaming hash knows only at the end: so the blob, small next to what it may expand to, is
+      // read and digested first, and a blob that is not what its descriptor says is never
+      // decompressed. The config's diff_id still checks what is decompressed afterwards.
+      const checkedFirst = expect?.digest !== undefined && expect.digest !== '';
+      if (checkedFirst) {
+        digest = await digestRegion(blob, label);
+        if (digest !== expect!.digest) throw wrongDigest(digest);
+      }
+      const blobHash = createHash('sha256');
       const tarHash = createHash('sha256');
-      const out = path.join(workDir, `layer-${fs.readdirSync(workDir).length}.tar`);
+      out = path.join(workDir, `layer-${fs.readdirSync(workDir).length}.tar`);
       const decoders = compression === 'gzip' ? [zlib.createGunzip()] : [wholeZstdFrames(label), zstdDecoder(label)];
-      await pipeline([read(), hashing(blobHash), ...decoders, hashing(tarHash), fs.createWriteStream(out)]);
-      digest = digestOf(blobHash);
+      const tooBig = () =>
+        new InputError(`${label}: decompresses to more than ${sizeText(maxTarBytes)}, the limit set by --max-layer-size (default ${DEFAULT_MAX_LAYER_SIZE_TEXT}; raise it if the layer is genuine)`);
+      await pipeline([...readRegion(blob, label), ...(checkedFirst ? [] : [hashing(blobHash)]), ...decoders, capped(maxTarBytes, tooBig), hashing(tarHash), fs.createWriteStream(out)]);
+      if (!checkedFirst) digest = digestOf(blobHash);
       diffId = digestOf(tarHash);
       tar = { file: out, offset: 0, length: fs.statSync(out).size };
     }
   } catch (err) {
+    // What was decompressed of a refused layer goes at once, not at exit: it may be large.
+    if (out !== null) fs.rmSync(out, { force: true });
     if (err instanceof InputError || err instanceof BuildError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'Z_DATA_ERROR' || e.code === 'Z_BUF_ERROR' || e.code?.startsWith('ERR_ZSTD') || /zstd|unexpected end/i.test(e.message)) {
@@ -157,7 +228,10 @@ export async function openLayer(blob: Region, label: string, workDir: string, ex
     }
     throw new BuildError(`${label}: ${describeSystemError(err)}`);
   }
-  if (expect?.digest && expect.digest !== digest) throw new InputError(`${label}: content has digest ${digest}, but the image says ${expect.digest}`);
-  if (expect?.diffId && expect.diffId !== diffId) throw new InputError(`${label}: uncompressed content has digest ${diffId}, but the config's diff_id says ${expect.diffId}`);
+  if (expect?.digest && expect.digest !== digest) throw wrongDigest(digest);
+  if (expect?.diffId && expect.diffId !== diffId) {
+    if (out !== null) fs.rmSync(out, { force: true });
+    throw new InputError(`${label}: uncompressed content has digest ${diffId}, but the config's diff_id says ${expect.diffId}`);
+  }
   return { blob, tar, compression, digest, diffId };
 }

@@ -5,12 +5,19 @@
 // `..` path, an absolute path, a path through a symlink, a hard link to a name the image lacks, a
 // symlink climbing above `/`, a whiteout of the root, is refused, naming the layer and the entry.
 import { fromText } from '../../model/bytes.js';
-import { display } from '../../model/bytes.js';
 import { type Entry, comparePaths, makeDev, parentPath } from '../../model/entry.js';
 import { InputError } from '../../model/errors.js';
-import type { TarMember } from '../tar/reader.js';
+import { type TarMember, shortName } from '../tar/reader.js';
 
 const WHITEOUT = '.wh.';
+
+// The limits Linux puts on what can be opened by name, as on /cvmfs entries (selection.ts): a path
+// of PATH_MAX bytes or more, or a name of more than NAME_MAX, cannot be extracted, opened or
+// listed by the tools that will use the image. The depth limit has no Linux counterpart: no real
+// root filesystem comes near it, and it bounds the parent directories one member can imply.
+export const PATH_MAX = 4096;
+export const NAME_MAX = 255;
+export const MAX_DEPTH = 256;
 const OPAQUE = '.wh..wh..opq';
 
 interface Placed {
@@ -22,20 +29,31 @@ interface Placed {
 
 export class LayerStack {
   private readonly tree = new Map<string, Placed>();
+  /**
+   * The paths in `tree` under each directory path, so that deleting a subtree costs its size, not
+   * the whole tree's: a scan of the tree per whiteout made a layer of many opaque directories
+   * quadratic. (A set may outlive its directory: a same-layer child survives a lower one's whiteout.)
+   */
+  private readonly children = new Map<string, Set<string>>();
+  /** Directories made opaque in the current layer: a repeated marker has nothing left to hide. */
+  private opaqued = new Set<string>();
   private layer = -1;
 
   constructor(private readonly epoch: number) {
     this.tree.set('/', { entry: dir('/', 0o755, 0, 0, epoch, 'base image root'), layer: -1 });
   }
 
-  /** Apply one layer's members. `file` is the uncompressed tar the members' offsets point into. */
-  apply(members: Iterable<TarMember>, file: string, label: string): void {
+  /** Apply one layer's members, and say how many there were. `file` is the uncompressed tar the members' offsets point into. */
+  apply(members: Iterable<TarMember>, file: string, label: string): number {
     this.layer++;
+    this.opaqued = new Set();
     const layer = this.layer;
     const source = fromText(file);
+    let count = 0;
     for (const m of members) {
+      count++;
       const fail = (why: string): never => {
-        throw new InputError(`${label}: entry '${display(m.name)}': ${why}`);
+        throw new InputError(`${label}: entry '${shortName(m.name)}': ${why}`);
       };
       const path = imagePath(m.name, fail);
       const name = path.slice(path.lastIndexOf('/') + 1);
@@ -43,7 +61,8 @@ export class LayerStack {
         const dirPath = parentPath(path);
         this.checkParents(path, fail);
         if (name === OPAQUE) {
-          this.removeBelow(dirPath, layer, false);
+          if (!this.opaqued.has(dirPath)) this.removeBelow(dirPath, layer, false);
+          this.opaqued.add(dirPath);
           continue;
         }
         const victim = name.slice(WHITEOUT.length);
@@ -69,15 +88,17 @@ export class LayerStack {
           break;
         case 'symlink':
           if (m.linkname === '') fail('symlink with an empty target');
-          if (!m.linkname.startsWith('/') && climbsAbove(parentPath(path), m.linkname)) fail(`symlink to '${display(m.linkname)}' climbs above the image root`);
+          if (m.linkname.includes('\0')) fail(`symlink target '${shortName(m.linkname)}' has a NUL byte`);
+          if (m.linkname.length >= PATH_MAX) fail(`symlink target of ${m.linkname.length} bytes, longer than PATH_MAX (${PATH_MAX})`);
+          if (!m.linkname.startsWith('/') && climbsAbove(parentPath(path), m.linkname)) fail(`symlink to '${shortName(m.linkname)}' climbs above the image root`);
           e.target = m.linkname;
           e.size = m.linkname.length;
           break;
         case 'hardlink': {
-          const targetPath = imagePath(m.linkname, (why) => fail(`hard link target '${display(m.linkname)}': ${why}`));
+          const targetPath = imagePath(m.linkname, (why) => fail(`hard link target '${shortName(m.linkname)}': ${why}`));
           const target = this.tree.get(targetPath);
-          if (!target) fail(`hard link to '${display(m.linkname)}', which is not in the image`);
-          if (target!.entry.type !== 'file') fail(`hard link to '${display(m.linkname)}', a ${target!.entry.type}`);
+          if (!target) fail(`hard link to '${shortName(m.linkname)}', which is not in the image`);
+          if (target!.entry.type !== 'file') fail(`hard link to '${shortName(m.linkname)}', a ${target!.entry.type}`);
           // A hard link is another name of the same inode: content and metadata come from the target.
           const t = target!.entry;
           Object.assign(e, { mode: t.mode, uid: t.uid, gid: t.gid, mtime: t.mtime, size: t.size, source: t.source, offset: t.offset, xattrs: t.xattrs });
@@ -96,8 +117,9 @@ export class LayerStack {
         continue;
       }
       if (old) this.removeBelow(path, Infinity, true);
-      this.tree.set(path, { entry: e, layer, inode });
+      this.put(path, { entry: e, layer, inode });
     }
+    return count;
   }
 
   /** The flattened tree in path order; names of one inode become a file and hard links to it. */
@@ -127,13 +149,13 @@ export class LayerStack {
     for (let p = parentPath(path); ; p = parentPath(p)) {
       const placed = this.tree.get(p);
       if (placed) {
-        if (placed.entry.type === 'symlink') fail(`its parent '${display(p)}' is a symlink (to '${display(placed.entry.target!)}'): extracting it would write through the link`);
-        if (placed.entry.type !== 'dir') fail(`its parent '${display(p)}' is a ${placed.entry.type}`);
+        if (placed.entry.type === 'symlink') fail(`its parent '${shortName(p)}' is a symlink (to '${shortName(placed.entry.target!)}'): extracting it would write through the link`);
+        if (placed.entry.type !== 'dir') fail(`its parent '${shortName(p)}' is a ${placed.entry.type}`);
         break;
       }
       missing.push(p);
     }
-    for (const p of missing) this.tree.set(p, { entry: dir(p, 0o755, 0, 0, this.epoch, 'parent directory missing from the base layer'), layer: this.layer });
+    for (const p of missing) this.put(p, { entry: dir(p, 0o755, 0, 0, this.epoch, 'parent directory missing from the base layer'), layer: this.layer });
   }
 
   /**
@@ -144,13 +166,34 @@ export class LayerStack {
     if (self) {
       const placed = this.tree.get(path);
       if (!placed || placed.layer >= below) return;
-      this.tree.delete(path);
+      this.drop(path);
       if (placed.entry.type !== 'dir') return;
     }
-    const prefix = path === '/' ? '/' : path + '/';
-    for (const [p, placed] of this.tree) {
-      if (p.startsWith(prefix) && p !== '/' && placed.layer < below) this.tree.delete(p);
+    // Every descendant is visited (a kept one may hold lower-layer entries); those below go.
+    const todo = [path];
+    while (todo.length > 0) {
+      const kids = this.children.get(todo.pop()!);
+      if (!kids) continue;
+      for (const p of [...kids]) {
+        todo.push(p);
+        if (this.tree.get(p)!.layer < below) this.drop(p);
+      }
     }
+  }
+
+  private put(path: string, placed: Placed): void {
+    if (!this.tree.has(path) && path !== '/') {
+      const parent = parentPath(path);
+      const kids = this.children.get(parent);
+      if (kids) kids.add(path);
+      else this.children.set(parent, new Set([path]));
+    }
+    this.tree.set(path, placed);
+  }
+
+  private drop(path: string): void {
+    this.tree.delete(path);
+    this.children.get(parentPath(path))?.delete(path);
   }
 }
 
@@ -158,8 +201,14 @@ function dir(path: string, mode: number, uid: number, gid: number, mtime: number
   return { path, type: 'dir', mode, uid, gid, mtime, size: 0, reason };
 }
 
-/** A tar member name as an image path: `./` prefixes and trailing slashes go; `..` and absolute names are refused. */
+/**
+ * A tar member name as an image path: `./` prefixes, empty components and trailing slashes go;
+ * `..`, absolute names, empty names, NUL bytes and names beyond the limits above are refused. All
+ * of it in linear time, before the name is used for anything else (its parents, its subtree).
+ */
 function imagePath(name: string, fail: (why: string) => never): string {
+  if (name === '') fail('an empty name');
+  if (name.includes('\0')) fail('a name with a NUL byte');
   if (name.startsWith('/')) fail('an absolute path');
   const parts: string[] = [];
   for (const c of name.split('/')) {
@@ -167,7 +216,12 @@ function imagePath(name: string, fail: (why: string) => never): string {
     if (c === '..') fail('a path with ".." (path traversal)');
     parts.push(c);
   }
-  return '/' + parts.join('/');
+  const path = '/' + parts.join('/');
+  if (path.length >= PATH_MAX) fail(`a path of ${path.length} bytes, longer than PATH_MAX (${PATH_MAX})`);
+  if (parts.length > MAX_DEPTH) fail(`a path of ${parts.length} components, deeper than ${MAX_DEPTH}`);
+  const long = parts.find((c) => c.length > NAME_MAX);
+  if (long !== undefined) fail(`a name of ${long.length} bytes, longer than NAME_MAX (${NAME_MAX})`);
+  return path;
 }
 
 /** Does a relative link in `dir` climb above `/` (lexically, as a symlink escape would)? */

@@ -54,6 +54,8 @@ export interface BaseOptions {
   epoch: number;
   /** docker:// only. */
   registry?: { tlsVerify: boolean; creds?: string; timeoutMs?: number };
+  /** The most one compressed layer may decompress to (--max-layer-size); default DEFAULT_MAX_LAYER_SIZE. */
+  maxLayerSize?: number;
   /** After each layer is read: layers done, and their uncompressed bytes. */
   onLayer?: (layers: number, bytes: number) => void;
 }
@@ -102,12 +104,15 @@ export async function openBase(text: string, opts: BaseOptions, diag: Diagnostic
     assignHardLinks(entries);
     return { text, kind: 'dir', entries, view: new BaseView(entries), digest: null, layers: [], config: null };
   }
-  // A root filesystem tarball is a one-layer image; it is kept as that layer when it is one.
+  // A root filesystem tarball is a one-layer image; it is kept as that layer when it is one. An empty
+  // file, or an archive without members, would be an empty root filesystem: a mistake, never a base.
+  if (st.size === 0) throw new InputError(`--base ${text}: an empty file (0 bytes), not a tar archive`);
   const work = makeWorkDir('base');
   const file = path.resolve(text);
-  const layer = await openLayer({ file, offset: 0, length: st.size }, `--base ${text}`, work);
+  const layer = await openLayer({ file, offset: 0, length: st.size }, `--base ${text}`, work, undefined, opts.maxLayerSize);
   const stack = new LayerStack(opts.epoch);
-  stack.apply(readTar(layer.tar.file, `--base ${text}`, layer.tar.offset, layer.tar.length), layer.tar.file, text);
+  const members = stack.apply(readTar(layer.tar.file, `--base ${text}`, layer.tar.offset, layer.tar.length), layer.tar.file, text);
+  if (members === 0) throw new InputError(`--base ${text}: no members: an empty archive is not a root filesystem`);
   const entries = stack.entries();
   return { text, kind: 'tarball', entries, view: new BaseView(entries), digest: layer.digest, layers: [baseLayer(layer)], config: null };
 }
@@ -135,7 +140,7 @@ async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: 
   let tarBytes = 0;
   for (const [i, l] of img.layers.entries()) {
     const label = `${text}: layer ${i + 1}${l.descriptor.digest ? ` (${l.descriptor.digest.slice(0, 19)})` : ''}`;
-    const opened = await openLayer(l.region, label, work, { digest: checkDigests ? l.descriptor.digest : undefined, diffId: diffIds[i] });
+    const opened = await openLayer(l.region, label, work, { digest: checkDigests ? l.descriptor.digest : undefined, diffId: diffIds[i] }, opts.maxLayerSize);
     stack.apply(readTar(opened.tar.file, label, opened.tar.offset, opened.tar.length), opened.tar.file, label);
     layers.push(baseLayer(opened));
     tarBytes += opened.tar.length;

@@ -2,6 +2,7 @@
 // SCHILY.xattr.*), GNU long names and base-256 numbers, old v7 headers. It never copies content:
 // each member is reported with the offset of its bytes in the file, so writers read it lazily.
 import * as fs from 'node:fs';
+import { display } from '../../model/bytes.js';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
 
 export type TarType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
@@ -25,6 +26,11 @@ export interface TarMember {
 }
 
 const BLOCK = 512;
+/** The most extended-header data (PAX, GNU long names) one member, or the global records, may have. */
+const MAX_EXTENDED = 64 * 1024 * 1024;
+/** More xattrs than any file system keeps on one file (ext4: what fits in a block). */
+const MAX_XATTRS = 1024;
+const XATTR = 'SCHILY.xattr.';
 
 const TYPES: Record<string, TarType> = {
   '0': 'file',
@@ -41,6 +47,8 @@ const TYPES: Record<string, TarType> = {
 /** An octal field (NUL/space terminated) or GNU base-256 (high bit set). */
 function number(h: Buffer, off: number, len: number, what: string, where: () => string): number {
   if (h[off]! & 0x80) {
+    // Base-256 is two's complement: 0xff… is a negative number, which no field here may hold.
+    if (h[off]! & 0x40) throw new InputError(`${where()}: ${what} field is negative`);
     let v = BigInt(h[off]! & 0x7f);
     for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(h[off + i]!);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new InputError(`${where()}: ${what} field too large`);
@@ -78,17 +86,93 @@ function parsePax(data: Buffer, where: () => string): Map<string, Buffer> {
   while (i < data.length) {
     if (data[i] === 0) break; // NUL padding some writers leave
     const sp = data.indexOf(0x20, i);
-    const len = sp > i ? Number(data.toString('latin1', i, sp)) : NaN;
+    // Decimal digits only: Number() would also take '0x1f', '1e2' and ' 12'.
+    const lenText = sp > i ? data.toString('latin1', i, sp) : '';
+    const len = /^[1-9][0-9]{0,15}$/.test(lenText) ? Number(lenText) : NaN;
     if (!Number.isInteger(len) || len <= 0 || i + len > data.length || data[i + len - 1] !== 0x0a) {
       throw new InputError(`${where()}: malformed PAX record at byte ${i}`);
     }
     const rec = data.subarray(sp + 1, i + len - 1);
     const eq = rec.indexOf(0x3d);
-    if (eq < 0) throw new InputError(`${where()}: malformed PAX record at byte ${i}`);
+    if (eq <= 0) throw new InputError(`${where()}: malformed PAX record at byte ${i}`);
     out.set(rec.toString('latin1', 0, eq), Buffer.from(rec.subarray(eq + 1)));
     i += len;
   }
   return out;
+}
+
+/**
+ * `name` without its trailing slashes ('/' stays '/'). A loop, not /\/+$/: that regular expression
+ * takes quadratic time on a long run of slashes that does not end the name.
+ */
+function withoutTrailingSlashes(name: string): string {
+  let end = name.length;
+  while (end > 0 && name.charCodeAt(end - 1) === 0x2f) end--;
+  return end > 0 ? name.slice(0, end) : name.startsWith('/') ? '/' : name;
+}
+
+/**
+ * A member name for a message: its two ends only when it is long, and control characters escaped
+ * (display() passes ASCII through as it is, and a NUL or a newline would break the one-line message).
+ */
+export function shortName(name: string): string {
+  const shown = display(name.length > 400 ? name.slice(0, 200) + name.slice(-200) : name).replace(/[\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+  return shown.length > 120 ? `${shown.slice(0, 60)}…${shown.slice(-60)}` : shown;
+}
+
+/** The text of a number field for messages: short, printable. */
+function shownValue(v: Buffer): string {
+  return v.toString('latin1').slice(0, 40).replace(/[^\x20-\x7e]/g, '?');
+}
+
+/**
+ * A PAX number: decimal digits only (POSIX pax: "decimal digits"), and for times an optional
+ * fraction and sign. Number() alone would take '0x4', '4e0', ' 4' and '' (as 0).
+ */
+function paxNumber(key: string, v: Buffer, where: () => string): number {
+  const text = v.toString('latin1');
+  const isTime = key === 'mtime';
+  const ok = isTime ? /^-?[0-9]+(\.[0-9]+)?$/.test(text) : /^[0-9]+$/.test(text);
+  const n = ok ? Math.floor(Number(text)) : NaN;
+  if (!Number.isSafeInteger(n)) throw new InputError(`${where()}: PAX ${key}=${shownValue(v)} is not a number (decimal digits only${isTime ? ', with an optional fraction' : ''})`);
+  return Math.max(n, 0);
+}
+
+/**
+ * A GNU long name or link (`L`/`K`): the name and a terminating NUL. Bytes after the NUL would be
+ * read by some tools and not by others, so they are refused rather than guessed at.
+ */
+function gnuLongName(data: Buffer, what: string, where: () => string): string {
+  const nul = data.indexOf(0);
+  const name = data.toString('latin1', 0, nul < 0 ? data.length : nul);
+  if (nul >= 0 && data.subarray(nul).some((b) => b !== 0)) {
+    let end = data.length;
+    while (data[end - 1] === 0) end--;
+    throw new InputError(`${where()}: GNU ${what} '${shortName(data.toString('latin1', 0, end))}' has a NUL byte inside`);
+  }
+  return name;
+}
+
+/**
+ * A member's SCHILY.xattr.NAME records, global ones first (a local record overrides a global one
+ * in place), checked as the kernel would check them (setxattr(2)). `globalKeys` lists the global
+ * xattr keys, so that a member costs its own records, not a walk of every global one.
+ */
+function paxXattrs(globalKeys: readonly string[], global: Map<string, Buffer>, local: Map<string, Buffer>, where: () => string): Array<[string, Buffer]> {
+  const xattrs: Array<[string, Buffer]> = [];
+  const add = (key: string, v: Buffer) => {
+    const name = key.slice(XATTR.length);
+    const bad = (why: string) => new InputError(`${where()}: xattr name '${shortName(name)}' ${why}`);
+    if (xattrs.length === MAX_XATTRS) throw new InputError(`${where()}: more than ${MAX_XATTRS} xattrs on one member`);
+    if (name === '') throw bad('is empty');
+    if (name.includes('\0')) throw bad('has a NUL byte');
+    if (name.length > 255) throw bad(`is ${name.length} bytes, longer than XATTR_NAME_MAX (255)`);
+    if (v.length > 65536) throw bad(`has a ${v.length}-byte value, larger than XATTR_SIZE_MAX (65536)`);
+    xattrs.push([name, v]);
+  };
+  for (const k of globalKeys) add(k, local.get(k) ?? global.get(k)!);
+  for (const [k, v] of local) if (k.startsWith(XATTR) && !global.has(k)) add(k, v);
+  return xattrs;
 }
 
 /**
@@ -106,8 +190,11 @@ export function* readTar(file: string, label: string, start = 0, length?: number
     const end = start + (length ?? fs.fstatSync(fd).size - start);
     const h = Buffer.alloc(BLOCK);
     let pos = start;
-    let global = new Map<string, Buffer>();
+    const global = new Map<string, Buffer>();
     let local = new Map<string, Buffer>();
+    const globalXattrKeys: string[] = [];
+    let globalBytes = 0;
+    let pendingBytes = 0;
     let longName: string | null = null;
     let longLink: string | null = null;
     const read = (buf: Buffer, at: number): void => {
@@ -136,18 +223,37 @@ export function* readTar(file: string, label: string, start = 0, length?: number
       if (h.every((b) => b === 0)) return; // end of archive (one zero block is enough to stop)
       if (!checksumOk(h)) throw new InputError(`${where()}: bad checksum (not a tar archive, or corrupt)`);
       const flag = String.fromCharCode(h[156]!);
-      const size = local.has('size') || global.has('size') ? Number((local.get('size') ?? global.get('size'))!.toString('latin1')) : number(h, 124, 12, 'size', where);
+      // A local record overrides a global one; an empty value deletes the keyword (POSIX pax), so that
+      // the header field applies again. (Not for xattrs: an empty value is a value there.)
+      const paxValue = (key: string): Buffer | undefined => {
+        const v = local.has(key) ? local.get(key) : global.get(key);
+        return v !== undefined && v.length > 0 ? v : undefined;
+      };
+      const paxSize = paxValue('size');
+      const size = paxSize !== undefined ? paxNumber('size', paxSize, where) : number(h, 124, 12, 'size', where);
       if (!Number.isSafeInteger(size) || size < 0) throw new InputError(`${where()}: bad size`);
       const dataAt = pos + BLOCK;
       const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        if (size > 64 * 1024 * 1024) throw new InputError(`${where()}: ${size}-byte extended header`);
+        // Bounded in total, not only each: extended headers are held in memory until their member
+        // (global ones for good), and a run of them costs nothing to compress.
+        if (flag === 'g') globalBytes += size;
+        else pendingBytes += size;
+        if (size > MAX_EXTENDED || pendingBytes > MAX_EXTENDED || globalBytes > MAX_EXTENDED) {
+          throw new InputError(`${where()}: extended headers of more than ${MAX_EXTENDED / 2 ** 20} MiB (${flag === 'g' ? 'global' : 'for one member'})`);
+        }
         const data = Buffer.alloc(size);
         read(data, dataAt);
-        if (flag === 'x') local = new Map([...local, ...parsePax(data, where)]);
-        else if (flag === 'g') global = new Map([...global, ...parsePax(data, where)]);
-        else if (flag === 'L') longName = str(data, 0, size);
-        else longLink = str(data, 0, size);
+        // Merged in place: copying the map for each header of a run of them would be quadratic.
+        if (flag === 'x') for (const [k, v] of parsePax(data, where)) local.set(k, v);
+        else if (flag === 'g') {
+          for (const [k, v] of parsePax(data, where)) {
+            if (k.startsWith(XATTR) && !global.has(k)) globalXattrKeys.push(k);
+            global.set(k, v);
+          }
+        }
+        else if (flag === 'L') longName = gnuLongName(data, 'long name', where);
+        else longLink = gnuLongName(data, 'long link name', where);
         pos = next;
         continue;
       }
@@ -156,28 +262,23 @@ export function* readTar(file: string, label: string, start = 0, length?: number
         const what = flag === 'S' || local.has('GNU.sparse.map') || local.has('GNU.sparse.major') ? 'sparse members are not supported' : `unsupported member type '${flag.replace(/[^\x20-\x7e]/g, '?')}'`;
         throw new InputError(`${where()}: ${what}`);
       }
-      const pax = new Map([...global, ...local]);
       const magic = h.toString('latin1', 257, 263);
       const prefix = magic.startsWith('ustar') ? str(h, 345, 155) : '';
       let name = longName ?? (prefix !== '' ? prefix + '/' + str(h, 0, 100) : str(h, 0, 100));
-      if (pax.has('path')) name = pax.get('path')!.toString('latin1');
+      const paxPath = paxValue('path');
+      if (paxPath) name = paxPath.toString('latin1');
       let linkname = longLink ?? str(h, 157, 100);
-      if (pax.has('linkpath')) linkname = pax.get('linkpath')!.toString('latin1');
+      const paxLink = paxValue('linkpath');
+      if (paxLink) linkname = paxLink.toString('latin1');
       const numeric = (key: string, off: number, len: number) => {
-        if (!pax.has(key)) return number(h, off, len, key, where);
-        const text = pax.get(key)!.toString('latin1');
-        const v = Math.floor(Number(text));
-        if (!/^-?\d+(\.\d+)?$/.test(text) || !Number.isSafeInteger(v) || (key !== 'mtime' && v < 0)) {
-          throw new InputError(`${where()}: PAX ${key}=${text.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')} is not a number`);
-        }
-        return Math.max(v, 0);
+        const v = paxValue(key);
+        return v ? paxNumber(key, v, where) : number(h, off, len, key, where);
       };
-      const xattrs: Array<[string, Buffer]> = [];
-      for (const [k, v] of pax) if (k.startsWith('SCHILY.xattr.')) xattrs.push([k.slice('SCHILY.xattr.'.length), v]);
+      const xattrs = paxXattrs(globalXattrKeys, global, local, where);
       // Old archives mark directories only by the trailing slash.
       const isDir = type === 'dir' || (type === 'file' && name.endsWith('/') && flag !== '7');
       const member: TarMember = {
-        name: name.replace(/\/+$/, '') || (name.startsWith('/') ? '/' : name),
+        name: withoutTrailingSlashes(name),
         type: isDir ? 'dir' : type,
         mode: number(h, 100, 8, 'mode', where) & 0o7777,
         uid: numeric('uid', 108, 8),
@@ -190,8 +291,9 @@ export function* readTar(file: string, label: string, start = 0, length?: number
         xattrs,
         offset: dataAt,
       };
-      if (next > end) throw new InputError(`${label}: truncated in the content of '${member.name}' (needs ${size} bytes)`);
+      if (next > end) throw new InputError(`${label}: truncated in the content of '${shortName(member.name)}' (needs ${size} bytes)`);
       local = new Map();
+      pendingBytes = 0;
       longName = longLink = null;
       yield member;
       pos = next;
