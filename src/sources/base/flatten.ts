@@ -163,22 +163,31 @@ export class LayerStack {
    * from a layer below `below`.
    */
   private removeBelow(path: string, below: number, self: boolean): void {
-    if (self) {
-      const placed = this.tree.get(path);
-      if (!placed || placed.layer >= below) return;
-      this.drop(path);
-      if (placed.entry.type !== 'dir') return;
+    if (!self) {
+      for (const p of [...(this.children.get(path) ?? [])]) this.prune(p, below);
+      return;
     }
-    // Every descendant is visited (a kept one may hold lower-layer entries); those below go.
-    const todo = [path];
-    while (todo.length > 0) {
-      const kids = this.children.get(todo.pop()!);
-      if (!kids) continue;
-      for (const p of [...kids]) {
-        todo.push(p);
-        if (this.tree.get(p)!.layer < below) this.drop(p);
-      }
+    const placed = this.tree.get(path);
+    if (placed && placed.layer < below) this.prune(path, below);
+  }
+
+  /**
+   * Delete the entries of layers below `below` in the subtree at `path`; true if anything of a
+   * later layer stays there. A whiteout hides lower layers only: a directory it deletes that its own
+   * layer writes below stays, as the plain directory those entries imply (recursion is bounded by
+   * MAX_DEPTH).
+   */
+  private prune(path: string, below: number): boolean {
+    let kept = false;
+    for (const p of [...(this.children.get(path) ?? [])]) if (this.prune(p, below)) kept = true;
+    const placed = this.tree.get(path)!;
+    if (placed.layer >= below) return true;
+    if (kept) {
+      this.tree.set(path, { entry: dir(path, 0o755, 0, 0, this.epoch, 'parent directory of entries of a later layer'), layer: this.layer });
+      return true;
     }
+    this.drop(path);
+    return false;
   }
 
   private put(path: string, placed: Placed): void {
