@@ -194,7 +194,8 @@ async function baseOf(flags: SelectionFlags, diag: Diagnostics): Promise<BaseIma
 }
 
 function diagnostics(quiet: boolean | undefined): Diagnostics {
-  return new Diagnostics(quiet ? null : (w) => process.stderr.write(`shrinkwrap: warning: ${w.message}\n`));
+  // One line each: a name from the input may hold a newline or an escape sequence.
+  return new Diagnostics(quiet ? null : (w) => process.stderr.write(`shrinkwrap: warning: ${singleLine(w.message)}\n`));
 }
 
 function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
