@@ -110,6 +110,7 @@ interface BuildFlags extends SelectionFlags {
   progress?: boolean;
   threads?: string;
   devices?: boolean;
+  keepSetuid?: boolean;
 }
 
 interface PlanFlags extends SelectionFlags {
@@ -317,6 +318,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
   if (flags.devices && format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
+  if (flags.keepSetuid && format !== 'dir') throw new InputError('--keep-setuid needs --format dir (images keep setuid bits and capabilities as data; a runtime mounts them nosuid)');
   if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
   const pushRef = flags.push === undefined ? null : parseImageReference(flags.push, '--push');
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
@@ -414,7 +416,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
         Object.assign(report, { bytes: r.bytes, manifestDigest: r.manifestDigest, configDigest: r.configDigest, layers: r.layers, name: `${ref!.name}:${ref!.tag}` });
       } else {
         const isRoot = process.getuid?.() === 0;
-        const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, devices: flags.devices ?? false, onProgress: progress.update }, diag);
+        const r = await writeDir(image, fromText(output.tmp), { keepOwnership: isRoot, devices: flags.devices ?? false, keepSetuid: flags.keepSetuid ?? false, onProgress: progress.update }, diag);
         written = `dir: ${r.entries} entries, ${r.files} files, ${humanBytes(r.bytes)}`;
         Object.assign(report, { entries: r.entries, files: r.files, contentBytes: r.bytes });
       }
@@ -880,6 +882,7 @@ export function makeProgram(): Command {
     .option('--threads <n>', 'compression threads (default: one per CPU); the image is the same whatever the number')
     .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')
     .option('--devices', "dir: create the image's character and block devices as real nodes (root only; default: skip them, each a warning)")
+    .option('--keep-setuid', 'dir: keep setuid/setgid bits and file capabilities (default: leave them out, each a warning: a base\'s setuid-root files would be runnable by any local user)')
     .action((flags: BuildFlags) => runBuild(flags));
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))

@@ -267,3 +267,31 @@ describe('case 8: device nodes of a base are made on the host only with --device
     expect(spawnSync('ls', [path.join(work, 'never.sqfs')]).status).not.toBe(0);
   });
 });
+
+describe('sibling of case 8: setuid, setgid and file capabilities of a base are made on the host only with --keep-setuid', () => {
+  it('a dir build leaves them out with a warning each unless --keep-setuid; images keep them as data', () => {
+    if (!canRun(isRoot && hasCommand('setfattr') && hasCommand('getfattr'), 'setuid and capabilities', 'needs root, setfattr and getfattr')) return;
+    const base = path.join(work, 'setuid');
+    sh(`cp -a '${baseDir}' setuid && mkdir -p setuid/usr/bin && printf x > setuid/usr/bin/pkexec && chmod 4755 setuid/usr/bin/pkexec && printf x > setuid/usr/bin/wall && chmod 2755 setuid/usr/bin/wall && printf x > setuid/usr/bin/ping && mkdir -m 2775 setuid/srv`);
+    // cap_net_raw+ep, as setcap writes it (VFS_CAP_REVISION_2).
+    sh(`setfattr -n security.capability -v 0x0000000200200000000000000000000000000000 setuid/usr/bin/ping`);
+    const plain = path.join(work, 'setuid-plain.d');
+    const r = build(['--base', base, '--format', 'dir', '-o', plain]);
+    const mode = (p: string) => fs.lstatSync(path.join(plain, p)).mode & 0o7777;
+    expect([mode('usr/bin/pkexec'), mode('usr/bin/wall'), mode('srv')]).toEqual([0o755, 0o755, 0o2775]);
+    expect(spawnSync('getfattr', ['-n', 'security.capability', path.join(plain, 'usr/bin/ping')]).status).not.toBe(0);
+    expect(r.warnings.filter((w) => w.kind === 'setuid-dropped').map((w) => w.message).sort()).toEqual([
+      '/usr/bin/ping: file capabilities left out (--keep-setuid keeps them)',
+      '/usr/bin/pkexec: setuid bit left out (--keep-setuid keeps them)',
+      '/usr/bin/wall: setgid bit left out (--keep-setuid keeps them)',
+    ]);
+    const kept = path.join(work, 'setuid-kept.d');
+    build(['--base', base, '--format', 'dir', '--keep-setuid', '-o', kept]);
+    expect(fs.lstatSync(path.join(kept, 'usr/bin/pkexec')).mode & 0o7777).toBe(0o4755);
+    expect(sh(`getfattr -e hex -n security.capability '${path.join(kept, 'usr/bin/ping')}'`)).toContain('0x0000000200200000');
+    const img = path.join(work, 'setuid.sqfs');
+    build(['--base', base, '-o', img]);
+    expect(unsquashfsListing(img).filter((l) => l.endsWith('/usr/bin/pkexec'))).toEqual([expect.stringMatching(/^-rwsr-xr-x /)]);
+    expectOneLineError(shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', base, '--keep-setuid', '-o', path.join(work, 'never2.sqfs')], { cwd: work, env: ENV }), 2, /--keep-setuid needs --format dir/);
+  });
+});

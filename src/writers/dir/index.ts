@@ -26,6 +26,12 @@ export interface DirWriteOptions {
    * base's `dev/sda 8,0 0666` made on the host is a disk any local user can write.
    */
   devices?: boolean;
+  /**
+   * Keep what grants privileges to whoever runs a file: setuid and setgid bits and file capabilities
+   * (`security.capability`). Off by default: a base's setuid-root binaries (an old `pkexec`, say)
+   * copied onto the host would be runnable by every local user who can reach the directory.
+   */
+  keepSetuid?: boolean;
   /** Copies in flight: file copies are I/O-bound, and a parallel file system rewards depth. */
   concurrency?: number;
   /** Called as files are copied: bytes and files so far. */
@@ -149,9 +155,10 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
     try {
       if (e.type === 'hardlink') continue; // shares the inode of its first name
       if (opts.keepOwnership) fs.lchownSync(to, e.uid, e.gid);
-      if (e.type !== 'symlink') fs.chmodSync(to, e.mode);
+      const { mode, xattrs } = opts.keepSetuid ? e : withoutPrivileges(e, diag);
+      if (e.type !== 'symlink') fs.chmodSync(to, mode);
       // After chown, which clears security.capability; a failure costs that attribute only.
-      if (e.xattrs) for (const [name, why] of setXattrs(to, e.xattrs)) diag.warnPath('xattr-dropped', e.path, `extended attribute ${display(name)} not set: ${why}`);
+      if (xattrs) for (const [name, why] of setXattrs(to, xattrs)) diag.warnPath('xattr-dropped', e.path, `extended attribute ${display(name)} not set: ${why}`);
       fs.lutimesSync(to, e.mtime, e.mtime);
     } catch (err) {
       fail(e, 'cannot set metadata of', err);
@@ -202,4 +209,23 @@ class DirChain {
 
 function isAtOrBelow(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir === '/' ? '/' : dir + '/');
+}
+
+const CAPABILITY = 'security.capability';
+
+/** A file's mode and attributes without setuid, setgid and file capabilities, each removal a warning. */
+function withoutPrivileges(e: Entry, diag: Diagnostics): Pick<Entry, 'mode' | 'xattrs'> {
+  if (e.type !== 'file') return e; // setgid on a directory only passes its group on
+  let { mode, xattrs } = e;
+  const dropped: string[] = [];
+  if (mode & 0o6000) {
+    dropped.push(mode & 0o4000 ? (mode & 0o2000 ? 'setuid and setgid bits' : 'setuid bit') : 'setgid bit');
+    mode &= ~0o6000;
+  }
+  if (xattrs?.some(([name]) => name === CAPABILITY)) {
+    dropped.push('file capabilities');
+    xattrs = xattrs.filter(([name]) => name !== CAPABILITY);
+  }
+  if (dropped.length > 0) diag.warnPath('setuid-dropped', e.path, `${dropped.join(' and ')} left out (--keep-setuid keeps them)`);
+  return { mode, xattrs };
 }
