@@ -10,6 +10,7 @@
 import fg from 'fast-glob';
 import { fromText } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
+import { type Bracket, PatternError, parseBracket } from './pattern.js';
 import { MOUNT, type SpecRule } from './spec/parse.js';
 
 export interface PathGlob {
@@ -33,7 +34,15 @@ export function normaliseGlob(pattern: string, where: string): string {
 
 export function compileGlob(pattern: string, where: string): PathGlob {
   const p = normaliseGlob(pattern, where);
-  return { pattern: p, baseName: !p.includes('/'), regex: new RegExp(`^${globSource(p, where)}$`, 's') };
+  const source = globSource(p, where);
+  let regex: RegExp;
+  try {
+    regex = new RegExp(`^${source}$`, 's');
+  } catch (err) {
+    // globSource escapes what it does not translate; this is the net under it.
+    throw new InputError(`${where}: '${p}': not a valid glob (${(err as Error).message})`);
+  }
+  return { pattern: p, baseName: !p.includes('/'), regex };
 }
 
 /** Does `rel` (a path relative to /cvmfs, text) match? */
@@ -64,13 +73,18 @@ function globSource(p: string, where: string): string {
       out += '[^/]';
       i++;
     } else if (c === '[') {
-      const end = p.indexOf(']', i + 2);
-      if (end < 0) fail('unclosed [');
-      let body = p.slice(i + 1, end);
-      const negate = body.startsWith('!') || body.startsWith('^');
-      if (negate) body = body.slice(1);
-      out += `[${negate ? '^/' : ''}${body.replace(/\\/g, '\\\\').replace(/]/g, '\\]')}]`;
-      i = end + 1;
+      // Parsed here, not handed to RegExp: `[z-a]` must be an error naming the option, not a crash.
+      let b: Bracket | null;
+      try {
+        b = parseBracket(p, i);
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        b = fail(err.message.slice(err.message.indexOf(': ') + 2));
+      }
+      if (!b) fail('unclosed [');
+      const members = [...b!.chars].map(classChar).join('') + b!.ranges.map(([lo, hi]) => `${classChar(lo)}-${classChar(hi)}`).join('');
+      out += b!.negate ? `[^/${members}]` : `[${members}]`;
+      i = b!.end;
     } else if (c === '{') {
       const end = p.indexOf('}', i);
       if (end < 0) fail('unclosed {');
@@ -87,6 +101,11 @@ function globSource(p: string, where: string): string {
     }
   }
   return out;
+}
+
+/** One character inside a RegExp class, whatever it is. */
+function classChar(c: string): string {
+  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 }
 
 function escapeRegex(s: string): string {

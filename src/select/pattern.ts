@@ -59,6 +59,25 @@ export function compileWildcard(text: string): Wildcard {
   return { text, tokens };
 }
 
+/** A bracket expression: its members, whether it is negated, and the index just past its `]`. */
+export interface Bracket {
+  negate: boolean;
+  chars: string;
+  ranges: [string, string][];
+  end: number;
+}
+
+/**
+ * The bracket expression starting at `open` (`[abc]`, `[!a-z]`, `[^[:digit:]]`, `[]x]`), or null
+ * when it is not closed. Throws PatternError for a range out of order or an unknown class.
+ */
+export function parseBracket(text: string, open: number): Bracket | null {
+  const b = bracket(text, open);
+  if (!b) return null;
+  const t = b.token as Extract<Token, { kind: 'class' }>;
+  return { negate: t.negate, chars: t.chars, ranges: t.ranges, end: b.end };
+}
+
 /** The bracket expression starting at `open`, or null when it is not closed (a literal `[`). */
 function bracket(text: string, open: number): { token: Token; end: number } | null {
   let i = open + 1;

@@ -1,9 +1,13 @@
 // Hostile inputs to selection (issue 17): setup scripts that would take hours to evaluate, patterns
 // that would not compile. Each case ends quickly, in one error line or a warning.
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/model/errors.js';
+import type { BaseView } from '../../src/sources/base/view.js';
+import { baseLibraries } from '../../src/select/closure/base-libs.js';
+import { GlobExclusions, compileGlob, globMatches } from '../../src/select/glob.js';
 import { type ScriptHost, LIMITS, evaluateSetup, normalise, trimPattern } from '../../src/select/release/shell.js';
-import { compileWildcard, matchingPrefixes, matchingSuffixes, wildcardMatches } from '../../src/select/pattern.js';
+import { PatternError, compileWildcard, matchingPrefixes, matchingSuffixes, wildcardMatches } from '../../src/select/pattern.js';
 
 /** An in-memory tree of scripts (image paths). */
 function memoryHost(files: Record<string, string>): ScriptHost {
@@ -41,5 +45,45 @@ describe('case 11: setup scripts are evaluated in bounded time', () => {
     expect(ms).toBeLessThan(2000);
     expect(r.env.get('LAST')).toBe('1');
     expect(r.env.get('A0')).toBe('x');
+  });
+});
+
+describe('case 18: a bad glob is an error naming the option, a warning in a base image', () => {
+  it("--exclude '[z-a]' and its siblings are InputErrors naming where the glob came from", () => {
+    for (const g of ['[z-a]', 'r.ch/[9-0]*', '*.[[:nope:]]']) {
+      expect(() => compileGlob(g, `--exclude ${g}`)).toThrow(InputError);
+      expect(() => compileGlob(g, `--exclude ${g}`)).toThrow(`--exclude ${g}: '${g}'`);
+      expect(() => new GlobExclusions().exclude(g, `pack p (p.pack:3)`)).toThrow(/^pack p \(p\.pack:3\): /);
+    }
+    // Valid classes still mean what they meant.
+    const m = (g: string, p: string) => globMatches(compileGlob(g, 't'), p);
+    expect([m('r/[a-c]x', 'r/bx'), m('r/[!a-c]x', 'r/bx'), m('r/[!a-c]x', 'r/dx'), m('r/[]]', 'r/]'), m('r/[[:digit:]]', 'r/7')]).toEqual([true, false, true, true, true]);
+    expect(m('r/[!a]', 'r//')).toBe(false);
+  });
+
+  it("a base's ld.so.conf with `include …/[.conf` or `[z-a]` is read as ldconfig reads it, with a problem noted", () => {
+    const files: Record<string, string> = {
+      '/etc/ld.so.conf': 'include /etc/ld.so.conf.d/[.conf\ninclude /etc/ld.so.conf.d/[z-a]*.conf\ninclude /etc/ld.so.conf.d/*.conf\n',
+      '/etc/ld.so.conf.d/[.conf': '/opt/bracket/lib\n',
+      '/etc/ld.so.conf.d/x.conf': '/opt/x/lib\n',
+    };
+    const view = {
+      readText: (p: string) => files[p] ?? null,
+      list: (d: string) => Object.keys(files).filter((f) => path.posix.dirname(f) === d).map((f) => path.posix.basename(f)),
+      exists: (p: string) => p in files,
+    } as unknown as BaseView;
+    const libs = baseLibraries(view);
+    expect(libs.dirs.slice(0, 2)).toEqual(['/opt/bracket/lib', '/opt/x/lib']);
+    expect(libs.problems).toEqual(["/etc/ld.so.conf:2: include /etc/ld.so.conf.d/[z-a]*.conf: '[z-a]*.conf': range z-a is out of order; skipped"]);
+  });
+
+  it('recipe conditions and setup-script patterns take `[`, `*` and `?` without RegExp', () => {
+    expect(wildcardMatches(compileWildcard('2[0-9].*'), '21.2')).toBe(true);
+    expect(trimPattern('x[y', '%', '[*')).toBe('x'); // unclosed [ is a literal, as in bash
+    expect(() => trimPattern('abc', '%', '[z-a]')).toThrow(PatternError);
+    const host = memoryHost({ '/cvmfs/r/s.sh': 'V=abc\nX=${V%[z-a]}\n' });
+    const r = evaluateSetup('/cvmfs/r/s.sh', host);
+    expect(r.env.get('X')).toBe('abc');
+    expect(r.unknown.join('\n')).toMatch(/s\.sh:2: .*range z-a is out of order/);
   });
 });
