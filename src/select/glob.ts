@@ -7,9 +7,10 @@
 // static prefix). Exclusions are never expanded: walking a repository to find what to leave out
 // would cost more than the build, so they are compiled to regular expressions and tested on each
 // path the selection reaches.
-import fg from 'fast-glob';
-import { fromText } from '../model/bytes.js';
+import * as fs from 'node:fs';
+import { fromText, fsArg } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
+import { listDir } from '../sources/posix.js';
 import { type Bracket, PatternError, parseBracket } from './pattern.js';
 import { MOUNT, type SpecRule } from './spec/parse.js';
 
@@ -112,14 +113,186 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** Alternatives one glob may expand to (`{a,b}{c,d}…` multiplies). */
+const MAX_ALTERNATIVES = 4096;
+
 /**
  * The image paths (/cvmfs/...) a glob matches in the source at `root` (host path, text), sorted.
- * Matches may run through symlinks (fast-glob follows them, as a shell would); callers resolve them.
+ *
+ * Walked here rather than by fast-glob, which follows every directory symlink: `l1 -> .` and
+ * `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out, and a link to `/usr` walked the
+ * host. Here `**` never descends into a symlink (bash's globstar does not either: a link it meets
+ * is matched, as an entry, and the closure follows it). A link met where the pattern names one
+ * component (`repo/sw/*\/lib`, `repo/link/x`) is followed, as a shell would, only while its target
+ * stays inside the source root (or inside the repository's own root, which may itself be a link);
+ * such steps consume a component, so they cannot loop.
  */
 export function expandGlob(root: string, pattern: string): string[] {
-  const p = pattern.includes('/') ? pattern : `**/${pattern}`;
-  const found = fg.sync(p, { cwd: root, dot: true, onlyFiles: false, followSymbolicLinks: true, suppressErrors: true, unique: true });
-  return found.map((rel) => fromText(`${MOUNT}/${rel}`)).sort();
+  const rootBytes = fromText(root);
+  const found = new Set<string>();
+  const text = pattern.includes('/') ? pattern : `**/${pattern}`;
+  const walker = new GlobWalk(rootBytes, found);
+  for (const alt of expandBraces(fromText(text), pattern)) walker.run(alt.split('/').filter((c) => c !== ''));
+  return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
+}
+
+/** `{a,b}` alternatives expanded (they may hold `/`); nested braces are refused by compileGlob. */
+function expandBraces(p: string, shown: string): string[] {
+  let out = [p];
+  for (;;) {
+    const next: string[] = [];
+    let changed = false;
+    for (const q of out) {
+      const open = unescapedIndex(q, '{', 0);
+      const close = open < 0 ? -1 : unescapedIndex(q, '}', open);
+      if (close < 0) {
+        next.push(q);
+        continue;
+      }
+      changed = true;
+      for (const alt of splitUnescaped(q.slice(open + 1, close), ',')) next.push(q.slice(0, open) + alt + q.slice(close + 1));
+    }
+    if (next.length > MAX_ALTERNATIVES) throw new InputError(`'${shown}': more than ${MAX_ALTERNATIVES} {…} alternatives`);
+    out = next;
+    if (!changed) return out;
+  }
+}
+
+function unescapedIndex(s: string, c: string, from: number): number {
+  for (let i = from; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === c) return i;
+  }
+  return -1;
+}
+
+function splitUnescaped(s: string, sep: string): string[] {
+  const parts: string[] = [];
+  let at = 0;
+  for (let i = unescapedIndex(s, sep, 0); i >= 0; i = unescapedIndex(s, sep, at)) {
+    parts.push(s.slice(at, i));
+    at = i + 1;
+  }
+  parts.push(s.slice(at));
+  return parts;
+}
+
+/** One expansion: the source root, what has been found, and what has been visited. */
+class GlobWalk {
+  private readonly realRoot: string | null;
+  /** Real paths of repository roots that are symlinks (allowed destinations, like the root). */
+  private readonly repoReal = new Map<string, string | null>();
+  /** `component index \0 relative path`: a directory is expanded once per pattern position. */
+  private readonly visited = new Set<string>();
+  private readonly matchers = new Map<string, RegExp | string>();
+
+  constructor(
+    private readonly root: string,
+    private readonly found: Set<string>,
+  ) {
+    this.realRoot = realPath(root);
+  }
+
+  run(comps: string[]): void {
+    this.visited.clear();
+    // Explicit stack: `**` over a deep tree must not recurse in JS.
+    const stack: [rel: string, k: number][] = [['', 0]];
+    while (stack.length > 0) {
+      const [rel, k] = stack.pop()!;
+      const key = `${k}\0${rel}`;
+      if (this.visited.has(key)) continue;
+      this.visited.add(key);
+      if (k === comps.length) {
+        if (rel !== '') this.found.add(rel);
+        continue;
+      }
+      const comp = comps[k]!;
+      if (comp === '.' || comp === '..') continue; // refused by compileGlob; never walked up
+      const host = rel === '' ? this.root : `${this.root}/${rel}`;
+      if (comp === '**') {
+        // Zero components here, or one more real directory (never a link) and `**` again. A trailing
+        // `**` matches what is below, not the directory itself (fast-glob's meaning).
+        if (k + 1 < comps.length) stack.push([rel, k + 1]);
+        for (const name of listQuietly(host)) {
+          const child = rel === '' ? name : `${rel}/${name}`;
+          if (k + 1 === comps.length) this.found.add(child);
+          if (lstatQuietly(`${host}/${name}`)?.isDirectory()) stack.push([child, k]);
+        }
+        continue;
+      }
+      const m = this.matcher(comp);
+      const names = typeof m === 'string' ? (lstatQuietly(`${host}/${m}`) ? [m] : []) : listQuietly(host).filter((n) => m.test(n));
+      for (const name of names) {
+        const child = rel === '' ? name : `${rel}/${name}`;
+        if (k + 1 === comps.length) {
+          this.found.add(child);
+          continue;
+        }
+        if (this.enterable(`${host}/${name}`, child)) stack.push([child, k + 1]);
+      }
+    }
+  }
+
+  /** A literal component (its name, unescaped), or a RegExp for one with wildcards. */
+  private matcher(comp: string): RegExp | string {
+    let m = this.matchers.get(comp);
+    if (m === undefined) {
+      m = /(^|[^\\])(\\\\)*[*?[]/.test(comp) ? new RegExp(`^${globSource(comp, 'glob')}$`, 's') : comp.replace(/\\(.)/gs, '$1');
+      this.matchers.set(comp, m);
+    }
+    return m;
+  }
+
+  /** May the walk go on below this path: a directory, or a link to one that stays inside the source? */
+  private enterable(host: string, rel: string): boolean {
+    const st = lstatQuietly(host);
+    if (!st) return false;
+    if (st.isDirectory()) return true;
+    if (!st.isSymbolicLink()) return false;
+    const real = realPath(host);
+    if (real === null || !statQuietly(real)?.isDirectory()) return false;
+    const repo = rel.split('/')[0]!;
+    if (!rel.includes('/')) return true; // a repository root may be a link to where it really is
+    return [this.realRoot, this.repoRoot(repo)].some((r) => r !== null && r !== '/' && (real === r || real.startsWith(r + '/')));
+  }
+
+  private repoRoot(repo: string): string | null {
+    if (!this.repoReal.has(repo)) this.repoReal.set(repo, realPath(`${this.root}/${repo}`));
+    return this.repoReal.get(repo)!;
+  }
+}
+
+function listQuietly(hostDir: string): string[] {
+  try {
+    return listDir(hostDir);
+  } catch {
+    return [];
+  }
+}
+
+function lstatQuietly(host: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function statQuietly(host: string): fs.Stats | null {
+  try {
+    return fs.statSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The real path (a byte string), or null. */
+function realPath(host: string): string | null {
+  try {
+    return fs.realpathSync(fsArg(host), { encoding: 'latin1' });
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -1,0 +1,76 @@
+// Hostile trees and options for selection (issue 17), through the CLI: symlink loops under a glob,
+// bad globs, ELF needs that climb out of /cvmfs. Each ends in time, in one error line or a clean
+// image that unsquashfs and `shrinkwrap verify` accept.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
+import { hasCommand } from '../helpers/env.js';
+import { makeTree, tmpDir } from '../helpers/tree.js';
+
+let work: string;
+const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1600000000' };
+
+interface PlanJson {
+  entries: { path: string; type: string; target?: string }[];
+}
+
+beforeAll(() => {
+  work = tmpDir('sw-hostile-select-');
+});
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('case 9: globs over symlink loops and links out of the source', () => {
+  it("--include 'r.ch/repo/**' over l1 -> . and l2 -> . and a link to /usr ends at once, without walking the host", () => {
+    const src = makeTree(path.join(work, 'loops'), {
+      'r.ch/repo/f': 'x',
+      'r.ch/repo/sub/g': 'y',
+      'r.ch/repo/l1': { link: '.' },
+      'r.ch/repo/l2': { link: '.' },
+      'r.ch/repo/sub/up': { link: '..' },
+      'r.ch/repo/host': { link: '/usr' },
+    });
+    const t0 = Date.now();
+    const r = shrinkwrap(['plan', '--json', '--cvmfs-root', src, '--include', 'r.ch/repo/**', '--include', 'r.ch/repo/host/*'], { env: ENV, timeout: 60_000 });
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(r.signal, 'killed: the glob did not end').toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    const paths = (JSON.parse(r.stdout) as PlanJson).entries.map((e) => e.path);
+    expect(paths).toEqual([
+      '/cvmfs/r.ch',
+      '/cvmfs/r.ch/repo',
+      '/cvmfs/r.ch/repo/f',
+      '/cvmfs/r.ch/repo/host',
+      '/cvmfs/r.ch/repo/l1',
+      '/cvmfs/r.ch/repo/l2',
+      '/cvmfs/r.ch/repo/sub',
+      '/cvmfs/r.ch/repo/sub/g',
+      '/cvmfs/r.ch/repo/sub/up',
+    ]);
+    // The link to /usr is kept as a link and reported; nothing of the host was listed.
+    expect(r.stderr).toMatch(/host -> \/usr: points outside \/cvmfs; kept as a link/);
+    expect(r.stderr).toMatch(/--include r\.ch\/repo\/host\/\*: matches nothing/);
+  });
+});
+
+describe('case 18: bad globs', () => {
+  it("--exclude '[z-a]' is one error line naming the option (was exit 3, Invalid regular expression)", () => {
+    const src = makeTree(path.join(work, 'plain'), { 'r.ch/a': 'x' });
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/*', '--exclude', '[z-a]'], { env: ENV }), 2, "--exclude [z-a]: '[z-a]': range z-a is out of order");
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/[9-0]'], { env: ENV }), 2, "--include r.ch/[9-0]: 'r.ch/[9-0]': range 9-0 is out of order");
+  });
+
+  it("a base whose ld.so.conf includes /etc/ld.so.conf.d/[.conf and [z-a].conf builds, with a warning", () => {
+    const src = makeTree(path.join(work, 'plain2'), { 'r.ch/a': 'x' });
+    const base = makeTree(path.join(work, 'base-ldconf'), {
+      'etc/ld.so.conf': 'include /etc/ld.so.conf.d/[.conf\ninclude /etc/ld.so.conf.d/[z-a].conf\n',
+      'etc/ld.so.conf.d/[.conf': '/opt/odd/lib\n',
+    });
+    const r = shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/*', '--base', base, '--closure', 'elf'], { env: ENV });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/base image \/etc\/ld\.so\.conf:2: include \/etc\/ld\.so\.conf\.d\/\[z-a\]\.conf: .*range z-a is out of order; skipped/);
+  });
+});
