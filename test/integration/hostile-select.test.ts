@@ -74,3 +74,39 @@ describe('case 18: bad globs', () => {
     expect(r.stderr).toMatch(/base image \/etc\/ld\.so\.conf:2: include \/etc\/ld\.so\.conf\.d\/\[z-a\]\.conf: .*range z-a is out of order; skipped/);
   });
 });
+
+describe.runIf(hasCommand('cc') && hasCommand('unsquashfs'))('case 15: ELF needs that climb out of /cvmfs', () => {
+  it('DT_NEEDED /cvmfs/r.ch/.., …/sw/lib/../../../.. and `..` on a $ORIGIN/../../../../.. RUNPATH: no `..` entry, a clean image', () => {
+    const src = makeTree(path.join(work, 'elf'), { 'r.ch/sw/lib/libok.so': 'not elf', 'r.ch/sw/bin/.keep': '' });
+    const cc = (...args: string[]) => execFileSync('cc', args, { cwd: work, stdio: 'pipe' });
+    fs.writeFileSync(path.join(work, 'foo.c'), 'int foo(void) { return 1; }\n');
+    fs.writeFileSync(path.join(work, 'main.c'), 'int foo(void);\nint main(void) { return foo(); }\n');
+    // A library's soname becomes the DT_NEEDED of what links against it: any string we like.
+    const needs = ['/cvmfs/r.ch/..', '/cvmfs/r.ch/sw/lib/../../../..', '..'];
+    needs.forEach((soname, i) => {
+      cc('-shared', '-fPIC', `-Wl,-soname,${soname}`, 'foo.c', '-o', `libn${i}.so`);
+      cc('main.c', '-o', path.join(src, `r.ch/sw/bin/m${i}`), '-L.', '-Wl,--no-as-needed', `-ln${i}`, '-Wl,--enable-new-dtags,-rpath,$ORIGIN/../../../../..');
+    });
+    const spec = path.join(work, 'elf.spec');
+    fs.writeFileSync(spec, '/cvmfs/r.ch/sw/bin/*\n');
+    const img = path.join(work, 'elf.sqfs');
+    const r = shrinkwrap(['--cvmfs-root', src, '--spec', spec, '--closure', 'elf', '-o', img], { env: ENV });
+    expect(r.code, r.stderr).toBe(0);
+    for (const n of needs) expect(r.stderr).toContain(`needs ${n}, not found`);
+    const listing = spawnSync('unsquashfs', ['-lln', img], { encoding: 'latin1' });
+    expect(listing.stderr).toBe('');
+    const names = listing.stdout.split('\n').filter((l) => l.includes('squashfs-root')).map((l) => l.slice(l.indexOf('squashfs-root')));
+    expect(names).toEqual([
+      'squashfs-root',
+      'squashfs-root/r.ch',
+      'squashfs-root/r.ch/sw',
+      'squashfs-root/r.ch/sw/bin',
+      'squashfs-root/r.ch/sw/bin/.keep',
+      'squashfs-root/r.ch/sw/bin/m0',
+      'squashfs-root/r.ch/sw/bin/m1',
+      'squashfs-root/r.ch/sw/bin/m2',
+    ]);
+    const v = shrinkwrap(['verify', img]);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+  });
+});

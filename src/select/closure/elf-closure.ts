@@ -8,7 +8,7 @@
 // (the base image or the host provides them); needs found nowhere are reported.
 import { display, fsArg } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { type Entry, parentPath } from '../../model/entry.js';
+import { type Entry, normalizeAbsolute, parentPath } from '../../model/entry.js';
 import type { Selection } from '../selection.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import type { SpecTree } from '../spec/tree.js';
@@ -87,12 +87,12 @@ export function* elfClosurePass(
     ]);
     for (const needed of info.needed) {
       if (SYSTEM_LIBRARY.test(needed)) continue;
-      const candidates = needed.includes('/') ? [needed] : dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
+      const candidates = libraryCandidates(needed, dirs);
       const reason = `ELF closure: ${display(needed)} needed by ${display(e.path)}`;
       let found = false;
       for (const c of candidates) {
         if (c.startsWith(MOUNT + '/')) found = select(sel, tree, c, reason, links);
-        else if (search.base?.has(display(c))) {
+        else if (search.base?.has(display(normalizeAbsolute(c)))) {
           stats.fromBase++;
           found = true;
         }
@@ -109,6 +109,18 @@ export function* elfClosurePass(
   return { links, added: sel.size > before };
 }
 
+/**
+ * Where the loader would look for a need. A name with a `/` is a path as it stands (a relative one
+ * is relative to a working directory we cannot know); `.`, `..` and empty names are no library.
+ * `..` in a path is left for throughLinks, which resolves it after the links before it, as the
+ * kernel does.
+ */
+function libraryCandidates(needed: string, dirs: string[]): string[] {
+  if (needed.includes('/')) return needed.startsWith('/') ? [needed] : [];
+  if (needed === '' || needed === '.' || needed === '..') return [];
+  return dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
+}
+
 function unique(dirs: string[]): string[] {
   return [...new Set(dirs.map((d) => d.replace(/\/+$/, '') || '/'))];
 }
@@ -118,7 +130,9 @@ function select(sel: Selection, tree: SpecTree, path: string, reason: string, li
   const rule: SpecRule = { kind: 'exact', path, origin: 'ELF closure', text: display(path), reason };
   const chain = throughLinks(rule, sel.source);
   const last = chain[chain.length - 1];
-  if (!last || !sel.source.stat(last.path)) return false;
+  // A directory is no library (a need of `/cvmfs/r/lib/..` ends at one).
+  const st = last ? sel.source.stat(last.path) : null;
+  if (!st || st.isDirectory()) return false;
   if (chain.some((r) => tree.exclusionOf(r.path))) return false;
   for (const r of chain) {
     if (sel.has(r.path)) continue;
