@@ -1,11 +1,20 @@
 // Hostile inputs to selection (issue 17): setup scripts that would take hours to evaluate, patterns
 // that would not compile. Each case ends quickly, in one error line or a warning.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Diagnostics } from '../../src/model/diagnostics.js';
 import { InputError } from '../../src/model/errors.js';
 import type { BaseView } from '../../src/sources/base/view.js';
 import { baseLibraries } from '../../src/select/closure/base-libs.js';
+import { throughLinks } from '../../src/select/closure/links.js';
 import { GlobExclusions, compileGlob, globMatches } from '../../src/select/glob.js';
+import { selectPayload } from '../../src/select/index.js';
+import { confineImagePath } from '../../src/select/paths.js';
+import { scriptHost } from '../../src/select/release/index.js';
+import { CvmfsSource, Selection } from '../../src/select/selection.js';
+import type { SpecRule } from '../../src/select/spec/parse.js';
+import { makeTree, tmpDir } from '../helpers/tree.js';
 import { type ScriptHost, LIMITS, evaluateSetup, normalise, trimPattern } from '../../src/select/release/shell.js';
 import { PatternError, compileWildcard, matchingPrefixes, matchingSuffixes, wildcardMatches } from '../../src/select/pattern.js';
 
@@ -85,5 +94,76 @@ describe('case 18: a bad glob is an error naming the option, a warning in a base
     const r = evaluateSetup('/cvmfs/r/s.sh', host);
     expect(r.env.get('X')).toBe('abc');
     expect(r.unknown.join('\n')).toMatch(/s\.sh:2: .*range z-a is out of order/);
+  });
+});
+
+describe('case 15 siblings: every path from input is resolved and confined to the repositories', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  const setup = (nodes: Parameters<typeof makeTree>[1]) => {
+    const dir = tmpDir();
+    dirs.push(dir);
+    makeTree(path.join(dir, 'cvmfs'), nodes);
+    return dir;
+  };
+  const rule = (kind: SpecRule['kind'], p: string): SpecRule => ({ kind, path: p, origin: 't', text: p, reason: 't' });
+
+  it('confineImagePath: lexical, and null for anything not inside a repository', () => {
+    expect(confineImagePath('/cvmfs/r.ch/a/../b/./c//')).toBe('/cvmfs/r.ch/b/c');
+    expect([confineImagePath('/cvmfs/r.ch/..'), confineImagePath('/cvmfs/r.ch/../../etc'), confineImagePath('/cvmfs'), confineImagePath('/etc/passwd')]).toEqual([null, null, null, null]);
+    expect(confineImagePath('/cvmfs/r.ch/a/../../s.ch/x')).toBe('/cvmfs/s.ch/x');
+  });
+
+  it('throughLinks resolves a last . or .. after the links before it, and gives nothing for a path that climbs out', () => {
+    const dir = setup({ 'r.ch/b/c/f': 'x', 'r.ch/a/l': { link: '../b/c' } });
+    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    try {
+      const paths = (kind: SpecRule['kind'], p: string) => throughLinks(rule(kind, p), source).map((r) => r.path);
+      expect(paths('exact', '/cvmfs/r.ch/..')).toEqual([]);
+      expect(paths('exact', '/cvmfs/r.ch/b/c/../../../..')).toEqual([]);
+      expect(paths('exact', '/cvmfs/r.ch/b/.')).toEqual(['/cvmfs/r.ch/b']);
+      expect(paths('exact', '/cvmfs/r.ch/a/l/..')).toEqual(['/cvmfs/r.ch/a/l', '/cvmfs/r.ch/b']); // the kernel's .., not the lexical one
+      expect(paths('recursive', '/cvmfs/r.ch/a/../../..')).toEqual([]);
+    } finally {
+      source.release();
+    }
+  });
+
+  it("setup scripts named through .. cannot be read from outside --cvmfs-root", () => {
+    const dir = setup({ 'r.ch/setup.sh': 'A=1\n' });
+    fs.writeFileSync(path.join(dir, 'outside.sh'), 'SECRET=leaked\n');
+    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    try {
+      const host = scriptHost(source);
+      expect(host.read('/cvmfs/r.ch/../../outside.sh')).toBeNull();
+      expect(host.kind('/cvmfs/r.ch/../../outside.sh')).toBeNull();
+      expect(host.read('/cvmfs/r.ch/./setup.sh')).toBe('A=1\n');
+    } finally {
+      source.release();
+    }
+  });
+
+  it('symlink targets that climb to /cvmfs or above select nothing and make no `..` entry', () => {
+    const dir = setup({ 'r.ch/a/up2': { link: '../..' }, 'r.ch/a/up9': { link: '../../../../../../../../..' }, 'r.ch/a/abs': { link: '/cvmfs/r.ch/..' }, 'r.ch/a/f': 'x' });
+    const diag = new Diagnostics();
+    fs.writeFileSync(path.join(dir, 'r.ch.spec'), '/a/*\n');
+    const payload = selectPayload({ cvmfsRoot: path.join(dir, 'cvmfs'), specs: [path.join(dir, 'r.ch.spec')], repo: null, closure: true }, diag);
+    const paths = payload.entries.map((e) => e.path);
+    expect(paths).toEqual(['/cvmfs/r.ch', '/cvmfs/r.ch/a', '/cvmfs/r.ch/a/abs', '/cvmfs/r.ch/a/f', '/cvmfs/r.ch/a/up2', '/cvmfs/r.ch/a/up9']);
+  });
+
+  it('an entry is never made for a path that is not canonical', () => {
+    const dir = setup({ 'r.ch/a': 'x' });
+    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    try {
+      const sel = new Selection(source, new Diagnostics());
+      const st = fs.lstatSync(path.join(dir, 'cvmfs/r.ch'));
+      expect(() => sel.entryAt('/cvmfs/r.ch/..', st, 'test')).toThrow(InputError);
+      expect(() => sel.entryAt('/cvmfs/r.ch/./a', st, 'test')).toThrow(/not a path inside a repository/);
+    } finally {
+      source.release();
+    }
   });
 });

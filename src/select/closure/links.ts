@@ -39,7 +39,7 @@ export function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
       done.push(c);
       continue;
     }
-    if (++hops > 40) return [...links, rule];
+    if (++hops > 40) return confineImagePath(rule.path) === rule.path ? [...links, rule] : links; // ELOOP: as given, if it is a path we may name
     links.push({ ...rule, kind: 'exact', path: p });
     const target = readLink(source.host(p));
     if (target.startsWith('/')) done = [];
