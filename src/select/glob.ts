@@ -127,12 +127,12 @@ const MAX_ALTERNATIVES = 4096;
  * stays inside the source root (or inside the repository's own root, which may itself be a link);
  * such steps consume a component, so they cannot loop.
  */
-export function expandGlob(root: string, pattern: string): string[] {
+export function expandGlob(root: string, pattern: string, where = 'glob'): string[] {
   const rootBytes = fromText(root);
   const found = new Set<string>();
   const text = pattern.includes('/') ? pattern : `**/${pattern}`;
   const walker = new GlobWalk(rootBytes, found);
-  for (const alt of expandBraces(fromText(text), pattern)) walker.run(alt.split('/').filter((c) => c !== ''));
+  for (const alt of expandBraces(fromText(text), `${where}: '${pattern}'`)) walker.run(alt.split('/').filter((c) => c !== ''));
   return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
 }
 
@@ -152,7 +152,7 @@ function expandBraces(p: string, shown: string): string[] {
       changed = true;
       for (const alt of splitUnescaped(q.slice(open + 1, close), ',')) next.push(q.slice(0, open) + alt + q.slice(close + 1));
     }
-    if (next.length > MAX_ALTERNATIVES) throw new InputError(`'${shown}': more than ${MAX_ALTERNATIVES} {…} alternatives`);
+    if (next.length > MAX_ALTERNATIVES) throw new InputError(`${shown}: more than ${MAX_ALTERNATIVES} {…} alternatives`);
     out = next;
     if (!changed) return out;
   }

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureExample } from '../../fixtures/example.js';
 import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { hasCommand } from '../helpers/env.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
@@ -61,6 +62,14 @@ describe('case 18: bad globs', () => {
     const src = makeTree(path.join(work, 'plain'), { 'r.ch/a': 'x' });
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/*', '--exclude', '[z-a]'], { env: ENV }), 2, "--exclude [z-a]: '[z-a]': range z-a is out of order");
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/[9-0]'], { env: ENV }), 2, "--include r.ch/[9-0]: 'r.ch/[9-0]': range 9-0 is out of order");
+    // {a,b} alternatives multiply: 2^13 patterns would be walked one by one.
+    const many = 'r.ch/' + '{a,b}'.repeat(13);
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', src, '--include', many], { env: ENV }), 2, `--include ${many}: '${many}': more than 4096 {…} alternatives`);
+  });
+
+  it('--dbrelease ../../.. is refused naming the option (it named a rule pack line)', async () => {
+    const { cvmfs } = await ensureExample();
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', 'AnalysisBase,21.2.75', '--dbrelease', '../../..'], { env: ENV }), 2, '--dbrelease ../../..: expected a version');
   });
 
   it("a base whose ld.so.conf includes /etc/ld.so.conf.d/[.conf and [z-a].conf builds, with a warning", () => {

@@ -407,6 +407,9 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   if (recipe.dbrelease && opts.dbrelease !== 'none') {
     const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, vars, recipe.file)[0]!)}`;
     if (opts.dbrelease) {
+      if (/[/]/.test(opts.dbrelease) || opts.dbrelease === '.' || opts.dbrelease === '..') {
+        throw new InputError(`--dbrelease ${opts.dbrelease}: expected a version (a name in ${display(dbDir)}), or none`);
+      }
       if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
         const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
         throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
