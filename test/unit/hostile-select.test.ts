@@ -167,3 +167,38 @@ describe('case 15 siblings: every path from input is resolved and confined to th
     }
   });
 });
+
+describe('case 11 siblings: the evaluation is bounded however the chain is written', () => {
+  it('X=$X$X, 30 times: stopped at 1 MiB with the script and line (it ran out of memory)', () => {
+    const host = memoryHost({ '/cvmfs/r/grow.sh': ['X=abcd', ...Array.from({ length: 30 }, () => 'X=$X$X')].join('\n') });
+    expect(() => evaluateSetup('/cvmfs/r/grow.sh', host)).toThrow(InputError);
+    expect(() => evaluateSetup('/cvmfs/r/grow.sh', host)).toThrow(/^\/cvmfs\/r\/grow\.sh:20: setup script evaluation stopped: X would be longer than 1048576 characters/);
+  });
+
+  it('a doubling chain that changes the environment each time stops after LIMITS.sources sourcings', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 24; i++) files[`/cvmfs/r/s${i}.sh`] = i < 23 ? `N=$N.\n. /cvmfs/r/s${i + 1}.sh\n. /cvmfs/r/s${i + 1}.sh\n` : 'N=$N.\n';
+    const [err, ms] = timed(() => {
+      try {
+        evaluateSetup('/cvmfs/r/s0.sh', memoryHost(files));
+        return null;
+      } catch (e) {
+        return e as Error;
+      }
+    });
+    expect(err).toBeInstanceOf(InputError);
+    expect(err!.message).toMatch(new RegExp(`^/cvmfs/r/s\\d+\\.sh:[23]: setup script evaluation stopped: more than ${LIMITS.sources} scripts sourced`));
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it('prefix and suffix searches agree with a plain per-cut match', () => {
+    const w = compileWildcard('a*b?[cd]');
+    const s = 'xab1cab2dab3e';
+    const pre = matchingPrefixes(w, s);
+    const suf = matchingSuffixes(w, s);
+    for (let k = 0; k <= s.length; k++) {
+      expect(pre[k]).toBe(wildcardMatches(w, s.slice(0, k)));
+      expect(suf[k]).toBe(wildcardMatches(w, s.slice(k)));
+    }
+  });
+});
