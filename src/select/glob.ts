@@ -3,10 +3,10 @@
 // relative to /cvmfs (`atlas.cern.ch/repo/...`; a leading `/cvmfs/` is accepted); a pattern without
 // a `/` matches an entry's name at any depth (fast-glob's baseNameMatch), e.g. `*.pdf`.
 //
-// Inclusions are expanded against the source with fast-glob (it walks only below a pattern's
-// static prefix). Exclusions are never expanded: walking a repository to find what to leave out
-// would cost more than the build, so they are compiled to regular expressions and tested on each
-// path the selection reaches.
+// Inclusions are expanded against the source by expandGlob (it walks only below a pattern's
+// literal components, and never into a symlink under `**`). Exclusions are never expanded: walking
+// a repository to find what to leave out would cost more than the build, so they are compiled to
+// regular expressions and tested on each path the selection reaches.
 import * as fs from 'node:fs';
 import { fromText, fsArg } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
