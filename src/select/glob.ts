@@ -4,7 +4,7 @@
 // a `/` matches an entry's name at any depth (fast-glob's baseNameMatch), e.g. `*.pdf`.
 //
 // Inclusions are expanded against the source by expandGlob (it walks only below a pattern's
-// literal components, and never into a symlink under `**`). Exclusions are never expanded: walking
+// literal components, never out of the source, never round a symlink loop). Exclusions are never expanded: walking
 // a repository to find what to leave out would cost more than the build, so they are compiled to
 // regular expressions and tested on each path the selection reaches.
 import * as fs from 'node:fs';
@@ -115,24 +115,41 @@ function escapeRegex(s: string): string {
 
 /** Alternatives one glob may expand to (`{a,b}{c,d}…` multiplies). */
 const MAX_ALTERNATIVES = 4096;
+/** Expansions of a `**` directory already expanded (reached again by another route through links). */
+const MAX_GLOB_REVISITS = 50_000;
+
+/** The `**` directories above a state, innermost first. */
+interface Chain {
+  id: string;
+  up: Chain | null;
+}
+
+/** Is this directory (stat of a link's target) one of those above: would following the link loop? */
+function onChain(chain: Chain | null, st: fs.Stats | null): boolean {
+  if (!st) return true;
+  const id = `${st.dev}:${st.ino}`;
+  for (let c = chain; c; c = c.up) if (c.id === id) return true;
+  return false;
+}
 
 /**
  * The image paths (/cvmfs/...) a glob matches in the source at `root` (host path, text), sorted.
  *
- * Walked here rather than by fast-glob, which follows every directory symlink: `l1 -> .` and
- * `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out, and a link to `/usr` walked the
- * host. Here `**` never descends into a symlink (bash's globstar does not either: a link it meets
- * is matched, as an entry, and the closure follows it). A link met where the pattern names one
- * component (`repo/sw/*\/lib`, `repo/link/x`) is followed, as a shell would, only while its target
- * stays inside the source root (or inside the repository's own root, which may itself be a link);
- * such steps consume a component, so they cannot loop.
+ * Walked here rather than by fast-glob, which follows every directory symlink with no memory of
+ * where it has been: `l1 -> .` and `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out,
+ * and a link to `/usr` walked the host. Here a link is followed only while its target stays inside
+ * the source root (or the repository's own root, which may itself be a link); under `**` a link
+ * back to a directory above (device and inode) is matched as an entry but not entered, and
+ * reaching directories again by other routes is bounded (MAX_GLOB_REVISITS), as are `{…}`
+ * alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
  */
 export function expandGlob(root: string, pattern: string, where = 'glob'): string[] {
   const rootBytes = fromText(root);
   const found = new Set<string>();
   const text = pattern.includes('/') ? pattern : `**/${pattern}`;
   const walker = new GlobWalk(rootBytes, found);
-  for (const alt of expandBraces(fromText(text), `${where}: '${pattern}'`)) walker.run(alt.split('/').filter((c) => c !== ''));
+  const shown = `${where}: '${pattern}'`;
+  for (const alt of expandBraces(fromText(text), shown)) walker.run(alt.split('/').filter((c) => c !== ''), shown);
   return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
 }
 
@@ -193,12 +210,19 @@ class GlobWalk {
     this.realRoot = realPath(root);
   }
 
-  run(comps: string[]): void {
+  run(comps: string[], shown: string): void {
     this.visited.clear();
-    // Explicit stack: `**` over a deep tree must not recurse in JS.
-    const stack: [rel: string, k: number][] = [['', 0]];
+    // `**` directories (device:inode) expanded so far, per pattern position, and how often one was
+    // expanded again by another route.
+    const expanded = new Set<string>();
+    let again = 0;
+    // Explicit stack: `**` over a deep tree must not recurse in JS. Each state carries the chain of
+    // `**` directories above it, to tell a link back up (a loop) from a link elsewhere.
+    const stack: [rel: string, k: number, chain: Chain | null][] = [['', 0, null]];
+    let literal = 0;
+    while (literal < comps.length && comps[literal] !== '**' && typeof this.matcher(comps[literal]!) === 'string') literal++;
     while (stack.length > 0) {
-      const [rel, k] = stack.pop()!;
+      const [rel, k, chain] = stack.pop()!;
       const key = `${k}\0${rel}`;
       if (this.visited.has(key)) continue;
       this.visited.add(key);
@@ -210,13 +234,27 @@ class GlobWalk {
       if (comp === '.' || comp === '..') continue; // refused by compileGlob; never walked up
       const host = rel === '' ? this.root : `${this.root}/${rel}`;
       if (comp === '**') {
-        // Zero components here, or one more real directory (never a link) and `**` again. A trailing
-        // `**` matches what is below, not the directory itself (fast-glob's meaning).
-        if (k + 1 < comps.length) stack.push([rel, k + 1]);
+        const st = statQuietly(host);
+        if (!st?.isDirectory()) continue;
+        const id = `${st.dev}:${st.ino}`;
+        // Routes to one directory through links are fine (LCG views are made of them); 2^n of them
+        // (each level linking twice to the next) is an attack.
+        if (expanded.has(`${k}:${id}`) && ++again > MAX_GLOB_REVISITS) {
+          throw new InputError(`${shown}: reaches directories again through symlinks more than ${MAX_GLOB_REVISITS} times`);
+        }
+        expanded.add(`${k}:${id}`);
+        const here: Chain = { id, up: chain };
+        // Zero components here, or one more directory and `**` again. A trailing `**` matches what
+        // is below, and the directory itself unless it is the pattern's literal prefix (fast-glob
+        // never tests the directory it starts in: `a/**` gives a's contents, `a/*\/b/**` gives a/x/b too).
+        if (k + 1 < comps.length) stack.push([rel, k + 1, here]);
+        else if (rel.split('/').length > literal) this.found.add(rel);
         for (const name of listQuietly(host)) {
           const child = rel === '' ? name : `${rel}/${name}`;
           if (k + 1 === comps.length) this.found.add(child);
-          if (lstatQuietly(`${host}/${name}`)?.isDirectory()) stack.push([child, k]);
+          const cst = lstatQuietly(`${host}/${name}`);
+          if (cst?.isDirectory()) stack.push([child, k, here]);
+          else if (cst?.isSymbolicLink() && this.enterable(`${host}/${name}`, child) && !onChain(here, statQuietly(`${host}/${name}`))) stack.push([child, k, here]);
         }
         continue;
       }
@@ -228,7 +266,7 @@ class GlobWalk {
           this.found.add(child);
           continue;
         }
-        if (this.enterable(`${host}/${name}`, child)) stack.push([child, k + 1]);
+        if (this.enterable(`${host}/${name}`, child)) stack.push([child, k + 1, chain]);
       }
     }
   }
@@ -289,7 +327,7 @@ function statQuietly(host: string): fs.Stats | null {
 /** The real path (a byte string), or null. */
 function realPath(host: string): string | null {
   try {
-    return fs.realpathSync(fsArg(host), { encoding: 'latin1' });
+    return fs.realpathSync.native(fsArg(host), { encoding: 'latin1' }); // one realpath(3), not an lstat per component
   } catch {
     return null;
   }

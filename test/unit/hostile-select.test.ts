@@ -3,12 +3,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { display } from '../../src/model/bytes.js';
 import { Diagnostics } from '../../src/model/diagnostics.js';
 import { InputError } from '../../src/model/errors.js';
 import type { BaseView } from '../../src/sources/base/view.js';
 import { baseLibraries } from '../../src/select/closure/base-libs.js';
 import { throughLinks } from '../../src/select/closure/links.js';
-import { GlobExclusions, compileGlob, globMatches } from '../../src/select/glob.js';
+import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../../src/select/glob.js';
 import { selectPayload } from '../../src/select/index.js';
 import { confineImagePath } from '../../src/select/paths.js';
 import { scriptHost } from '../../src/select/release/index.js';
@@ -200,5 +201,51 @@ describe('case 11 siblings: the evaluation is bounded however the chain is writt
       expect(pre[k]).toBe(wildcardMatches(w, s.slice(0, k)));
       expect(suf[k]).toBe(wildcardMatches(w, s.slice(k)));
     }
+  });
+});
+
+describe('case 9 siblings: glob expansion over links', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  const setup = (nodes: Parameters<typeof makeTree>[1]) => {
+    const dir = tmpDir();
+    dirs.push(dir);
+    return makeTree(path.join(dir, 'cvmfs'), nodes);
+  };
+
+  it('follows links that stay inside (as fast-glob did), not loops, not links out of the source root', () => {
+    const root = setup({
+      'r.ch/real/x/f.so': '',
+      'r.ch/view/x': { link: '../real/x' },
+      'r.ch/view/loop': { link: '..' },
+      'r.ch/view/out': { link: '/usr' },
+      's.ch/lib/g.so': '',
+      'r.ch/other': { link: '../s.ch/lib' },
+    });
+    expect(expandGlob(root, 'r.ch/**/*.so').map(display)).toEqual(['/cvmfs/r.ch/other/g.so', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x/f.so']);
+    expect(expandGlob(root, 'r.ch/view/out/*')).toEqual([]);
+    expect(expandGlob(root, 'r.ch/view/loop/view/loop/view/x/*').map(display)).toEqual(['/cvmfs/r.ch/view/loop/view/loop/view/x/f.so']); // each step consumes a component
+  });
+
+  it('2^20 routes through links to one directory (no loop) stop with an error naming the glob', () => {
+    const nodes: Parameters<typeof makeTree>[1] = { 'r.ch/n20/f': '' };
+    for (let i = 0; i < 20; i++) {
+      nodes[`r.ch/n${i}/a`] = { link: `../n${i + 1}` };
+      nodes[`r.ch/n${i}/b`] = { link: `../n${i + 1}` };
+    }
+    const root = setup(nodes);
+    const [err, ms] = timed(() => {
+      try {
+        expandGlob(root, 'r.ch/n0/**', '--include r.ch/n0/**');
+        return null;
+      } catch (e) {
+        return e as Error;
+      }
+    });
+    expect(err).toBeInstanceOf(InputError);
+    expect(err!.message).toMatch(/^--include r\.ch\/n0\/\*\*: 'r\.ch\/n0\/\*\*': reaches directories again through symlinks more than 50000 times/);
+    expect(ms).toBeLessThan(30_000);
   });
 });
