@@ -249,3 +249,15 @@ describe('case 9 siblings: glob expansion over links', () => {
     expect(ms).toBeLessThan(30_000);
   });
 });
+
+describe('case 11 siblings: nesting', () => {
+  it('${B:-${B:-…}} and $(dirname $(dirname …)) 5,000 deep: one error naming the line (the JS stack overflowed: exit 3)', () => {
+    for (const word of ['${B:-'.repeat(5000) + 'x' + '}'.repeat(5000), '$(dirname '.repeat(5000) + '/x' + ')'.repeat(5000)]) {
+      const host = memoryHost({ '/cvmfs/r/s.sh': `A=1\nX=${word}\n` });
+      expect(() => evaluateSetup('/cvmfs/r/s.sh', host)).toThrow(/^\/cvmfs\/r\/s\.sh:2: setup script evaluation stopped: .* nested more than 64 deep/);
+    }
+    // Real scripts nest two or three deep.
+    const ok = memoryHost({ '/cvmfs/r/s.sh': 'D=/cvmfs/r/x/y\nP=$(cd $(dirname ${D:-${E:-/}}); pwd)\n' });
+    expect(evaluateSetup('/cvmfs/r/s.sh', ok).env.get('P')).toBe('/cvmfs/r/x');
+  });
+});

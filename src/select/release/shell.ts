@@ -58,6 +58,8 @@ export const LIMITS = {
   value: 1 << 20,
   /** Pattern-matching table cells (`${V%pat}` and friends), all together. */
   matching: 200_000_000,
+  /** `${…}` / `$(…)` nested in one another. */
+  nesting: 64,
 };
 
 /** Counts the work of one evaluation against LIMITS; stops it with an error naming the place. */
@@ -324,8 +326,24 @@ class Script {
     return r === null ? null : negate ? !r : r;
   }
 
+  /** How deep `${…}` and `$(…)` are nested in the word being expanded. */
+  private nesting = 0;
+
   /** Expand one word: quotes removed, parameters and the command substitutions we understand. */
   expand(word: string, line: number): string {
+    // Each level rescans its text and takes a JS stack frame: 5,000 levels overflowed the stack.
+    if (this.nesting >= LIMITS.nesting) {
+      throw new InputError(`${display(this.file)}:${line}: setup script evaluation stopped: \${…} or \$(…) nested more than ${LIMITS.nesting} deep (a hostile or runaway setup chain?)`);
+    }
+    this.nesting++;
+    try {
+      return this.expandWord(word, line);
+    } finally {
+      this.nesting--;
+    }
+  }
+
+  private expandWord(word: string, line: number): string {
     let out = '';
     let i = 0;
     let dq = false;
