@@ -248,7 +248,7 @@ class GlobWalk {
         // is below, and the directory itself unless it is the pattern's literal prefix (fast-glob
         // never tests the directory it starts in: `a/**` gives a's contents, `a/*\/b/**` gives a/x/b too).
         if (k + 1 < comps.length) stack.push([rel, k + 1, here]);
-        else if (rel.split('/').length > literal) this.found.add(rel);
+        else if (rel !== '' && rel.split('/').length > literal) this.found.add(rel);
         for (const name of listQuietly(host)) {
           const child = rel === '' ? name : `${rel}/${name}`;
           if (k + 1 === comps.length) this.found.add(child);

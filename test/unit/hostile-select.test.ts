@@ -226,6 +226,8 @@ describe('case 9 siblings: glob expansion over links', () => {
     });
     expect(expandGlob(root, 'r.ch/**/*.so').map(display)).toEqual(['/cvmfs/r.ch/other/g.so', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x/f.so']);
     expect(expandGlob(root, 'r.ch/view/out/*')).toEqual([]);
+    expect(expandGlob(root, '**').map(display)).not.toContain('/cvmfs/'); // the root is no match
+    expect(expandGlob(root, 'r.ch/*/x/**').map(display)).toEqual(['/cvmfs/r.ch/real/x', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x', '/cvmfs/r.ch/view/x/f.so']); // fast-glob's meaning
     expect(expandGlob(root, 'r.ch/view/loop/view/loop/view/x/*').map(display)).toEqual(['/cvmfs/r.ch/view/loop/view/loop/view/x/f.so']); // each step consumes a component
   });
 
