@@ -119,3 +119,37 @@ describe.runIf(hasCommand('cc') && hasCommand('unsquashfs'))('case 15: ELF needs
     expect(v.code, v.stdout + v.stderr).toBe(0);
   });
 });
+
+describe.runIf(hasCommand('cc'))('ELF closure siblings: a hostile object cannot make the search or its messages explode', () => {
+  it('600 needs × 400 RUNPATH directories: the lookups stop at 200,000 with one warning, messages stay short', () => {
+    const dir = path.join(work, 'many');
+    const libs = path.join(dir, 'libs');
+    fs.mkdirSync(libs, { recursive: true });
+    const src = makeTree(path.join(dir, 'src'), { 'r.ch/bin/.keep': '' });
+    for (let i = 0; i < 400; i++) fs.mkdirSync(path.join(src, `r.ch/d${String(i).padStart(3, '0')}`));
+    fs.writeFileSync(path.join(dir, 'foo.c'), 'int foo(void) { return 1; }\n');
+    fs.writeFileSync(path.join(dir, 'main.c'), 'int main(void) { return 0; }\n');
+    execFileSync('cc', ['-shared', '-fPIC', '-Wl,-soname,libn00000.so', 'foo.c', '-o', 'libs/libn00000.so'], { cwd: dir });
+    // Copies with their soname patched: each becomes a DT_NEEDED of its own.
+    const one = fs.readFileSync(path.join(libs, 'libn00000.so'));
+    const at = one.indexOf('libn00000.so\0', 0, 'latin1');
+    const names: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const name = `n${String(i).padStart(5, '0')}`;
+      const copy = Buffer.from(one);
+      copy.write(`lib${name}.so`, at, 'latin1');
+      fs.writeFileSync(path.join(libs, `lib${name}.so`), copy);
+      names.push(`-l${name}`);
+    }
+    const runpath = Array.from({ length: 400 }, (_, i) => `/cvmfs/r.ch/d${String(i).padStart(3, '0')}`).join(':');
+    execFileSync('cc', ['main.c', '-o', path.join(src, 'r.ch/bin/tool'), '-Llibs', '-Wl,--no-as-needed', ...names, `-Wl,--enable-new-dtags,-rpath,${runpath}`], { cwd: dir });
+    fs.writeFileSync(path.join(dir, 'r.ch.spec'), '/bin/*\n');
+    const t0 = Date.now();
+    const r = shrinkwrap(['plan', '--cvmfs-root', src, '--spec', path.join(dir, 'r.ch.spec'), '--closure', 'elf'], { env: ENV, timeout: 120_000 });
+    expect(r.code, r.stderr.slice(0, 2000)).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(r.stderr).toMatch(/\/cvmfs\/r\.ch\/bin\/tool: 601 needs in 400 directories: more than 200000 lookups; the rest of its needs \(from libn00500\.so\) are not looked for/);
+    expect(r.stderr).toMatch(/needs libn00000\.so, not found under \/cvmfs in \/cvmfs\/r\.ch\/d000:.*:… \(380 more\)/);
+    expect(r.stderr.length).toBeLessThan(500_000); // 600 lines of all 400 directories were 4 MB
+  });
+});

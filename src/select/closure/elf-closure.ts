@@ -85,10 +85,17 @@ export function* elfClosurePass(
       ...own(info.runpath),
       ...(search.base?.dirs ?? []),
     ]);
-    for (const needed of info.needed) {
+    // A hostile object may name 10^5 needs and 10^5 search directories: the lookups are bounded.
+    let lookups = 0;
+    for (const needed of new Set(info.needed)) {
       if (SYSTEM_LIBRARY.test(needed)) continue;
       const candidates = libraryCandidates(needed, dirs);
       const reason = `ELF closure: ${display(needed)} needed by ${display(e.path)}`;
+      if (lookups + candidates.length > MAX_LOOKUPS_PER_OBJECT) {
+        diag.warnPath('elf-search-limit', e.path, `${info.needed.length} needs in ${dirs.length} directories: more than ${MAX_LOOKUPS_PER_OBJECT} lookups; the rest of its needs (from ${display(needed)}) are not looked for`);
+        break;
+      }
+      lookups += candidates.length;
       let found = false;
       for (const c of candidates) {
         if (c.startsWith(MOUNT + '/')) found = select(sel, tree, c, reason, links);
@@ -101,12 +108,21 @@ export function* elfClosurePass(
       if (!found) {
         stats.unresolved++;
         const where = search.base ? `under ${MOUNT} or in the base image` : `under ${MOUNT}`;
-        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found ${where} in ${dirs.length > 0 ? dirs.map(display).join(':') : 'any search path'}${search.base ? '' : ' (the base image must provide it)'}`);
+        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found ${where} in ${dirs.length > 0 ? shownDirs(dirs) : 'any search path'}${search.base ? '' : ' (the base image must provide it)'}`);
       }
     }
   }
   stats.added += sel.size - before;
   return { links, added: sel.size > before };
+}
+
+/** Candidate paths looked up for one object's needs (needs × search directories, as far as it gets). */
+const MAX_LOOKUPS_PER_OBJECT = 200_000;
+
+/** A search path for a message: a hostile object's 10^5 directories must not make a line of megabytes. */
+function shownDirs(dirs: string[]): string {
+  const shown = dirs.slice(0, 20).map(display).join(':');
+  return dirs.length > 20 ? `${shown}:… (${dirs.length - 20} more)` : shown;
 }
 
 /**
