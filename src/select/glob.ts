@@ -3,13 +3,15 @@
 // relative to /cvmfs (`atlas.cern.ch/repo/...`; a leading `/cvmfs/` is accepted); a pattern without
 // a `/` matches an entry's name at any depth (fast-glob's baseNameMatch), e.g. `*.pdf`.
 //
-// Inclusions are expanded against the source with fast-glob (it walks only below a pattern's
-// static prefix). Exclusions are never expanded: walking a repository to find what to leave out
-// would cost more than the build, so they are compiled to regular expressions and tested on each
-// path the selection reaches.
-import fg from 'fast-glob';
-import { fromText } from '../model/bytes.js';
+// Inclusions are expanded against the source by expandGlob (it walks only below a pattern's
+// literal components, never out of the source, never round a symlink loop). Exclusions are never expanded: walking
+// a repository to find what to leave out would cost more than the build, so they are compiled to
+// regular expressions and tested on each path the selection reaches.
+import * as fs from 'node:fs';
+import { fromText, fsArg } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
+import { listDir } from '../sources/posix.js';
+import { type Bracket, PatternError, parseBracket } from './pattern.js';
 import { MOUNT, type SpecRule } from './spec/parse.js';
 
 export interface PathGlob {
@@ -33,7 +35,15 @@ export function normaliseGlob(pattern: string, where: string): string {
 
 export function compileGlob(pattern: string, where: string): PathGlob {
   const p = normaliseGlob(pattern, where);
-  return { pattern: p, baseName: !p.includes('/'), regex: new RegExp(`^${globSource(p, where)}$`, 's') };
+  const source = globSource(p, where);
+  let regex: RegExp;
+  try {
+    regex = new RegExp(`^${source}$`, 's');
+  } catch (err) {
+    // globSource escapes what it does not translate; this is the net under it.
+    throw new InputError(`${where}: '${p}': not a valid glob (${(err as Error).message})`);
+  }
+  return { pattern: p, baseName: !p.includes('/'), regex };
 }
 
 /** Does `rel` (a path relative to /cvmfs, text) match? */
@@ -64,13 +74,18 @@ function globSource(p: string, where: string): string {
       out += '[^/]';
       i++;
     } else if (c === '[') {
-      const end = p.indexOf(']', i + 2);
-      if (end < 0) fail('unclosed [');
-      let body = p.slice(i + 1, end);
-      const negate = body.startsWith('!') || body.startsWith('^');
-      if (negate) body = body.slice(1);
-      out += `[${negate ? '^/' : ''}${body.replace(/\\/g, '\\\\').replace(/]/g, '\\]')}]`;
-      i = end + 1;
+      // Parsed here, not handed to RegExp: `[z-a]` must be an error naming the option, not a crash.
+      let b: Bracket | null;
+      try {
+        b = parseBracket(p, i);
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        b = fail(err.message.slice(err.message.indexOf(': ') + 2));
+      }
+      if (!b) fail('unclosed [');
+      const members = [...b!.chars].map(classChar).join('') + b!.ranges.map(([lo, hi]) => `${classChar(lo)}-${classChar(hi)}`).join('');
+      out += b!.negate ? `[^/${members}]` : `[${members}]`;
+      i = b!.end;
     } else if (c === '{') {
       const end = p.indexOf('}', i);
       if (end < 0) fail('unclosed {');
@@ -89,18 +104,233 @@ function globSource(p: string, where: string): string {
   return out;
 }
 
+/** One character inside a RegExp class, whatever it is. */
+function classChar(c: string): string {
+  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+}
+
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** Alternatives one glob may expand to (`{a,b}{c,d}…` multiplies). */
+const MAX_ALTERNATIVES = 4096;
+/** Expansions of a `**` directory already expanded (reached again by another route through links). */
+const MAX_GLOB_REVISITS = 50_000;
+
+/** The `**` directories above a state, innermost first. */
+interface Chain {
+  id: string;
+  up: Chain | null;
+}
+
+/** Is this directory (stat of a link's target) one of those above: would following the link loop? */
+function onChain(chain: Chain | null, st: fs.Stats | null): boolean {
+  if (!st) return true;
+  const id = `${st.dev}:${st.ino}`;
+  for (let c = chain; c; c = c.up) if (c.id === id) return true;
+  return false;
+}
+
 /**
  * The image paths (/cvmfs/...) a glob matches in the source at `root` (host path, text), sorted.
- * Matches may run through symlinks (fast-glob follows them, as a shell would); callers resolve them.
+ *
+ * Walked here rather than by fast-glob, which follows every directory symlink with no memory of
+ * where it has been: `l1 -> .` and `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out,
+ * and a link to `/usr` walked the host. Here a link is followed only while its target stays inside
+ * the source root (or the repository's own root, which may itself be a link); under `**` a link
+ * back to a directory above (device and inode) is matched as an entry but not entered, and
+ * reaching directories again by other routes is bounded (MAX_GLOB_REVISITS), as are `{…}`
+ * alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
  */
-export function expandGlob(root: string, pattern: string): string[] {
-  const p = pattern.includes('/') ? pattern : `**/${pattern}`;
-  const found = fg.sync(p, { cwd: root, dot: true, onlyFiles: false, followSymbolicLinks: true, suppressErrors: true, unique: true });
-  return found.map((rel) => fromText(`${MOUNT}/${rel}`)).sort();
+export function expandGlob(root: string, pattern: string, where = 'glob'): string[] {
+  const rootBytes = fromText(root);
+  const found = new Set<string>();
+  const text = pattern.includes('/') ? pattern : `**/${pattern}`;
+  const walker = new GlobWalk(rootBytes, found);
+  const shown = `${where}: '${pattern}'`;
+  for (const alt of expandBraces(fromText(text), shown)) walker.run(alt.split('/').filter((c) => c !== ''), shown);
+  return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
+}
+
+/** `{a,b}` alternatives expanded (they may hold `/`); nested braces are refused by compileGlob. */
+function expandBraces(p: string, shown: string): string[] {
+  let out = [p];
+  for (;;) {
+    const next: string[] = [];
+    let changed = false;
+    for (const q of out) {
+      const open = unescapedIndex(q, '{', 0);
+      const close = open < 0 ? -1 : unescapedIndex(q, '}', open);
+      if (close < 0) {
+        next.push(q);
+        continue;
+      }
+      changed = true;
+      for (const alt of splitUnescaped(q.slice(open + 1, close), ',')) next.push(q.slice(0, open) + alt + q.slice(close + 1));
+    }
+    if (next.length > MAX_ALTERNATIVES) throw new InputError(`${shown}: more than ${MAX_ALTERNATIVES} {…} alternatives`);
+    out = next;
+    if (!changed) return out;
+  }
+}
+
+function unescapedIndex(s: string, c: string, from: number): number {
+  for (let i = from; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === c) return i;
+  }
+  return -1;
+}
+
+function splitUnescaped(s: string, sep: string): string[] {
+  const parts: string[] = [];
+  let at = 0;
+  for (let i = unescapedIndex(s, sep, 0); i >= 0; i = unescapedIndex(s, sep, at)) {
+    parts.push(s.slice(at, i));
+    at = i + 1;
+  }
+  parts.push(s.slice(at));
+  return parts;
+}
+
+/** One expansion: the source root, what has been found, and what has been visited. */
+class GlobWalk {
+  private readonly realRoot: string | null;
+  /** Real paths of repository roots that are symlinks (allowed destinations, like the root). */
+  private readonly repoReal = new Map<string, string | null>();
+  /** `component index \0 relative path`: a directory is expanded once per pattern position. */
+  private readonly visited = new Set<string>();
+  private readonly matchers = new Map<string, RegExp | string>();
+
+  constructor(
+    private readonly root: string,
+    private readonly found: Set<string>,
+  ) {
+    this.realRoot = realPath(root);
+  }
+
+  run(comps: string[], shown: string): void {
+    this.visited.clear();
+    // `**` directories (device:inode) expanded so far, per pattern position, and how often one was
+    // expanded again by another route.
+    const expanded = new Set<string>();
+    let again = 0;
+    // Explicit stack: `**` over a deep tree must not recurse in JS. Each state carries the chain of
+    // `**` directories above it, to tell a link back up (a loop) from a link elsewhere.
+    const stack: [rel: string, k: number, chain: Chain | null][] = [['', 0, null]];
+    let literal = 0;
+    while (literal < comps.length && comps[literal] !== '**' && typeof this.matcher(comps[literal]!) === 'string') literal++;
+    while (stack.length > 0) {
+      const [rel, k, chain] = stack.pop()!;
+      const key = `${k}\0${rel}`;
+      if (this.visited.has(key)) continue;
+      this.visited.add(key);
+      if (k === comps.length) {
+        if (rel !== '') this.found.add(rel);
+        continue;
+      }
+      const comp = comps[k]!;
+      if (comp === '.' || comp === '..') continue; // refused by compileGlob; never walked up
+      const host = rel === '' ? this.root : `${this.root}/${rel}`;
+      if (comp === '**') {
+        const st = statQuietly(host);
+        if (!st?.isDirectory()) continue;
+        const id = `${st.dev}:${st.ino}`;
+        // Routes to one directory through links are fine (LCG views are made of them); 2^n of them
+        // (each level linking twice to the next) is an attack.
+        if (expanded.has(`${k}:${id}`) && ++again > MAX_GLOB_REVISITS) {
+          throw new InputError(`${shown}: reaches directories again through symlinks more than ${MAX_GLOB_REVISITS} times`);
+        }
+        expanded.add(`${k}:${id}`);
+        const here: Chain = { id, up: chain };
+        // Zero components here, or one more directory and `**` again. A trailing `**` matches what
+        // is below, and the directory itself unless it is the pattern's literal prefix (fast-glob
+        // never tests the directory it starts in: `a/**` gives a's contents, `a/*\/b/**` gives a/x/b too).
+        if (k + 1 < comps.length) stack.push([rel, k + 1, here]);
+        else if (rel !== '' && rel.split('/').length > literal) this.found.add(rel);
+        for (const name of listQuietly(host)) {
+          const child = rel === '' ? name : `${rel}/${name}`;
+          if (k + 1 === comps.length) this.found.add(child);
+          const cst = lstatQuietly(`${host}/${name}`);
+          if (cst?.isDirectory()) stack.push([child, k, here]);
+          else if (cst?.isSymbolicLink() && this.enterable(`${host}/${name}`, child) && !onChain(here, statQuietly(`${host}/${name}`))) stack.push([child, k, here]);
+        }
+        continue;
+      }
+      const m = this.matcher(comp);
+      const names = typeof m === 'string' ? (lstatQuietly(`${host}/${m}`) ? [m] : []) : listQuietly(host).filter((n) => m.test(n));
+      for (const name of names) {
+        const child = rel === '' ? name : `${rel}/${name}`;
+        if (k + 1 === comps.length) {
+          this.found.add(child);
+          continue;
+        }
+        if (this.enterable(`${host}/${name}`, child)) stack.push([child, k + 1, chain]);
+      }
+    }
+  }
+
+  /** A literal component (its name, unescaped), or a RegExp for one with wildcards. */
+  private matcher(comp: string): RegExp | string {
+    let m = this.matchers.get(comp);
+    if (m === undefined) {
+      m = /(^|[^\\])(\\\\)*[*?[]/.test(comp) ? new RegExp(`^${globSource(comp, 'glob')}$`, 's') : comp.replace(/\\(.)/gs, '$1');
+      this.matchers.set(comp, m);
+    }
+    return m;
+  }
+
+  /** May the walk go on below this path: a directory, or a link to one that stays inside the source? */
+  private enterable(host: string, rel: string): boolean {
+    const st = lstatQuietly(host);
+    if (!st) return false;
+    if (st.isDirectory()) return true;
+    if (!st.isSymbolicLink()) return false;
+    const real = realPath(host);
+    if (real === null || !statQuietly(real)?.isDirectory()) return false;
+    const repo = rel.split('/')[0]!;
+    if (!rel.includes('/')) return true; // a repository root may be a link to where it really is
+    return [this.realRoot, this.repoRoot(repo)].some((r) => r !== null && r !== '/' && (real === r || real.startsWith(r + '/')));
+  }
+
+  private repoRoot(repo: string): string | null {
+    if (!this.repoReal.has(repo)) this.repoReal.set(repo, realPath(`${this.root}/${repo}`));
+    return this.repoReal.get(repo)!;
+  }
+}
+
+function listQuietly(hostDir: string): string[] {
+  try {
+    return listDir(hostDir);
+  } catch {
+    return [];
+  }
+}
+
+function lstatQuietly(host: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function statQuietly(host: string): fs.Stats | null {
+  try {
+    return fs.statSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The real path (a byte string), or null. */
+function realPath(host: string): string | null {
+  try {
+    return fs.realpathSync.native(fsArg(host), { encoding: 'latin1' }); // one realpath(3), not an lstat per component
+  } catch {
+    return null;
+  }
 }
 
 /**

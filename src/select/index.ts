@@ -145,7 +145,7 @@ function* selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpt
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const g of opts.include ?? []) {
     compileGlob(g, `--include ${g}`);
-    const matches = expandGlob(rootText, g.replace(/^\/cvmfs\//, ''));
+    const matches = expandGlob(rootText, g.replace(/^\/cvmfs\//, ''), `--include ${g}`);
     if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
     for (const m of matches) {
       // A glob is not a name: what it matches stays subject to the exclusion globs.
@@ -169,6 +169,7 @@ function* selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpt
   sel.onWalkFile = opts.onWalkFile ?? null;
   // The ELF closure is on by default with releases: AtlasCMake builds have no RPATH (§1.6).
   const elf = opts.elf === null ? null : opts.elf !== undefined || releases ? { ldLibraryPath: searchPath, traced, base: opts.base ?? null } : null;
+  if (elf) for (const p of opts.base?.problems ?? []) diag.warn('base-ldconf', `base image ${p}`);
   const payload = yield* finishSelection(opts, sel, tree, rules, elf, diag);
   if (releases) {
     payload.partOf = partLabels(payload.entries, parts);

@@ -5,9 +5,10 @@ import { display, fsArg, fsPath, isValidUtf8 } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, SourceRoot, ancestors, baseName, findPath, parentPath } from '../model/entry.js';
 import { mergeSorted } from '../model/plan.js';
-import { BuildError, describeSystemError } from '../model/errors.js';
+import { BuildError, InputError, describeSystemError } from '../model/errors.js';
 import { entryFromStat, listDir } from '../sources/posix.js';
 import { XattrReader, keepCvmfsXattr, newXattrReport, readOneXattr, xattrMethod } from '../sources/xattrs.js';
+import { isConfinedImagePath } from './paths.js';
 import { MOUNT } from './spec/parse.js';
 
 /**
@@ -303,6 +304,11 @@ export class Selection {
    * an image from /cvmfs: FIFOs, sockets and devices (CVMFS has none; a POSIX copy may).
    */
   entryAt(imagePath: string, st: fs.Stats, reason: string, dir?: string, name?: string): Entry | null {
+    // The walk's names come from readdir; every other path was made from input, and must be
+    // canonical and inside a repository: an image must never get an entry named `.` or `..`.
+    if (name === undefined && !isConfinedImagePath(imagePath)) {
+      throw new InputError(`${display(imagePath)}: not a path inside a repository under ${MOUNT} (${reason})`);
+    }
     const e = this.source.entry(imagePath, st, reason, dir, name);
     if (e.type === 'fifo' || e.type === 'socket' || e.type === 'char' || e.type === 'block') {
       this.diag.warnPath('special-skipped', this.source.host(imagePath), `${e.type === 'fifo' ? 'FIFO' : e.type} skipped`);

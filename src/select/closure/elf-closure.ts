@@ -8,7 +8,7 @@
 // (the base image or the host provides them); needs found nowhere are reported.
 import { display, fsArg } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { type Entry, parentPath } from '../../model/entry.js';
+import { type Entry, normalizeAbsolute, parentPath } from '../../model/entry.js';
 import type { Selection } from '../selection.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import type { SpecTree } from '../spec/tree.js';
@@ -85,14 +85,21 @@ export function* elfClosurePass(
       ...own(info.runpath),
       ...(search.base?.dirs ?? []),
     ]);
-    for (const needed of info.needed) {
+    // A hostile object may name 10^5 needs and 10^5 search directories: the lookups are bounded.
+    let lookups = 0;
+    for (const needed of new Set(info.needed)) {
       if (SYSTEM_LIBRARY.test(needed)) continue;
-      const candidates = needed.includes('/') ? [needed] : dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
+      const candidates = libraryCandidates(needed, dirs);
       const reason = `ELF closure: ${display(needed)} needed by ${display(e.path)}`;
+      if (lookups + candidates.length > MAX_LOOKUPS_PER_OBJECT) {
+        diag.warnPath('elf-search-limit', e.path, `${info.needed.length} needs in ${dirs.length} directories: more than ${MAX_LOOKUPS_PER_OBJECT} lookups; the rest of its needs (from ${display(needed)}) are not looked for`);
+        break;
+      }
+      lookups += candidates.length;
       let found = false;
       for (const c of candidates) {
         if (c.startsWith(MOUNT + '/')) found = select(sel, tree, c, reason, links);
-        else if (search.base?.has(display(c))) {
+        else if (search.base?.has(display(normalizeAbsolute(c)))) {
           stats.fromBase++;
           found = true;
         }
@@ -101,12 +108,33 @@ export function* elfClosurePass(
       if (!found) {
         stats.unresolved++;
         const where = search.base ? `under ${MOUNT} or in the base image` : `under ${MOUNT}`;
-        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found ${where} in ${dirs.length > 0 ? dirs.map(display).join(':') : 'any search path'}${search.base ? '' : ' (the base image must provide it)'}`);
+        diag.warnPath('elf-unresolved', e.path, `needs ${display(needed)}, not found ${where} in ${dirs.length > 0 ? shownDirs(dirs) : 'any search path'}${search.base ? '' : ' (the base image must provide it)'}`);
       }
     }
   }
   stats.added += sel.size - before;
   return { links, added: sel.size > before };
+}
+
+/** Candidate paths looked up for one object's needs (needs × search directories, as far as it gets). */
+const MAX_LOOKUPS_PER_OBJECT = 200_000;
+
+/** A search path for a message: a hostile object's 10^5 directories must not make a line of megabytes. */
+function shownDirs(dirs: string[]): string {
+  const shown = dirs.slice(0, 20).map(display).join(':');
+  return dirs.length > 20 ? `${shown}:… (${dirs.length - 20} more)` : shown;
+}
+
+/**
+ * Where the loader would look for a need. A name with a `/` is a path as it stands (a relative one
+ * is relative to a working directory we cannot know); `.`, `..` and empty names are no library.
+ * `..` in a path is left for throughLinks, which resolves it after the links before it, as the
+ * kernel does.
+ */
+function libraryCandidates(needed: string, dirs: string[]): string[] {
+  if (needed.includes('/')) return needed.startsWith('/') ? [needed] : [];
+  if (needed === '' || needed === '.' || needed === '..') return [];
+  return dirs.map((d) => `${d.replace(/\/+$/, '')}/${needed}`);
 }
 
 function unique(dirs: string[]): string[] {
@@ -118,7 +146,9 @@ function select(sel: Selection, tree: SpecTree, path: string, reason: string, li
   const rule: SpecRule = { kind: 'exact', path, origin: 'ELF closure', text: display(path), reason };
   const chain = throughLinks(rule, sel.source);
   const last = chain[chain.length - 1];
-  if (!last || !sel.source.stat(last.path)) return false;
+  // A directory is no library (a need of `/cvmfs/r/lib/..` ends at one).
+  const st = last ? sel.source.stat(last.path) : null;
+  if (!st || st.isDirectory()) return false;
   if (chain.some((r) => tree.exclusionOf(r.path))) return false;
   for (const r of chain) {
     if (sel.has(r.path)) continue;

@@ -1,6 +1,7 @@
 // Paths resolved through symlinks the way the kernel resolves them, as spec rules.
 import { readLink } from '../../sources/posix.js';
 import type { CvmfsSource } from '../selection.js';
+import { confineImagePath } from '../paths.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 
 /**
@@ -16,9 +17,10 @@ export function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
   let done: string[] = [];
   let rest = rule.path.split('/').filter((c) => c !== '');
   let hops = 0;
-  // A flat or tree rule is about a directory's contents: its last component is resolved too.
+  // A flat or tree rule is about a directory's contents: its last component is resolved too. So is
+  // a last `.` or `..` (an ELF need `/cvmfs/r/lib/..`): it is no name an entry can have.
   const keep = rule.kind === 'exact' ? 1 : 0;
-  while (rest.length > keep) {
+  while (rest.length > keep || (rest.length > 0 && (rest[0] === '.' || rest[0] === '..'))) {
     const c = rest.shift()!;
     if (c === '.') continue;
     if (c === '..') {
@@ -37,13 +39,15 @@ export function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
       done.push(c);
       continue;
     }
-    if (++hops > 40) return [...links, rule];
+    if (++hops > 40) return confineImagePath(rule.path) === rule.path ? [...links, rule] : links; // ELOOP: as given, if it is a path we may name
     links.push({ ...rule, kind: 'exact', path: p });
     const target = readLink(source.host(p));
     if (target.startsWith('/')) done = [];
     rest = [...target.split('/').filter((x) => x !== ''), ...rest];
   }
-  const path = '/' + [...done, ...rest].join('/');
+  // `..` may have climbed to /cvmfs or above it: that is no path in a repository.
+  const path = confineImagePath('/' + [...done, ...rest].join('/'));
+  if (path === null) return links;
   return [...links, path === rule.path ? rule : { ...rule, path }];
 }
 

@@ -245,20 +245,22 @@ function nearestVersions(version: string, project: string | null, recipes: Recip
 
 /** Reading setup scripts from the source tree, resolving links as the kernel would. */
 export function scriptHost(source: CvmfsSource): ScriptHost {
-  const resolvePath = (p: string): string => {
+  /** The path with its links and `..` resolved, or null when that leads out of the source's repositories. */
+  const inside = (p: string): string | null => {
     const rules = throughLinks({ kind: 'recursive', path: p, origin: '', text: '', reason: '' }, source);
-    return rules[rules.length - 1]?.path ?? p;
+    // throughLinks ends with the rule itself, resolved, unless the path leads outside (then only links).
+    const last = rules[rules.length - 1];
+    return last && last.kind === 'recursive' ? last.path : null;
   };
   return {
-    resolve: resolvePath,
+    resolve: (p) => inside(p) ?? p,
     read(p) {
-      const r = resolvePath(p);
-      if (!r.startsWith(MOUNT + '/')) return null;
-      return readScriptFile(source.host(r));
+      const r = inside(p);
+      return r === null ? null : readScriptFile(source.host(r));
     },
     kind(p) {
-      const r = resolvePath(p);
-      if (!r.startsWith(MOUNT + '/')) return null;
+      const r = inside(p);
+      if (r === null) return null;
       const st = source.stat(r);
       return !st ? null : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? null : 'file';
     },
@@ -405,6 +407,9 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   if (recipe.dbrelease && opts.dbrelease !== 'none') {
     const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, vars, recipe.file)[0]!)}`;
     if (opts.dbrelease) {
+      if (/[/]/.test(opts.dbrelease) || opts.dbrelease === '.' || opts.dbrelease === '..') {
+        throw new InputError(`--dbrelease ${opts.dbrelease}: expected a version (a name in ${display(dbDir)}), or none`);
+      }
       if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
         const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
         throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);

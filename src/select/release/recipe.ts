@@ -10,10 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError, describeSystemError } from '../../model/errors.js';
+import { compileWildcard, wildcardMatches } from '../pattern.js';
 
 export interface Condition {
   key: 'project' | 'version' | 'branch' | 'platform';
-  globs: RegExp[];
+  globs: { test(value: string): boolean }[];
 }
 
 export interface Line {
@@ -96,9 +97,10 @@ export function readLines(file: string, shown: string): { lines: Line[]; about: 
   return { lines, about };
 }
 
-/** `21.*` style globs of conditions: `*` and `?` only. */
-function simpleGlob(g: string): RegExp {
-  return new RegExp('^' + g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+/** `21.*` style globs of conditions: `*` and `?` only (`[` and `\` are literal), matched in linear time. */
+function simpleGlob(g: string): { test(value: string): boolean } {
+  const w = compileWildcard(g.replace(/[[\\]/g, '\\$&'));
+  return { test: (value) => wildcardMatches(w, value) };
 }
 
 export function holds(when: readonly Condition[], vars: Readonly<Record<string, string>>): boolean {

@@ -4,8 +4,15 @@
 // `${V:+w}`, `${V%pat}`, `$(dirname …)`, `$(cd …; pwd)`, `${BASH_SOURCE[0]}`). What it cannot know
 // (other command substitutions, loops, functions, case) it skips, and says so in `unknown`.
 // Never executes anything: setup scripts from a repository are data to us.
+//
+// Scripts from a repository may be hostile: the work is bounded (lines evaluated, scripts sourced,
+// length of a value, pattern-matching work; see LIMITS), patterns are matched in O(n·m) (pattern.ts),
+// and sourcing a script again with the same environment reuses the first evaluation.
 import { display, fsPath } from '../../model/bytes.js';
 import { normalizeAbsolute } from '../../model/entry.js';
+import { InputError } from '../../model/errors.js';
+import { PatternError, compileWildcard, matchingPrefixes, matchingSuffixes, searchCost } from '../pattern.js';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 
 /** What the evaluator needs of the tree the scripts live in (image paths, /cvmfs/...). */
@@ -36,11 +43,57 @@ export interface ShellResult {
 
 const MAX_DEPTH = 32;
 
+/**
+ * What one evaluation may cost. Real setup chains (AtlasCMake, LCG) evaluate a few thousand lines
+ * in a few dozen scripts, with values of some kilobytes; these are orders of magnitude above that,
+ * and low enough that a hostile chain (a script sourcing the next twice, 24 deep; `X=$X$X` in a
+ * loop of sourcings; `${V%*a*a*a…b}`) stops within a second or so.
+ */
+export const LIMITS = {
+  /** Lines evaluated, all scripts together. */
+  lines: 1_000_000,
+  /** `.`/`source` commands followed (a repeat with the same environment is not counted). */
+  sources: 5_000,
+  /** Characters in one variable's value. */
+  value: 1 << 20,
+  /** Pattern-matching table cells (`${V%pat}` and friends), all together. */
+  matching: 200_000_000,
+  /** `${…}` / `$(…)` nested in one another. */
+  nesting: 64,
+};
+
+/** Counts the work of one evaluation against LIMITS; stops it with an error naming the place. */
+class Budget {
+  lines = 0;
+  sources = 0;
+  matching = 0;
+
+  spend(what: 'lines' | 'sources' | 'matching', n: number, where: () => string): void {
+    this[what] += n;
+    if (this[what] > LIMITS[what]) throw new InputError(`${where()}: setup script evaluation stopped: more than ${LIMITS[what]} ${BUDGET_UNITS[what]} (a hostile or runaway setup chain?)`);
+  }
+}
+
+const BUDGET_UNITS = { lines: 'lines evaluated', sources: 'scripts sourced', matching: 'pattern-matching steps' } as const;
+
+/** The effect of one sourcing, to reuse when the same script is sourced with the same environment. */
+interface Evaluated {
+  env: [string, string][];
+}
+
 export function evaluateSetup(top: string, host: ScriptHost, env: Map<string, string> = new Map()): ShellResult {
   const result: ShellResult = { env, scripts: [], unknown: [] };
   const active = new Set<string>();
+  const budget = new Budget();
+  // Each file is read once, however often it is sourced.
+  const texts = new Map<string, string | null>();
+  const readOnce = (file: string): string | null => {
+    if (!texts.has(file)) texts.set(file, host.read(file));
+    return texts.get(file)!;
+  };
+  const done = new Map<string, Evaluated>();
   const run = (file: string, from: string, depth: number): void => {
-    const text = host.read(file);
+    const text = readOnce(file);
     result.scripts.push({ path: file, from, found: text !== null });
     if (text === null) return;
     const real = host.resolve(file);
@@ -48,12 +101,37 @@ export function evaluateSetup(top: string, host: ScriptHost, env: Map<string, st
       result.unknown.push(`${from}: ${display(file)} sources itself (cycle); not followed again`);
       return;
     }
+    // The evaluation depends on the environment and on which scripts are being sourced (cycles):
+    // the same script with the same of both does the same again, and says nothing new.
+    const key = memoKey(real, active, result.env);
+    const before = key === null ? undefined : done.get(key);
+    if (before) {
+      result.env.clear();
+      for (const [k, v] of before.env) result.env.set(k, v);
+      return;
+    }
+    budget.spend('sources', 1, () => from);
     active.add(real);
-    new Script(file, text, host, result, (f, line) => run(f, `${display(file)}:${line}`, depth + 1)).run();
+    new Script(file, text, host, result, budget, (f, line) => run(f, `${display(file)}:${line}`, depth + 1)).run();
     active.delete(real);
+    if (key !== null) done.set(key, { env: [...result.env] });
   };
   run(top, 'top', 0);
   return result;
+}
+
+/** Environments larger than this are not remembered (hashing them for every sourcing would cost more). */
+const MEMO_ENV_LIMIT = 256 * 1024;
+
+/** A digest of what an evaluation depends on, or null when the environment is too large to remember. */
+function memoKey(real: string, active: Set<string>, env: Map<string, string>): string | null {
+  let size = 0;
+  for (const [k, v] of env) size += k.length + v.length + 2;
+  if (size > MEMO_ENV_LIMIT) return null;
+  const h = crypto.createHash('sha256');
+  for (const part of [real, ...active, '']) h.update(part + '\0', 'latin1');
+  for (const [k, v] of env) h.update(`${k}=${v}\0`, 'latin1');
+  return h.digest('base64');
 }
 
 type Cond = boolean | null; // null: cannot tell
@@ -69,6 +147,7 @@ class Script {
     private readonly text: string,
     private readonly host: ScriptHost,
     private readonly out: ShellResult,
+    private readonly budget: Budget,
     private readonly source: (file: string, line: number) => void,
   ) {}
 
@@ -82,8 +161,17 @@ class Script {
       let line = lines[i]!.replace(/\r$/, '');
       const lineNo = i + 1;
       while (line.endsWith('\\') && i + 1 < lines.length) line = line.slice(0, -1) + lines[++i]!.replace(/\r$/, '');
+      this.budget.spend('lines', 1, () => `${display(this.file)}:${lineNo}`);
       for (const stmt of splitStatements(line)) this.statement(stmt, lineNo);
     }
+  }
+
+  /** An assignment; a value beyond LIMITS.value stops the evaluation (`X=$X$X` sourced 30 times is 1 GiB). */
+  private set(name: string, value: string, line: number): void {
+    if (value.length > LIMITS.value) {
+      throw new InputError(`${display(this.file)}:${line}: setup script evaluation stopped: ${name} would be longer than ${LIMITS.value} characters (a hostile or runaway setup chain?)`);
+    }
+    this.out.env.set(name, value);
   }
 
   private unknown(line: number, what: string): void {
@@ -160,7 +248,7 @@ class Script {
       i++;
     }
     if (i === raw.length) {
-      for (const [k, v] of assigns) this.out.env.set(k, v);
+      for (const [k, v] of assigns) this.set(k, v, line);
       return true;
     }
     const cmd = raw[i]!;
@@ -174,7 +262,7 @@ class Script {
         for (const a of args) {
           if (a.startsWith('-')) continue;
           const eq = a.indexOf('=');
-          if (eq > 0) this.out.env.set(a.slice(0, eq), this.expand(a.slice(eq + 1), line));
+          if (eq > 0) this.set(a.slice(0, eq), this.expand(a.slice(eq + 1), line), line);
         }
         return true;
       case 'unset':
@@ -238,8 +326,24 @@ class Script {
     return r === null ? null : negate ? !r : r;
   }
 
+  /** How deep `${…}` and `$(…)` are nested in the word being expanded. */
+  private nesting = 0;
+
   /** Expand one word: quotes removed, parameters and the command substitutions we understand. */
   expand(word: string, line: number): string {
+    // Each level rescans its text and takes a JS stack frame: 5,000 levels overflowed the stack.
+    if (this.nesting >= LIMITS.nesting) {
+      throw new InputError(`${display(this.file)}:${line}: setup script evaluation stopped: \${…} or \$(…) nested more than ${LIMITS.nesting} deep (a hostile or runaway setup chain?)`);
+    }
+    this.nesting++;
+    try {
+      return this.expandWord(word, line);
+    } finally {
+      this.nesting--;
+    }
+  }
+
+  private expandWord(word: string, line: number): string {
     let out = '';
     let i = 0;
     let dq = false;
@@ -303,13 +407,22 @@ class Script {
       if (op === '=') {
         if (present) return value;
         const w = word();
-        this.out.env.set(name, w);
+        this.set(name, w, line);
         return w;
       }
       if (op === '+') return present ? word() : '';
       return value; // ${V:?msg}
     }
-    if (m[4]) return trimPattern(value, m[4], this.expand(m[5]!, line));
+    if (m[4]) {
+      const pattern = this.expand(m[5]!, line);
+      try {
+        return trimPattern(value, m[4], pattern, (cells) => this.budget.spend('matching', cells, () => `${display(this.file)}:${line}`));
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        this.unknown(line, `\${${body}}: ${err.message}`);
+        return value;
+      }
+    }
     return value;
   }
 
@@ -349,19 +462,28 @@ function matching(s: string, open: number, o: string, c: string): number {
   return s.length;
 }
 
-/** `${V%pat}` and friends, with the glob `*`/`?` patterns setup scripts use. */
-function trimPattern(value: string, op: string, pattern: string): string {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  const candidates: number[] = [];
-  for (let k = 0; k <= value.length; k++) candidates.push(k);
-  const whole = new RegExp(`^${re}$`, 's');
+/**
+ * `${V%pat}` and friends, with shell patterns (`*`, `?`, `[...]`): every cut that matches is found in
+ * one O(n·m) pass (pattern.ts), not with a backtracking RegExp per cut. `spend` is told the cost first.
+ */
+export function trimPattern(value: string, op: string, pattern: string, spend: (cells: number) => void = () => {}): string {
+  const w = compileWildcard(pattern);
+  spend(searchCost(w, value));
   if (op === '%' || op === '%%') {
     // Suffix removal: shortest (%) or longest (%%) matching suffix.
-    const order = op === '%' ? candidates.slice().reverse() : candidates;
-    for (const k of order) if (whole.test(value.slice(k))) return value.slice(0, k);
+    const ok = matchingSuffixes(w, value);
+    if (op === '%') {
+      for (let k = value.length; k >= 0; k--) if (ok[k]) return value.slice(0, k);
+    } else {
+      for (let k = 0; k <= value.length; k++) if (ok[k]) return value.slice(0, k);
+    }
   } else {
-    const order = op === '#' ? candidates : candidates.slice().reverse();
-    for (const k of order) if (whole.test(value.slice(0, k))) return value.slice(k);
+    const ok = matchingPrefixes(w, value);
+    if (op === '#') {
+      for (let k = 0; k <= value.length; k++) if (ok[k]) return value.slice(k);
+    } else {
+      for (let k = value.length; k >= 0; k--) if (ok[k]) return value.slice(k);
+    }
   }
   return value;
 }
