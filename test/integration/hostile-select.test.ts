@@ -153,3 +153,27 @@ describe.runIf(hasCommand('cc'))('ELF closure siblings: a hostile object cannot 
     expect(r.stderr.length).toBeLessThan(500_000); // 600 lines of all 400 directories were 4 MB
   });
 });
+
+describe('names with control characters (a sibling of case 21)', () => {
+  it('are selected by globs and shown escaped: plan text is one line per entry, warnings one line each', () => {
+    const src = makeTree(path.join(work, 'control'), { 'r.ch/sw/plain': 'x' });
+    fs.writeFileSync(path.join(src, 'r.ch/sw/a\nb'), 'y');
+    fs.writeFileSync(path.join(src, 'r.ch/sw/e\x1b[31mred'), 'z');
+    // A dangling link with a newline in its name: a warning that names it.
+    fs.symlinkSync('missing', path.join(src, 'r.ch/sw/dang\nling'));
+    const r = shrinkwrap(['plan', '--cvmfs-root', src, '--include', 'r.ch/**'], { env: ENV });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('-') || l.startsWith('l'));
+    expect(lines.map((l) => l.replace(/^.* \/cvmfs\//, '/cvmfs/').replace(/ +\[.*$/, ''))).toEqual([
+      '/cvmfs/r.ch/sw/a\\nb',
+      '/cvmfs/r.ch/sw/dang\\nling -> missing',
+      '/cvmfs/r.ch/sw/e\\u001b[31mred',
+      '/cvmfs/r.ch/sw/plain',
+    ]);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('dang'));
+    expect(warnings).toEqual([expect.stringMatching(/^shrinkwrap: warning: .*dang\\nling/)]);
+    // JSON keeps the exact name (JSON escapes it itself).
+    const json = JSON.parse(shrinkwrap(['plan', '--json', '--cvmfs-root', src, '--include', 'r.ch/**'], { env: ENV }).stdout) as PlanJson;
+    expect(json.entries.map((e) => e.path)).toContain('/cvmfs/r.ch/sw/a\nb');
+  });
+});
