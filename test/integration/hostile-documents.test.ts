@@ -222,9 +222,11 @@ describe('registry documents (a registry in this process)', () => {
     trickling.add(t);
     res.on('close', () => clearInterval(t));
   };
+  const requests: string[] = [];
   beforeAll(async () => {
     server = http.createServer((req, res) => {
       const url = req.url ?? '';
+      requests.push(url);
       if (url === '/v2/') return void res.writeHead(200).end('{}');
       const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url);
       if (!m) return void res.writeHead(404).end();
@@ -258,6 +260,7 @@ describe('registry documents (a registry in this process)', () => {
     documents.set('layer/stringsize', manifest([{ ...layer, size: String(layer.size) }]));
     documents.set('index/null', { type: OCI_INDEX, body: JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [null] }) });
     documents.set('trickle/blob', manifest([layer]));
+    documents.set('layer/huge', manifest([{ ...layer, size: 64 * 2 ** 30 + 1 }]));
   });
   afterAll(() => {
     for (const t of trickling) clearInterval(t);
@@ -281,6 +284,12 @@ describe('registry documents (a registry in this process)', () => {
     if (!needsUmoci()) return;
     const r = await expectRefused(['push', `oci:${path.join(work, 'good')}:t`, ref('trickle/manifest'), '--tls-verify', 'false', '--registry-timeout', '3'], 1, /trickle\/manifest:1: unexpected answer 200 OK \(manifest 1\)/);
     expect(r.ms).toBeLessThan(15_000);
+  });
+  it('case 14 sibling: a layer described larger than --max-layer-size is refused before it is downloaded', async () => {
+    if (!needsUmoci()) return;
+    const blobGets = () => requests.filter((u) => u.startsWith('/v2/layer/huge/blobs/')).length;
+    await expectRefused(pull('layer/huge'), 2, /layer\/huge:1: layer sha256:[0-9a-f]{64} is 68719476737 bytes, more than --max-layer-size allows/, { SHRINKWRAP_CACHE: path.join(caches, 'huge') });
+    expect(blobGets()).toBe(0);
   });
   const rows: Array<[string, string, RegExp]> = [
     ['case 17: manifest layers:[null]', 'layers/null', /layers\/null:1: manifest 1: layers\[0\]: expected an object, got null/],

@@ -89,7 +89,7 @@ export async function openBase(text: string, opts: BaseOptions, diag: Diagnostic
   }
   if (text.startsWith('docker://')) {
     const { pullBase } = await import('./registry.js');
-    const { layout, tag } = await pullBase(text, platform, opts.registry ?? { tlsVerify: true });
+    const { layout, tag } = await pullBase(text, platform, opts.registry ?? { tlsVerify: true }, opts.maxLayerSize);
     return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
   }
   let st: fs.Stats | undefined;

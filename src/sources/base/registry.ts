@@ -18,10 +18,11 @@ export async function pullBase(
   text: string,
   platform: string,
   reg: { tlsVerify: boolean; creds?: string; timeoutMs?: number },
+  maxLayerSize?: number,
 ): Promise<{ layout: string; tag: string }> {
   const ref = parseImageReference(text, '--base');
   const layout = path.join(cacheDir(), 'pull', ref.registry.replace(/:/g, '_'), ...ref.repository.split('/'));
   const credentials = credentialsFor(ref.registry, reg.creds);
-  const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform, timeoutMs: reg.timeoutMs });
+  const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform, timeoutMs: reg.timeoutMs, maxLayerSize });
   return { layout, tag: r.tag };
 }

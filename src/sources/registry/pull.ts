@@ -42,7 +42,7 @@ const PARALLEL_BLOBS = 3;
 export async function pullToLayout(
   ref: ImageReference,
   layoutDir: string,
-  opts: RegistryOptions & { platform?: string },
+  opts: RegistryOptions & { platform?: string; maxLayerSize?: number },
 ): Promise<PullResult> {
   const client = new RegistryClient(ref, [`repository:${ref.repository}:pull`], opts);
   try {
@@ -59,6 +59,12 @@ export async function pullToLayout(
     const { config, layers } = checkJson(manifestCheck, chosen.doc, `${client.prefix}: manifest ${chosen.digest}`);
     // Before downloading: a config is read whole, so it may not be larger than we read.
     if (config.size > MAX_CONFIG) throw client.input(`config ${config.digest} is ${config.size} bytes, more than the ${MAX_CONFIG} allowed`);
+    // A layer is downloaded to disk as big as its descriptor says: no bigger than it may decompress to.
+    for (const l of layers) {
+      if (opts.maxLayerSize !== undefined && l.size > opts.maxLayerSize) {
+        throw client.input(`layer ${l.digest} is ${l.size} bytes, more than --max-layer-size allows (${opts.maxLayerSize}; raise it if the layer is genuine)`);
+      }
+    }
 
     fs.mkdirSync(path.join(layoutDir, 'blobs', 'sha256'), { recursive: true });
     const unique = new Map<string, Descriptor>();
