@@ -99,10 +99,14 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
 describe('build --format dir', () => {
   it('writes exactly the selection, keeping modes, owners, mtimes, symlinks and hard links', () => {
     const out = path.join(dir, 'img');
-    const r = shrinkwrap(['build', '--format', 'dir', '--cvmfs-root', root, '--spec', spec, '-o', out]);
+    // --keep-setuid: sw/setuid keeps its bit (by default it is left out, as a CVMFS client mounts nosuid).
+    const r = shrinkwrap(['build', '--format', 'dir', '--keep-setuid', '--cvmfs-root', root, '--spec', spec, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
     const expected = listing(path.join(root, 'r.ch')).filter((l) => !/ other(\/|$)/.test(l));
     expect(listing(path.join(out, 'r.ch'))).toEqual(expected);
+    const plain = path.join(dir, 'img-nosuid');
+    expect(shrinkwrap(['build', '--format', 'dir', '--cvmfs-root', root, '--spec', spec, '-o', plain]).stderr).toMatch(/warning: \/r\.ch\/sw\/setuid: setuid bit left out \(--keep-setuid keeps them\)/);
+    expect(fs.lstatSync(path.join(plain, 'r.ch/sw/setuid')).mode & 0o7777).toBe(0o755);
     // Hard links stay hard links, and contents are the source's.
     expect(fs.statSync(path.join(out, 'r.ch/sw/share/a')).ino).toBe(fs.statSync(path.join(out, 'r.ch/sw/share/b')).ino);
     expect(fs.readFileSync(path.join(out, 'r.ch/sw/bin/tool'), 'utf8')).toBe('#!/bin/sh\necho tool\n');
