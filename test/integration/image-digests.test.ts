@@ -1,0 +1,92 @@
+// The images of the example, every format and compressor, against digests recorded before the
+// reshaping of issue 18 (test/data/image-digests.json): moving code between modules must not move a
+// byte. SHRINKWRAP_RECORD_DIGESTS=1 writes the file anew instead of comparing (only when an image
+// is meant to change; say why in the commit).
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureExample } from '../../fixtures/example.js';
+import { REPO_ROOT, shrinkwrap } from '../helpers/cli.js';
+import { tmpDir } from '../helpers/tree.js';
+
+const RECORD = path.join(REPO_ROOT, 'test/data/image-digests.json');
+const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1600000000', TZ: 'UTC' };
+const RELEASE = ['--release', 'AnalysisBase,21.2.75'];
+
+let work: string;
+let cvmfs: string;
+let base: string;
+
+/** A directory image as one digest: every entry's type, mode, owner, size, time, target and content. */
+function treeDigest(dir: string): string {
+  const listing = execFileSync('find', ['.', '-printf', '%y %m %U:%G %s %T@ %n %l|%P\\n'], { cwd: dir, encoding: 'latin1', maxBuffer: 1 << 28 })
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (l.startsWith('d ') ? l.replace(/^(d \S+ \S+) \d+ (\S+) \d+ /, '$1 - $2 - ') : l))
+    .sort();
+  const h = crypto.createHash('sha256');
+  for (const l of listing) {
+    h.update(l + '\n');
+    if (l.startsWith('f ')) h.update(fs.readFileSync(Buffer.from(path.join(dir, l.slice(l.indexOf('|') + 1)), 'latin1')));
+  }
+  return h.digest('hex');
+}
+
+/** An OCI layout as one digest: its index and every blob, by name. */
+function layoutDigest(dir: string): string {
+  const h = crypto.createHash('sha256');
+  h.update(fs.readFileSync(path.join(dir, 'index.json')));
+  for (const b of fs.readdirSync(path.join(dir, 'blobs/sha256')).sort()) h.update(b + '\n');
+  return h.digest('hex');
+}
+
+function fileDigest(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+interface Case {
+  label: string;
+  args: string[];
+  digest: (out: string) => string;
+}
+
+const CASES: Case[] = [
+  ...(['gzip', 'zstd', 'xz', 'none'] as const).map((c) => ({ label: `squashfs ${c}, base, release`, args: [...RELEASE, '--base', 'BASE', '--compression', c, '-o', 'OUT.sqfs'], digest: fileDigest })),
+  { label: 'squashfs gzip, /cvmfs only, spec', args: ['--spec', path.join(REPO_ROOT, 'specs/examples/atlas.cern.ch.spec'), '-o', 'OUT.sqfs'], digest: fileDigest },
+  { label: 'squashfs gzip 4K blocks, no dedup, no export table', args: [...RELEASE, '--block-size', '4K', '--no-dedup', '--no-export-table', '-o', 'OUT.sqfs'], digest: fileDigest },
+  ...(['gzip', 'zstd', 'none'] as const).map((c) => ({ label: `oci ${c}, base, release`, args: [...RELEASE, '--base', 'BASE', '--format', 'oci', '--compression', c, '--tag', 'atlas/ab:21.2.75', '-o', 'OUT'], digest: layoutDigest })),
+  { label: 'oci gzip, layer per release part', args: [...RELEASE, '--base', 'BASE', '--format', 'oci', '--layer-per', 'release', '--tag', 'atlas/ab:21.2.75', '-o', 'OUT'], digest: layoutDigest },
+  { label: 'docker-archive gzip, base, release', args: [...RELEASE, '--base', 'BASE', '--format', 'docker-archive', '--tag', 'atlas/ab:21.2.75', '-o', 'OUT.tar'], digest: fileDigest },
+  { label: 'dir, base, release', args: [...RELEASE, '--base', 'BASE', '--format', 'dir', '-o', 'OUT'], digest: treeDigest },
+  { label: 'plan --json, release, elf closure', args: ['plan', '--json', ...RELEASE, '--closure', 'symlink,elf', '--base', 'BASE'], digest: () => '' },
+];
+
+const recorded: Record<string, string> = fs.existsSync(RECORD) ? JSON.parse(fs.readFileSync(RECORD, 'utf8')) : {};
+const found: Record<string, string> = {};
+
+beforeAll(async () => {
+  work = tmpDir('sw-digests-');
+  ({ cvmfs, base } = await ensureExample());
+});
+afterAll(() => {
+  if (process.env['SHRINKWRAP_RECORD_DIGESTS']) fs.writeFileSync(RECORD, JSON.stringify(found, null, 1) + '\n');
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('images are byte-identical to those recorded (every format and compressor)', () => {
+  CASES.forEach((c, i) => {
+    it(c.label, () => {
+      const out = path.join(work, `img${i}`);
+      const plan = c.args[0] === 'plan';
+      const rest = c.args.slice(plan ? 1 : 0).map((a) => a.replace('BASE', base).replace('OUT', out));
+      const args = [...(plan ? ['plan'] : []), '--cvmfs-root', cvmfs, ...rest, '--quiet', ...(plan ? [] : ['--no-checksum'])];
+      const r = shrinkwrap(args, { env: ENV, cwd: work });
+      expect(r.code, r.stderr).toBe(0);
+      const digest = plan ? crypto.createHash('sha256').update(r.stdout).digest('hex') : c.digest(out + (c.args.includes('OUT.sqfs') ? '.sqfs' : c.args.includes('OUT.tar') ? '.tar' : ''));
+      found[c.label] = digest;
+      if (!process.env['SHRINKWRAP_RECORD_DIGESTS']) expect(digest, `${c.label}: recorded in test/data/image-digests.json`).toBe(recorded[c.label]);
+    });
+  });
+});
