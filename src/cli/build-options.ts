@@ -1,15 +1,96 @@
-// Parsing and checking of build options that need more than commander's choices.
-import { InputError } from '../model/errors.js';
+// `build`'s flags parsed into the typed options of compose/build.ts, checked in the order they
+// always were (the first bad option is the one reported).
+import * as path from 'node:path';
+import { type BuildOptions, checkFormatRules, defaultImageName } from '../compose/build.js';
 import type { MtimePolicy } from '../compose/image.js';
+import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
+import type { LayerPer } from '../compose/layers.js';
+import { fromText } from '../model/bytes.js';
+import { InputError } from '../model/errors.js';
+import { MOUNT } from '../select/spec/parse.js';
+import { parseImageReference } from '../sources/registry/reference.js';
+import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
+import { parseSize } from '../util/size.js';
+import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf } from './selection-options.js';
+
+export interface BuildFlags extends SelectionFlags {
+  output: string;
+  format?: 'dir' | 'squashfs' | 'oci' | 'docker-archive';
+  tag?: string;
+  layerPer: LayerPer;
+  mountpoint?: string[];
+  defaultMountpoints: boolean;
+  json?: boolean;
+  push?: string;
+  force?: boolean;
+  compression: 'none' | CodecName;
+  level?: string;
+  blockSize: string;
+  mtime: string;
+  owner?: string;
+  dedup: boolean;
+  exportTable: boolean;
+  checksum: boolean;
+  progress?: boolean;
+  threads?: string;
+  devices?: boolean;
+  keepSetuid?: boolean;
+}
+
+/** The flags as compose/build.ts takes them. */
+export function buildOptionsOf(flags: BuildFlags): BuildOptions {
+  const format = flags.format ?? 'squashfs';
+  const oci = format === 'oci' || format === 'docker-archive';
+  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push });
+  const level = format === 'squashfs' || oci ? compressionLevel(flags) : 0;
+  const blockSize = format === 'squashfs' ? parseBlockSize(flags.blockSize) : undefined;
+  const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
+  const mtime = parseMtime(flags.mtime);
+  const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
+  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push, '--push');
+  const tag = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : undefined;
+  const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
+  const push = pushRef ? { to: flags.push!, ref: pushRef, tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) } : null;
+  return {
+    output: flags.output,
+    force: flags.force ?? false,
+    format,
+    base: baseRequestOf(flags),
+    selection: selectionRequestOf(flags),
+    compression: flags.compression,
+    level,
+    blockSize,
+    threads,
+    mtime,
+    owner,
+    dedup: flags.dedup,
+    exportTable: flags.exportTable,
+    checksum: flags.checksum,
+    devices: flags.devices ?? false,
+    keepSetuid: flags.keepSetuid ?? false,
+    layerPer: flags.layerPer,
+    tag,
+    mountpoints,
+    push,
+  };
+}
+
+/** The compression level: given and in range, or the codec's default. */
+export function compressionLevel(flags: Pick<BuildFlags, 'compression' | 'level'>): number {
+  if (flags.compression === 'none') {
+    if (flags.level !== undefined) throw new InputError('--level makes no sense with --compression none');
+    return 0;
+  }
+  if (flags.level === undefined) return defaultLevel(flags.compression);
+  const [lo, hi] = levelRange(flags.compression);
+  const n = Number(flags.level);
+  if (!/^\d+$/.test(flags.level) || n < lo || n > hi) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${lo} to ${hi}`);
+  return n;
+}
 
 /** --block-size: bytes, or with a K/M suffix; a power of two from 4 KiB to 1 MiB. */
 export function parseBlockSize(text: string): number {
-  const m = /^(\d+)([kKmM]?)(i?[bB])?$/.exec(text.trim());
-  const n = m ? Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]!) ? 1024 : 1 << 20) : NaN;
-  if (!m || !Number.isInteger(Math.log2(n)) || n < 4096 || n > 1 << 20) {
-    throw new InputError(`--block-size ${text}: must be a power of two from 4K to 1M (e.g. 131072, 128K, 1M)`);
-  }
-  return n;
+  return parseSize(text, '--block-size', { min: 4096, max: 1 << 20, powerOfTwo: true, expected: 'must be a power of two from 4K to 1M (e.g. 131072, 128K, 1M)' });
 }
 
 /** --mtime keep | clamp | SECONDS */
@@ -31,4 +112,20 @@ export function parseThreads(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > 256) throw new InputError(`--threads ${text}: expected a number of threads from 1 to 256`);
   return n;
+}
+
+/** --tag NAME[:TAG] (default tag latest); names as registries take them. */
+export function parseTag(text: string): { name: string; tag: string } {
+  const m = /^([a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+(?=\/))?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?$/.exec(text);
+  if (!m) throw new InputError(`--tag ${text}: expected NAME[:TAG], e.g. atlas/analysisbase:21.2.75`);
+  return { name: m[1]!, tag: m[2] ?? 'latest' };
+}
+
+/** --mountpoint PATH: absolute, outside /cvmfs. */
+export function checkMountpoint(m: string): string {
+  const p = path.posix.normalize(m);
+  if (!p.startsWith('/') || p === '/' || p.split('/').includes('..') || p === MOUNT || p.startsWith(MOUNT + '/')) {
+    throw new InputError(`--mountpoint ${m}: expected an absolute path outside /cvmfs, e.g. /lustre`);
+  }
+  return fromText(p.replace(/\/+$/, ''));
 }

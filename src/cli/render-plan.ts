@@ -1,5 +1,6 @@
-// `shrinkwrap plan`: the selection as text for people or as one JSON document for programs.
-import { display, fsPath, isValidUtf8 } from '../model/bytes.js';
+// `shrinkwrap plan`: the selection as text for people (the JSON document for programs is
+// compose/plan-json.ts: the image carries it too).
+import { display } from '../model/bytes.js';
 import type { Warning } from '../model/diagnostics.js';
 import { type Entry, type EntryType, modeString } from '../model/entry.js';
 import type { PlanSummary } from '../model/plan.js';
@@ -7,7 +8,8 @@ import type { PartSummary } from '../select/index.js';
 import type { ResolvedRelease } from '../select/release/index.js';
 import { xattrReports } from '../sources/xattrs.js';
 import { singleLine } from '../util/json-check.js';
-import { type Out, humanBytes } from './output.js';
+import type { Out } from '../util/out.js';
+import { humanBytes } from './output.js';
 
 const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
@@ -87,37 +89,4 @@ export function xattrLines(): string[] {
     const kept = `${r.entries} entr${r.entries === 1 ? 'y keeps' : 'ies keep'} attributes`;
     return `xattrs: ${display(r.source)}: ${r.how}; ${kept}${dropped.length > 0 ? `; left out: ${dropped.join(', ')}` : ''}`;
   });
-}
-
-/** Text of a byte string for JSON, plus its exact bytes in base64 when it is not valid UTF-8. */
-function jsonPathFields(key: string, bytes: string): string {
-  let s = `${JSON.stringify(key)}:${JSON.stringify(display(bytes))}`;
-  if (!isValidUtf8(bytes)) s += `,${JSON.stringify(key + 'Base64')}:${JSON.stringify(fsPath(bytes).toString('base64'))}`;
-  return s;
-}
-
-export function entryJson(e: Entry): string {
-  let s = `{${jsonPathFields('path', e.path)},"type":"${e.type}","size":${e.size},"mode":${e.mode},"uid":${e.uid},"gid":${e.gid},"mtime":${e.mtime}`;
-  if (e.target !== undefined) s += ',' + jsonPathFields('target', e.target);
-  if (e.rdev !== undefined) s += `,"rdev":${e.rdev}`;
-  return s + `,"reason":${JSON.stringify(display(e.reason))}}`;
-}
-
-export async function renderPlanJson(
-  entries: readonly Entry[],
-  summary: PlanSummary & Record<string, unknown>,
-  warnings: readonly Warning[],
-  out: Out,
-): Promise<void> {
-  await out.write('{"entries":[');
-  let first = true;
-  for (const e of entries) {
-    await out.write((first ? '\n' : ',\n') + entryJson(e));
-    first = false;
-  }
-  const repositories: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(summary.repositories)) repositories[display(k)] = v;
-  const doc = { ...summary, repositories, warnings: warnings.map((w) => ({ kind: w.kind, message: w.message })) };
-  await out.write(`\n],\n"summary":${JSON.stringify(doc)}}\n`);
-  await out.flush();
 }

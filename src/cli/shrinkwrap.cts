@@ -8,4 +8,7 @@
 import os = require('node:os');
 
 process.env['UV_THREADPOOL_SIZE'] ??= String(Math.min(32, 4 * Math.max(2, os.availableParallelism())));
-void import('./main.js');
+// main.ts runs nothing when imported (tests import it); the command runs here.
+void import('./main.js').then(async ({ main }) => {
+  process.exitCode = await main(process.argv.slice(2));
+});

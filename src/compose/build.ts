@@ -1,0 +1,364 @@
+// The build, one function of typed options: read the base, select the payload, compose the image,
+// write it in its format under a temporary name, checksum it, commit it (util/atomic.ts), push
+// it. It returns what it wrote; the caller parses options and renders progress and results.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fromText } from '../model/bytes.js';
+import type { Diagnostics, Warning } from '../model/diagnostics.js';
+import type { Entry } from '../model/entry.js';
+import { BuildError, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
+import { type Payload, selectPayload, selectPayloadAsync } from '../select/index.js';
+import { MOUNT } from '../select/spec/parse.js';
+import type { BaseImage } from '../sources/base/index.js';
+import { credentialsFor } from '../sources/registry/client.js';
+import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
+import { AtomicOutput, fsyncFile } from '../util/atomic.js';
+import { type CodecName, defaultLevel } from '../util/codecs.js';
+import { sha256File } from '../util/digest.js';
+import { makeWorkDir } from '../util/workdir.js';
+import { writeDir } from '../writers/dir/index.js';
+import { type OciWriteResult, writeOci } from '../writers/oci/index.js';
+import { type PushResult, pushLayout } from '../writers/oci/push.js';
+import { type SquashfsOutput, type SquashfsResult, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
+import { DEFAULT_MOUNTPOINTS } from './generated.js';
+import { type BuildHooks, type ProgressHooks, type WriteProgress, silentProgress } from './hooks.js';
+import { type MtimePolicy, composeImage, imageEpoch, normaliseOwner, normaliseTimes } from './image.js';
+import { type BaseRequest, type SelectionRequest, openBaseImage, selectOptions } from './inputs.js';
+import { type LayerPer, layerGroups } from './layers.js';
+import { DIR_MARKER, type ImageFormat, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource } from './output.js';
+import { VERSION, baseAnnotations, generatedFor, provenanceLabels } from './provenance.js';
+
+export type { ImageFormat } from './output.js';
+
+/** Push the OCI layout once written. */
+export interface PushRequest {
+  /** As the user wrote it (reports name it). */
+  to: string;
+  ref: ImageReference;
+  tlsVerify: boolean;
+  creds?: string;
+  timeoutMs: number;
+}
+
+export interface BuildOptions {
+  /** Where the image goes, as the user gave it (messages and the checksum file name it). */
+  output: string;
+  /** Replace an earlier output of the same kind. */
+  force?: boolean;
+  format: ImageFormat;
+  /** The image to build on; null: the /cvmfs payload alone (an OCI image still gets a root). */
+  base: BaseRequest | null;
+  selection: SelectionRequest;
+  /** SquashFS compressor, or OCI layer compression. */
+  compression: 'none' | CodecName;
+  /** Default: the codec's (0 for none). */
+  level?: number;
+  /** SquashFS block size (default 128 KiB). */
+  blockSize?: number;
+  /** Compression threads (default: one per CPU); the image is the same whatever the number. */
+  threads?: number;
+  mtime?: MtimePolicy;
+  /** Owner of every /cvmfs payload entry. */
+  owner?: [number, number] | null;
+  dedup?: boolean;
+  exportTable?: boolean;
+  /** Write `<output>.sha256` beside an image file (default true). */
+  checksum?: boolean;
+  /** dir: create device nodes (root only). */
+  devices?: boolean;
+  /** dir: keep setuid/setgid bits and capabilities. */
+  keepSetuid?: boolean;
+  layerPer?: LayerPer;
+  /** oci, docker-archive: image name and tag (default: from the output's name, tag latest). */
+  tag?: { name: string; tag: string };
+  /** Empty directories for site file systems (default DEFAULT_MOUNTPOINTS). */
+  mountpoints?: string[];
+  push?: PushRequest | null;
+}
+
+export interface SquashfsWritten extends SquashfsResult {
+  format: 'squashfs';
+  compression: 'none' | CodecName;
+  level: number;
+  blockSize: number;
+}
+
+export interface OciWritten extends OciWriteResult {
+  format: 'oci' | 'docker-archive';
+  /** name:tag */
+  name: string;
+}
+
+export interface DirWritten {
+  format: 'dir';
+  entries: number;
+  files: number;
+  /** File content written. */
+  contentBytes: number;
+}
+
+export type WrittenImage = SquashfsWritten | OciWritten | DirWritten;
+
+export interface BuildResult {
+  output: string;
+  format: ImageFormat;
+  image: WrittenImage;
+  /** Of an image file (hex), unless checksum was turned off; null for a directory. */
+  sha256: string | null;
+  push: (PushResult & { to: string }) | null;
+  base: { name: string; kind: string; digest: string | null } | null;
+  /** The selection (summary, releases, parts). */
+  payload: Payload;
+  warnings: readonly Warning[];
+}
+
+type Resolved = Required<Omit<BuildOptions, 'tag' | 'push' | 'threads'>> & Pick<BuildOptions, 'tag' | 'push' | 'threads'>;
+
+function resolve(o: BuildOptions): Resolved {
+  return {
+    force: false,
+    level: o.compression === 'none' ? 0 : defaultLevel(o.compression),
+    blockSize: 128 * 1024,
+    mtime: 'keep',
+    owner: null,
+    dedup: true,
+    exportTable: true,
+    checksum: true,
+    devices: false,
+    keepSetuid: false,
+    layerPer: 'repository',
+    mountpoints: DEFAULT_MOUNTPOINTS,
+    // An option given as undefined takes its default too.
+    ...(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as BuildOptions),
+  };
+}
+
+const isOci = (format: ImageFormat): format is 'oci' | 'docker-archive' => format === 'oci' || format === 'docker-archive';
+
+/** Which options go with which format. */
+export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown }): void {
+  if (isOci(o.format) && (o.compression === 'xz' || o.compression === 'lz4')) {
+    throw new InputError(`--compression ${o.compression}: OCI layers are gzip (the default), zstd or none`);
+  }
+  if (o.devices && o.format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
+  if (o.keepSetuid && o.format !== 'dir') throw new InputError('--keep-setuid needs --format dir (images keep setuid bits and capabilities as data; a runtime mounts them nosuid)');
+  if (o.push !== undefined && o.push !== null && o.format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
+}
+
+/** The output's file name as an image name registries accept: `AB_21.2.75.tar` → `ab_21.2.75`. */
+export function defaultImageName(output: string): string {
+  const name = path.basename(output).replace(/\.(tar|oci)$/, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  return name === '' ? 'image' : name.replace(/[._-]{2,}/g, '-');
+}
+
+/** A build under way: its output, and the SquashFS writer started before the selection. */
+interface Run {
+  o: Resolved;
+  diag: Diagnostics;
+  progress: ProgressHooks;
+  output: AtomicOutput;
+  squashfs: { compression: 'none' | CodecName; level: number; blockSize: number } | null;
+  sqfs: SquashfsOutput | null;
+}
+
+/** The whole build. Checks every option before the long part, and refuses an existing output before it too. */
+export async function build(options: BuildOptions, hooks: BuildHooks): Promise<BuildResult> {
+  const o = resolve(options);
+  checkFormatRules(o);
+  refuseOutputInSource(o.output, o.selection.cvmfsRoot, o.base?.text ?? null);
+  const output = AtomicOutput.prepare(o.output, o.force, outputKind(o.format, o.output));
+  const squashfs = o.format === 'squashfs' ? { compression: o.compression, level: o.level, blockSize: o.blockSize } : null;
+  // The compression workers boot while the base image is read; closed below if never handed over.
+  const pool = squashfs ? startSquashfsPool({ ...squashfs, threads: o.threads }) : null;
+  const run: Run = { o, diag: hooks.diagnostics, progress: hooks.progress ?? silentProgress, output, squashfs, sqfs: null };
+  try {
+    const baseImage = await openBaseImage(o.base, run.diag, run.progress);
+    const payload = await select(run, baseImage, pool);
+    const { image, base, epoch } = await composeFor(run, payload, baseImage);
+    const written = await writeAndCommit(run, image, { payload, baseImage, base, epoch });
+    const pushed = o.push ? await push(o.push, o.output, baseImage) : null;
+    return {
+      output: o.output,
+      format: o.format,
+      image: written.image,
+      sha256: written.sha256,
+      push: pushed,
+      base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
+      payload,
+      warnings: run.diag.warnings,
+    };
+  } finally {
+    // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
+    if (run.sqfs) await run.sqfs.close();
+    else if (pool) await (await pool.catch(() => null))?.close();
+    output.abort(); // no-op after commit
+  }
+}
+
+/** The payload. For SquashFS the image's data area starts meanwhile (see below). */
+async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<typeof startSquashfsPool> | null): Promise<Payload> {
+  const { o, diag } = run;
+  const selection = selectOptions(o.selection, baseImage);
+  const selecting = run.progress.stage('selecting');
+  let payload: Payload;
+  if (run.squashfs) {
+    // The image's data area starts while the selection walks: the walk's files are offered as
+    // it finds them, and their content is read and compressed meanwhile.
+    run.output.createFile();
+    const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool! });
+    run.sqfs = started;
+    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => started.feed.offerWalked(e) }, diag, () => started.feed.check());
+  } else {
+    payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+  }
+  selecting.done();
+  return payload;
+}
+
+/** The image tree: base, payload and generated files, owners and times as asked. */
+async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<{ image: Entry[]; base: Entry[] | null; epoch: number }> {
+  const { o, diag } = run;
+  const oci = isOci(o.format);
+  normaliseOwner(payload.entries, o.owner);
+  const epoch = imageEpoch(payload.entries);
+  const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
+  // OCI images are root file systems: without a base, the payload still sits at /cvmfs.
+  const base = baseImage ? baseImage.entries : oci ? rootOnly : null;
+  if (oci && o.compression === 'zstd') {
+    diag.warn('zstd-layers', 'zstd layers: umoci 0.4, oci-image-tool, skopeo docker-archive and Docker < 23 reject them; use gzip for those');
+  }
+  if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
+  const work = makeWorkDir('build');
+  const sources = { cvmfsRoot: o.selection.cvmfsRoot, specs: o.selection.specs, traces: o.selection.traces?.files ?? [] };
+  const extra = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work }, diag));
+  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
+  normaliseTimes(image, o.mtime, epoch);
+  return { image, base, epoch };
+}
+
+interface Composed {
+  payload: Payload;
+  baseImage: BaseImage | null;
+  /** The base's entries in the image (a lone root for an OCI image without a base), or null. */
+  base: Entry[] | null;
+  epoch: number;
+}
+
+/** Write the image under its temporary name, checksum it, and move it and its side files into place. */
+async function writeAndCommit(run: Run, image: Entry[], c: Composed): Promise<{ image: WrittenImage; sha256: string | null }> {
+  const { o, output } = run;
+  let totalBytes = 0;
+  for (const e of image) if (e.type === 'file') totalBytes += e.size;
+  const progress = run.progress.writing(`writing ${path.basename(o.output)}`, totalBytes);
+  try {
+    output.begin(); // SquashFS began before selecting (a no-op then)
+    const written = await writeImage(run, image, c, progress);
+    progress.stop();
+    // A checksum file beside every image file, for the copy to the site (sha256sum -c), unless
+    // --no-checksum: reading the image back is a serial ~0.27 s per 500 MB at the very end.
+    let sum: string | null = null;
+    if (fs.statSync(output.tmp).isFile()) {
+      // The flush to disk (writers leave it to us) runs while the image is read back and hashed.
+      const [digest] = await Promise.all([o.checksum ? sha256File(output.tmp) : null, fsyncFile(output.tmp)]);
+      if (digest) sum = digest.slice('sha256:'.length);
+    }
+    // The side files are written before the image is committed, and commit with it (an old
+    // checksum never outlives the image it describes; util/atomic.ts).
+    if (sum) output.writeSide(checksumPath(o.output), `${sum}  ${path.basename(o.output)}\n`);
+    if (o.format === 'dir' && c.base === null) output.writeSide(dirMarkerPath(o.output), DIR_MARKER);
+    output.commit();
+    return { image: written, sha256: sum };
+  } finally {
+    progress.stop();
+  }
+}
+
+function writeImage(run: Run, image: Entry[], c: Composed, progress: WriteProgress): Promise<WrittenImage> {
+  const format = run.o.format;
+  if (format === 'squashfs') return writeSquashfsImage(run, image, c.epoch, progress);
+  if (isOci(format)) return writeOciImage(run, format, image, c, progress);
+  return writeDirImage(run, image, progress);
+}
+
+async function writeSquashfsImage(run: Run, image: Entry[], epoch: number, progress: WriteProgress): Promise<SquashfsWritten> {
+  const { o } = run;
+  const squashfs = run.squashfs!;
+  const r = await writeSquashfs(
+    image,
+    run.output.tmp,
+    { ...squashfs, mkfsTime: epoch, exportTable: o.exportTable, dedup: o.dedup, threads: o.threads, onProgress: progress.update, output: run.sqfs ?? undefined },
+    run.diag,
+  );
+  return { format: 'squashfs', ...r, ...squashfs };
+}
+
+async function writeOciImage(run: Run, format: 'oci' | 'docker-archive', image: Entry[], c: Composed, progress: WriteProgress): Promise<OciWritten> {
+  const { o } = run;
+  const { payload, baseImage } = c;
+  const ref = o.tag ?? { name: defaultImageName(o.output), tag: 'latest' };
+  // Parts matter only to --layer-per release (a map over every entry is not free).
+  const partOf = new Map<Entry, string>();
+  if (o.layerPer === 'release') payload.entries.forEach((e, i) => partOf.set(e, payload.partOf[i] ?? ''));
+  const groups = layerGroups({ image, base: c.base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: o.layerPer, partOf });
+  // A directory base has no blobs: its entries are the first group (empty for no base).
+  const layers = groups.filter((g) => g.entries.length > 0);
+  const r = await writeOci(
+    run.output.tmp,
+    {
+      format,
+      name: ref.name,
+      tag: ref.tag,
+      baseConfig: baseImage?.config ?? null,
+      baseLayers: baseImage?.layers ?? [],
+      layers,
+      compression: o.compression as 'gzip' | 'zstd' | 'none',
+      level: o.level,
+      threads: o.threads ?? os.availableParallelism(),
+      epoch: c.epoch,
+      env: payload.releases.length > 0 ? ['SHRINKWRAP_RELEASE_SETUP=/release_setup.sh', 'BASH_ENV=/release_setup.sh', 'ENV=/release_setup.sh'] : [],
+      labels: provenanceLabels(o.selection.cvmfsRoot, payload, baseImage, c.epoch),
+      annotations: baseAnnotations(baseImage),
+      createdBy: `shrinkwrap ${VERSION} build`,
+      onProgress: (b) => progress.update(b, 0),
+    },
+    run.diag,
+    // docker-archive: the layout is staged beside the output, on its file system, not in $TMPDIR.
+    run.output.extraTemporary('.stage'),
+  );
+  return { format, ...r, name: `${ref.name}:${ref.tag}` };
+}
+
+async function writeDirImage(run: Run, image: Entry[], progress: WriteProgress): Promise<DirWritten> {
+  const isRoot = process.getuid?.() === 0;
+  const r = await writeDir(image, fromText(run.output.tmp), { keepOwnership: isRoot, devices: run.o.devices, keepSetuid: run.o.keepSetuid, onProgress: progress.update }, run.diag);
+  return { format: 'dir', entries: r.entries, files: r.files, contentBytes: r.bytes };
+}
+
+/** Push the committed layout. A base pulled from the same registry lends its blobs: mount them instead of uploading. */
+async function push(request: PushRequest, layout: string, baseImage: BaseImage | null): Promise<PushResult & { to: string }> {
+  const mountFrom = baseImage?.kind === 'registry' ? sameRegistryRepo(baseImage.text, request.ref) : [];
+  const credentials = credentialsFor(request.ref.registry, request.creds);
+  const pushed = await pushLayout(layout, null, request.ref, { tlsVerify: request.tlsVerify, credentials, mountFrom, timeoutMs: request.timeoutMs });
+  return { to: request.to, ...pushed };
+}
+
+function sameRegistryRepo(baseText: string, to: ImageReference): string[] {
+  const from = parseImageReference(baseText);
+  return from.registry === to.registry && from.repository !== to.repository ? [from.repository] : [];
+}
+
+/** Work in the run's work directory ($TMPDIR): its failures say where, and how to choose another. */
+async function inWorkDir<T>(work: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const where = `the work directory is in $TMPDIR (${os.tmpdir()}): set TMPDIR to use another`;
+    if (err instanceof ShrinkwrapError) {
+      if (err.message.includes(work)) throw new BuildError(`${err.message}; ${where}`);
+      throw err;
+    }
+    if ((err as NodeJS.ErrnoException).code === undefined) throw err;
+    throw new BuildError(`cannot write in ${work}: ${describeSystemError(err)}; ${where}`);
+  }
+}

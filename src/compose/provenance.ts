@@ -1,0 +1,129 @@
+// What an image says about itself: /.shrinkwrap/provenance.json, the plan and the specs it was
+// built from (/.shrinkwrap/plan.json, /.shrinkwrap/specs/), and the OCI config's labels and the
+// manifest's annotations naming the base.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { display } from '../model/bytes.js';
+import type { Diagnostics } from '../model/diagnostics.js';
+import type { Entry } from '../model/entry.js';
+import type { Payload } from '../select/index.js';
+import { MOUNT } from '../select/spec/parse.js';
+import { specFilesOf } from '../select/spec/write.js';
+import type { BaseImage } from '../sources/base/index.js';
+import { sha256 } from '../util/digest.js';
+import { Out } from '../util/out.js';
+import { generatedEntries } from './generated.js';
+import { renderPlanJson } from './plan-json.js';
+
+/** shrinkwrap's version, from its package.json (dist/src/compose/ and src/compose/ alike are two levels below). */
+export const VERSION: string = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
+
+/** What the image was built from, as provenance names it. */
+export interface Sources {
+  cvmfsRoot: string;
+  /** Spec and trace files (recorded by name and digest). */
+  specs: string[];
+  traces: string[];
+}
+
+/** The image's time as OCI and provenance write it: 2024-01-02T03:04:05Z. */
+function isoTime(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+function baseIdentity(baseImage: BaseImage | null): { name: string; kind: string; digest: string | null } | null {
+  return baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null;
+}
+
+/** /.shrinkwrap/provenance.json's document. */
+export function provenance(sources: Sources, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, unknown> {
+  const digestOf = (f: string) => sha256(fs.readFileSync(f));
+  return {
+    tool: { name: 'shrinkwrap', version: VERSION },
+    created: isoTime(epoch),
+    base: baseIdentity(baseImage),
+    source: { cvmfsRoot: sources.cvmfsRoot },
+    releases: payload.releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform, path: display(r.path) })),
+    specs: sources.specs.map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
+    traces: sources.traces.map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
+    selection: { entries: payload.summary.entries, bytes: payload.summary.bytes, repositories: Object.keys(payload.summary.repositories).map(display).sort() },
+  };
+}
+
+/** The OCI image config's labels. */
+export function provenanceLabels(cvmfsRoot: string, payload: Payload, baseImage: BaseImage | null, epoch: number): Record<string, string> {
+  const labels: Record<string, string> = {
+    'org.opencontainers.image.created': isoTime(epoch),
+    'io.shrinkwrap.version': VERSION,
+    'io.shrinkwrap.source': cvmfsRoot,
+    'io.shrinkwrap.repositories': Object.keys(payload.summary.repositories).map(display).sort().join(','),
+  };
+  if (payload.releases.length > 0) labels['io.shrinkwrap.releases'] = payload.releases.map((r) => `${r.project},${r.version}`).join(' ');
+  if (baseImage) {
+    labels['org.opencontainers.image.base.name'] = baseImage.text;
+    // A manifest digest where the base has one; a docker-archive has only its image ID (config digest).
+    if (baseImage.digest) labels[baseImage.kind === 'docker-archive' ? 'io.shrinkwrap.base.image-id' : baseImage.kind === 'tarball' ? 'io.shrinkwrap.base.sha256' : 'org.opencontainers.image.base.digest'] = baseImage.digest;
+  }
+  return labels;
+}
+
+/** The OCI manifest's annotations: the base, where it has a manifest digest. */
+export function baseAnnotations(baseImage: BaseImage | null): Record<string, string> {
+  if (!baseImage) return {};
+  const out: Record<string, string> = { 'org.opencontainers.image.base.name': baseImage.text };
+  if (baseImage.digest && (baseImage.kind === 'oci' || baseImage.kind === 'registry')) out['org.opencontainers.image.base.digest'] = baseImage.digest;
+  return out;
+}
+
+export interface GeneratedFor {
+  sources: Sources;
+  payload: Payload;
+  baseImage: BaseImage | null;
+  /** The image is a root filesystem (a base, or an OCI image): a /cvmfs-only image gets nothing. */
+  rootfs: boolean;
+  mountpoints: string[];
+  epoch: number;
+  /** The run's work directory: the generated files' content is written there. */
+  work: string;
+}
+
+/** The generated files: setup script, mount points, /cvmfs/<fqrn>, /.shrinkwrap/. */
+export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Promise<Entry[]> {
+  const { payload, epoch, work } = input;
+  // A /cvmfs-only image (no base) stays an exact mirror of the selection: nothing is added to it.
+  if (!input.rootfs) return [];
+  const planFile = path.join(work, 'plan.json');
+  const plan = new Out(fs.createWriteStream(planFile), planFile);
+  await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf }, diag.warnings, plan);
+  await plan.end();
+  const files: Array<{ name: string; content?: string; hostFile?: string }> = [
+    { name: 'plan.json', hostFile: planFile },
+    { name: 'provenance.json', content: JSON.stringify(provenance(input.sources, payload, input.baseImage, epoch), null, 1) + '\n' },
+  ];
+  for (const [repo, text] of specFilesOf(payload.rules)) files.push({ name: `specs/${repo}.spec`, content: text });
+  return generatedEntries(
+    {
+      releases: payload.releases.map((r) => ({ name: `${r.project},${r.version}`, setup: display(r.setupScript), compilers: r.compilers.map(display) })),
+      repositories: repositoriesOf(input.sources.cvmfsRoot),
+      mountpoints: input.mountpoints,
+      files,
+      epoch,
+      mount: MOUNT,
+    },
+    VERSION,
+    work,
+  );
+}
+
+/** The repositories of the source (/cvmfs/<fqrn> exists in the image for each, selected or not). */
+function repositoriesOf(cvmfsRoot: string): string[] {
+  try {
+    return fs
+      .readdirSync(cvmfsRoot, { withFileTypes: true, encoding: 'latin1' })
+      .filter((d) => d.isDirectory() && d.name.includes('.'))
+      .map((d) => d.name)
+      .sort();
+  } catch {
+    return []; // selectPayload has checked the source already
+  }
+}
