@@ -28,7 +28,7 @@ import { MOUNT } from '../select/spec/parse.js';
 import { DEFAULT_MAX_LAYER_SIZE_TEXT, parseLayerSize } from '../sources/base/blob.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput, type OutputKind, fsyncFile, interrupting, writeNewFile } from '../util/atomic.js';
-import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
+import { type CodecName, defaultLevel, levelRange } from '../codecs/index.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { singleLine } from '../util/json-check.js';

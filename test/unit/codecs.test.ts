@@ -19,7 +19,7 @@ import {
   zstdWindowLog,
   type CodecBackend,
   type CodecName,
-} from '../../src/util/codecs.js';
+} from '../../src/codecs/index.js';
 
 const KiB = 1024;
 const BS = 128 * KiB;
@@ -459,7 +459,7 @@ describe('worker_threads', () => {
 
   it('every available codec initialises and compresses in two workers at once', async () => {
     const ts = (await import('typescript')).default;
-    for (const rel of ['src/util/codecs.ts', 'src/model/errors.ts']) {
+    for (const rel of ['src/codecs/index.ts', 'src/model/errors.ts']) {
       const js = ts.transpileModule(readFileSync(join(repo, rel), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       }).outputText;
@@ -471,7 +471,7 @@ describe('worker_threads', () => {
       join(dir, 'worker.js'),
       `
       import { parentPort, workerData } from 'node:worker_threads';
-      import * as c from './src/util/codecs.js';
+      import * as c from './src/codecs/index.js';
       const out = {};
       for (const name of c.availableCodecs()) {
         const t0 = performance.now();

@@ -9,7 +9,7 @@ import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
-import { ZstdFrameCheck } from './zstd-frames.js';
+import { ZstdFrameCheck } from '../../codecs/zstd-frames.js';
 
 /** Bytes `[offset, offset + length)` of `file`. */
 export interface Region {
