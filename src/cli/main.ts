@@ -28,7 +28,7 @@ import { MOUNT } from '../select/spec/parse.js';
 import { DEFAULT_MAX_LAYER_SIZE_TEXT, parseLayerSize } from '../sources/base/blob.js';
 import { type BaseImage, openBase } from '../sources/base/index.js';
 import { AtomicOutput, type OutputKind, fsyncFile, interrupting, writeNewFile } from '../util/atomic.js';
-import { type CodecName, defaultLevel, levelRange } from '../codecs/index.js';
+import { type CodecName, codecChoices, codecFor } from '../codecs/index.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { singleLine } from '../util/json-check.js';
@@ -294,10 +294,10 @@ function compressionLevel(flags: BuildFlags): number {
     if (flags.level !== undefined) throw new InputError('--level makes no sense with --compression none');
     return 0;
   }
-  if (flags.level === undefined) return defaultLevel(flags.compression);
-  const [lo, hi] = levelRange(flags.compression);
+  const { min, max, default: level } = codecFor(flags.compression).levels;
+  if (flags.level === undefined) return level;
   const n = Number(flags.level);
-  if (!/^\d+$/.test(flags.level) || n < lo || n > hi) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${lo} to ${hi}`);
+  if (!/^\d+$/.test(flags.level) || n < min || n > max) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${min} to ${max}`);
   return n;
 }
 
@@ -871,8 +871,8 @@ export function makeProgram(): Command {
     .option('--json', 'print a machine-readable report of the build on stdout')
     .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
-    .addOption(new Option('--compression <name>', 'squashfs compressor, or OCI layer compression (gzip, zstd, none)').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
-    .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')
+    .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
+    .option('--level <n>', `compression level (default: ${codecChoices().map((n) => `${n} ${codecFor(n).levels.default}`).join(', ')})`)
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')
     .option('--mtime <policy>', 'entry times: keep, clamp (to SOURCE_DATE_EPOCH or the newest payload time), or SECONDS for all', 'keep')
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')

@@ -64,10 +64,10 @@ export function codecFor(name: CodecName): Codec {
   return c;
 }
 
-/** The codecs this build has (whether their package loads here or not), for `part`: what the
- *  CLI's --compression offers, besides 'none'. */
-export function codecChoices(part: 'squashfs' | 'layers'): Codec['name'][] {
-  return MADE.filter((c) => c.serves[part]).map((c) => c.name);
+/** The codecs this build has (whether their package loads here or not), for `part` or for
+ *  either: what the CLI's --compression offers, besides 'none'. */
+export function codecChoices(part?: 'squashfs' | 'layers'): Codec['name'][] {
+  return MADE.filter((c) => part === undefined || c.serves[part]).map((c) => c.name);
 }
 
 /** gzip 6, zstd 3, xz 6 (the reasons are in each codec's file). InputError for lz4. */
