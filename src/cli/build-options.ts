@@ -9,7 +9,7 @@ import { fromText } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { parseImageReference } from '../sources/registry/reference.js';
-import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
+import { type CodecName, codecFor } from '../codecs/index.js';
 import { parseSize } from '../util/size.js';
 import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf } from './selection-options.js';
 
@@ -81,10 +81,10 @@ export function compressionLevel(flags: Pick<BuildFlags, 'compression' | 'level'
     if (flags.level !== undefined) throw new InputError('--level makes no sense with --compression none');
     return 0;
   }
-  if (flags.level === undefined) return defaultLevel(flags.compression);
-  const [lo, hi] = levelRange(flags.compression);
+  const { min, max, default: level } = codecFor(flags.compression).levels;
+  if (flags.level === undefined) return level;
   const n = Number(flags.level);
-  if (!/^\d+$/.test(flags.level) || n < lo || n > hi) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${lo} to ${hi}`);
+  if (!/^\d+$/.test(flags.level) || n < min || n > max) throw new InputError(`--level ${flags.level}: ${flags.compression} takes ${min} to ${max}`);
   return n;
 }
 

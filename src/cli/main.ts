@@ -20,6 +20,7 @@ import type { ResolvedRelease } from '../select/release/index.js';
 import { buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
 import { AtomicOutput, interrupting, writeNewFile } from '../util/atomic.js';
+import { codecChoices, codecFor } from '../codecs/index.js';
 import { singleLine } from '../util/json-check.js';
 import { Out } from '../util/out.js';
 import { parseSize } from '../util/size.js';
@@ -293,8 +294,8 @@ export function makeProgram(): Command {
     .option('--json', 'print a machine-readable report of the build on stdout')
     .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
-    .addOption(new Option('--compression <name>', 'squashfs compressor, or OCI layer compression (gzip, zstd, none)').choices(['gzip', 'zstd', 'xz', 'lz4', 'none']).default('gzip'))
-    .option('--level <n>', 'compression level (default: gzip 6, zstd 3, xz 6)')
+    .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
+    .option('--level <n>', `compression level (default: ${codecChoices().map((n) => `${n} ${codecFor(n).levels.default}`).join(', ')})`)
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')
     .option('--mtime <policy>', 'entry times: keep, clamp (to SOURCE_DATE_EPOCH or the newest payload time), or SECONDS for all', 'keep')
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')

@@ -14,7 +14,7 @@ import type { BaseImage } from '../sources/base/index.js';
 import { credentialsFor } from '../sources/registry/client.js';
 import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
 import { AtomicOutput, fsyncFile } from '../util/atomic.js';
-import { type CodecName, defaultLevel } from '../util/codecs.js';
+import { type CodecName, codecFor, defaultLevel } from '../codecs/index.js';
 import { sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
 import { writeDir } from '../writers/dir/index.js';
@@ -138,7 +138,7 @@ const isOci = (format: ImageFormat): format is 'oci' | 'docker-archive' => forma
 
 /** Which options go with which format. */
 export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown }): void {
-  if (isOci(o.format) && (o.compression === 'xz' || o.compression === 'lz4')) {
+  if (isOci(o.format) && o.compression !== 'none' && !codecFor(o.compression).serves.layers) {
     throw new InputError(`--compression ${o.compression}: OCI layers are gzip (the default), zstd or none`);
   }
   if (o.devices && o.format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');

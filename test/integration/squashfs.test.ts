@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devNumbers, modeString } from '../../src/model/entry.js';
 import { entryType } from '../../src/sources/posix.js';
-import { availableCodecs } from '../../src/util/codecs.js';
+import { availableCodecs } from '../../src/codecs/index.js';
 import { shrinkwrap } from '../helpers/cli.js';
 import { canFuse, canKernelMount, diffTrees, findListing, run, superblockInfo, unsquashfsListing, withKernelMount, withSquashfuse } from '../helpers/consumers.js';
 import { canRun, isRoot } from '../helpers/env.js';

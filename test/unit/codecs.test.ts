@@ -19,7 +19,7 @@ import {
   zstdWindowLog,
   type CodecBackend,
   type CodecName,
-} from '../../src/util/codecs.js';
+} from '../../src/codecs/index.js';
 
 const KiB = 1024;
 const BS = 128 * KiB;
@@ -452,14 +452,14 @@ describe('the Linux kernel reads our blocks', () => {
 
 describe('worker_threads', () => {
   // The writer compresses in worker_threads; each calls createBlockCodec() once. Workers cannot
-  // load .ts, so the two modules are transpiled to a scratch directory inside node_modules (so
+  // load .ts, so the modules are transpiled to a scratch directory inside node_modules (so
   // that the codec packages resolve from it).
   const dir = join(repo, 'node_modules', '.cache', `codecs-worker-${process.pid}`);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('every available codec initialises and compresses in two workers at once', async () => {
     const ts = (await import('typescript')).default;
-    for (const rel of ['src/util/codecs.ts', 'src/model/errors.ts']) {
+    for (const rel of [...['index', 'codec', 'packages', 'gzip', 'zstd', 'zstd-frames', 'xz'].map((f) => `src/codecs/${f}.ts`), 'src/model/errors.ts']) {
       const js = ts.transpileModule(readFileSync(join(repo, rel), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       }).outputText;
@@ -471,7 +471,7 @@ describe('worker_threads', () => {
       join(dir, 'worker.js'),
       `
       import { parentPort, workerData } from 'node:worker_threads';
-      import * as c from './src/util/codecs.js';
+      import * as c from './src/codecs/index.js';
       const out = {};
       for (const name of c.availableCodecs()) {
         const t0 = performance.now();

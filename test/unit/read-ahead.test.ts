@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ContentRef, ReadAhead } from '../../src/sources/read-ahead.js';
 // The built pool: its workers are JavaScript files next to it (npm test builds first).
-import { CompressPool } from '../../dist/src/util/compress-pool.js';
-import { createBlockCodec } from '../../src/util/codecs.js';
+import { CompressPool } from '../../dist/src/codecs/pool.js';
+import { createBlockCodec } from '../../src/codecs/index.js';
 
 let work: string;
 beforeAll(() => {

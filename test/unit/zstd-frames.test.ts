@@ -1,9 +1,9 @@
-// The zstd frame walker (src/sources/base/zstd-frames.ts) against frames the zstd command writes:
+// The zstd frame walker (src/codecs/zstd-frames.ts) against frames the zstd command writes:
 // multi-block frames with and without a checksum, several frames with a skippable one between,
 // every cut inside them, headers split across chunks, and damage it must name.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ZstdFrameCheck } from '../../src/sources/base/zstd-frames.js';
+import { ZstdFrameCheck } from '../../src/codecs/zstd-frames.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 
 /** Run the check over `data` in chunks of `chunk` bytes: end()'s answer. */

@@ -1,15 +1,16 @@
 // Layer blobs of a base image, wherever they are stored (a file, or a member of a docker-archive):
 // sniffed for gzip or zstd, digested, and, when compressed, decompressed once into the work
-// directory so that the tar reader and the writers can address content by offset.
-import { spawn } from 'node:child_process';
+// directory so that the tar reader and the writers can address content by offset (codecs/streams.ts
+// sniffs and decodes).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
-import { ZstdFrameCheck } from './zstd-frames.js';
+import { type BlobCompression, streamCompression, streamDecoders } from '../../codecs/streams.js';
+
+export type { BlobCompression };
 
 /** Bytes `[offset, offset + length)` of `file`. */
 export interface Region {
@@ -17,8 +18,6 @@ export interface Region {
   offset: number;
   length: number;
 }
-
-export type BlobCompression = 'gzip' | 'zstd' | 'none';
 
 export interface OpenedLayer {
   /** The blob as stored (kept byte for byte in OCI output). */
@@ -40,9 +39,7 @@ export function sniff(region: Region): BlobCompression {
   } finally {
     fs.closeSync(fd);
   }
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  return 'none';
+  return streamCompression(head);
 }
 
 function digestOf(h: ReturnType<typeof createHash>): string {
@@ -57,72 +54,6 @@ function hashing(h: ReturnType<typeof createHash>): Transform {
       done(null, chunk);
     },
   });
-}
-
-/** A pass-through that fails when the zstd stream flowing by does not end with a whole frame (see zstd-frames.ts). */
-function wholeZstdFrames(label: string): Transform {
-  const check = new ZstdFrameCheck();
-  const failure = (why: string) => new InputError(`${label}: corrupt zstd data (${why})`);
-  return new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      check.update(chunk);
-      const bad = check.problem();
-      if (bad !== null) done(failure(bad));
-      else done(null, chunk);
-    },
-    flush(done: TransformCallback) {
-      const bad = check.end();
-      done(bad === null ? null : failure(bad));
-    },
-  });
-}
-
-function zstdDecoder(label: string): Transform {
-  const z = zlib as unknown as { createZstdDecompress?: () => Transform };
-  if (typeof z.createZstdDecompress === 'function') return z.createZstdDecompress();
-  // Node < 22.15 has no zstd stream decoder: the zstd command is the fallback, as a Transform
-  // that respects back-pressure both ways and always ends the child.
-  const child = spawn('zstd', ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  let exit: number | null | undefined;
-  let onExit: (() => void) | null = null;
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.on('close', (code) => {
-    exit = code;
-    onExit?.();
-  });
-  const failure = () => new InputError(`${label}: corrupt zstd data (zstd -d: ${stderr.trim().split('\n')[0] || `exit ${exit}`})`);
-  const decoder: Transform = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      if (exit !== undefined) return done(failure());
-      if (child.stdin.write(chunk)) done();
-      else child.stdin.once('drain', () => done());
-    },
-    flush(done) {
-      const finish = () => (exit === 0 ? done() : done(failure()));
-      if (exit !== undefined) return finish();
-      onExit = finish;
-      child.stdin.end();
-    },
-    destroy(err, done) {
-      if (exit === undefined) child.kill();
-      done(err);
-    },
-  });
-  child.stdin.on('error', () => {
-    /* EPIPE: zstd stopped reading; its exit status says why */
-  });
-  child.stdout.on('data', (d: Buffer) => {
-    if (!decoder.push(d)) child.stdout.pause();
-  });
-  // Transform has no 'drain' for its readable side: resume when the consumer reads again.
-  const read = decoder._read.bind(decoder);
-  decoder._read = (n: number) => {
-    child.stdout.resume();
-    read(n);
-  };
-  child.on('error', () => decoder.destroy(new InputError(`${label}: a zstd layer needs Node >= 22.15 or the zstd command`)));
-  return decoder;
 }
 
 /**
@@ -210,7 +141,7 @@ export async function openLayer(blob: Region, label: string, workDir: string, ex
       const blobHash = createHash('sha256');
       const tarHash = createHash('sha256');
       out = path.join(workDir, `layer-${fs.readdirSync(workDir).length}.tar`);
-      const decoders = compression === 'gzip' ? [zlib.createGunzip()] : [wholeZstdFrames(label), zstdDecoder(label)];
+      const decoders = streamDecoders(compression, label);
       const tooBig = () =>
         new InputError(`${label}: decompresses to more than ${sizeText(maxTarBytes)}, the limit set by --max-layer-size (default ${DEFAULT_MAX_LAYER_SIZE_TEXT}; raise it if the layer is genuine)`);
       await pipeline([...readRegion(blob, label), ...(checkedFirst ? [] : [hashing(blobHash)]), ...decoders, capped(maxTarBytes, tooBig), hashing(tarHash), fs.createWriteStream(out)]);

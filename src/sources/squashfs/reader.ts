@@ -8,7 +8,7 @@ import * as zlib from 'node:zlib';
 import { display } from '../../model/bytes.js';
 import { type Entry, type EntryType, comparePaths, joinPath } from '../../model/entry.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
-import { createBlockDecoder } from '../../util/codecs.js';
+import { createBlockDecoder } from '../../codecs/index.js';
 import {
   ABSENT,
   BASIC_TYPE_NAMES,

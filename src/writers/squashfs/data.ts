@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import zlib from 'node:zlib';
 import { display, fsArg } from '../../model/bytes.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
-import type { CompressPool, Compressed } from '../../util/compress-pool.js';
+import type { CompressPool, Compressed } from '../../codecs/pool.js';
 import { DATA_UNCOMPRESSED } from '../../sources/squashfs/format.js';
 import { NONE32 } from './format.js';
 

@@ -6,7 +6,7 @@
 // The order is the order of offers: the walk's, then the image's path order for the rest, so the
 // image does not depend on timing.
 import { type Entry, comparePaths } from '../../model/entry.js';
-import type { CompressPool } from '../../util/compress-pool.js';
+import type { CompressPool } from '../../codecs/pool.js';
 import { ReadAhead } from '../../sources/read-ahead.js';
 import { DataWriter } from './data.js';
 

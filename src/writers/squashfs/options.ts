@@ -1,6 +1,6 @@
 // The compression options block (flag 0x0400): what `unsquashfs -s` shows, and what the kernel
 // needs for xz (dictionary size) and lz4 (format version).
-import type { CodecName } from '../../util/codecs.js';
+import type { CodecName } from '../../codecs/index.js';
 
 export function compressionOptions(name: CodecName, level: number, blockSize: number): Buffer | null {
   switch (name) {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
-import { CompressPool } from '../../util/compress-pool.js';
+import { CompressPool } from '../../codecs/pool.js';
 import { ReadAhead } from '../../sources/read-ahead.js';
 import { crc32 } from '../../util/crc32.js';
 import { TarEncoder } from './encoder.js';

@@ -1,7 +1,7 @@
 // A compression worker: one codec, blocks in, compressed blocks out: in the pool's shared slots
-// (input half, output half), or in buffers transferred, not copied (compress-pool.ts says why).
+// (input half, output half), or in buffers transferred, not copied (pool.ts says why).
 import { parentPort, workerData } from 'node:worker_threads';
-import { type CodecOptions, createBlockCodec } from './codecs.js';
+import { type CodecOptions, createBlockCodec } from './index.js';
 
 interface Job {
   id: number;

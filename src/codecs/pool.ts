@@ -10,8 +10,8 @@
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BuildError } from '../model/errors.js';
-import { onInterrupt } from './atomic.js';
-import { type BlockCodec, type CodecOptions, createBlockCodec } from './codecs.js';
+import { onInterrupt } from '../util/atomic.js';
+import { type BlockCodec, type CodecOptions, createBlockCodec } from './index.js';
 
 export interface Compressed {
   data: Buffer;
@@ -86,7 +86,7 @@ export class CompressPool {
     const shared = threads > 0 && slots > 0 ? new SharedArrayBuffer(2 * codec.blockSize * slots) : null;
     const workers: Worker[] = [];
     try {
-      for (let i = 0; i < threads; i++) workers.push(new Worker(new URL('./compress-worker.js', import.meta.url), { workerData: { codec, shared } }));
+      for (let i = 0; i < threads; i++) workers.push(new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { codec, shared } }));
       await Promise.all(
         workers.map(
           (w) =>
