@@ -14,7 +14,7 @@ import {
   BASIC_TYPE_NAMES,
   type CompressionOptions,
   DATA_UNCOMPRESSED,
-  FLAG_COMPRESSOR_OPTIONS,
+  Flag,
   INODE,
   MAX_DIR_COUNT,
   MAX_NAME,
@@ -29,12 +29,12 @@ import {
   basicType,
   hex,
   indexEntries,
-  parseCompressionOptions,
-  parseSuperblock,
+  decodeCompressionOptions,
+  decodeSuperblock,
   refString,
-} from './format.js';
+} from '../../formats/squashfs/index.js';
 
-export type { Superblock, CompressionOptions } from './format.js';
+export type { Superblock, CompressionOptions } from '../../formats/squashfs/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decompression
@@ -224,7 +224,7 @@ export async function openSquashfs(path: string, opts: OpenOptions = {}): Promis
     const head = Buffer.alloc(SUPERBLOCK_SIZE);
     const got = fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, 0);
     if (got < SUPERBLOCK_SIZE) throw new InputError(`${path}: not a SquashFS image (only ${got} bytes)`);
-    const sb = parseSuperblock(head);
+    const sb = decodeSuperblock(head);
     const fatal = fatalSuperblockProblem(sb);
     if (fatal) throw new InputError(`${path}: ${fatal}`);
     const decoder = await createDecoder(sb.compressor, sb.blockSize);
@@ -354,11 +354,11 @@ export class SquashfsImage {
   loadTables(): void {
     const sb = this.superblock;
     const report = this.report;
-    if (sb.flags & FLAG_COMPRESSOR_OPTIONS) {
+    if (sb.flags & Flag.compressorOptions) {
       try {
         const b = this.metaBlock(SUPERBLOCK_SIZE);
         if (b.compressed) report(`compressor options: the block at 0x60 must be stored uncompressed`);
-        this.compressionOptions = parseCompressionOptions(sb.compressor, b.data);
+        this.compressionOptions = decodeCompressionOptions(sb.compressor, b.data);
         this.dataStart = b.next;
       } catch (err) {
         report(`compressor options: ${describeSystemError(err)}`);

@@ -23,9 +23,9 @@ import {
   type Superblock,
   basicType,
   hex,
-  parseSuperblock,
+  decodeSuperblock,
   refString,
-} from './format.js';
+} from '../../formats/squashfs/index.js';
 import { type ImageEntry, type RawDirHeader, type RawInode, type SquashfsImage, openSquashfs } from './reader.js';
 import { type Check, arr, int, obj, oneOf, optional, readJsonFile, size, str, uint } from '../../util/json-check.js';
 
@@ -391,7 +391,7 @@ export async function verifySquashfs(path: string, opts: VerifyOptions = {}): Pr
     throw new InputError(`${path}: ${describeSystemError(err)}`);
   }
   const stats = emptyStats(fileSize);
-  const sb = parseSuperblock(head);
+  const sb = decodeSuperblock(head);
   stats.bytesUsed = sb.bytesUsed;
   stats.compressor = sb.compressor;
   stats.blockSize = sb.blockSize;
