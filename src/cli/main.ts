@@ -32,7 +32,7 @@ import { type CodecName, defaultLevel, levelRange } from '../util/codecs.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type SquashfsOutput, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { singleLine } from '../util/json-check.js';
-import { readManifestFile, verifySquashfs } from '../sources/squashfs/verify.js';
+import { readManifestFile, verifySquashfs } from '../verify/squashfs/index.js';
 import { parseBlockSize, parseMtime, parseOwner, parseThreads } from './build-options.js';
 import { Out, humanBytes } from './output.js';
 import { progressFor, stageProgress } from './progress.js';
