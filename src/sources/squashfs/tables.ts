@@ -40,50 +40,17 @@ export interface TableLayout {
 export function loadTables(image: SquashfsImage): void {
   const sb = image.superblock;
   const report = image.report;
-  if (sb.flags & Flag.compressorOptions) {
-    try {
-      const b = image.metaBlock(SUPERBLOCK_SIZE);
-      if (b.compressed) report(`compressor options: the block at 0x60 must be stored uncompressed`);
-      image.compressionOptions = decodeCompressionOptions(sb.compressor, b.data);
-      image.dataStart = b.next;
-    } catch (err) {
-      report(`compressor options: ${describeSystemError(err)}`);
-    }
-  }
+  readCompressorOptions(image);
+  const layouts: TableLayout[] = [];
   // The kernel walks back from bytes_used: each table's index array must end where the next
   // table's first metadata block begins (super.c, id.c, export.c, fragment.c, xattr_id.c).
   // `next` becomes undefined when a table's first block position is implausible: the tables
   // before it cannot be placed then, and their exact-end checks are skipped.
-  let next: number | undefined = sb.bytesUsed;
+  let next: number | undefined = sb.hasXattrTable ? readXattrIdTable(image, layouts) : sb.bytesUsed;
   const firstBlock = (layout: TableLayout): number | undefined => {
     const b = layout.blocks[0];
     return b !== undefined && b >= image.dataStart && b < layout.blocksEnd ? b : undefined;
   };
-  const layouts: TableLayout[] = [];
-  if (sb.hasXattrTable) {
-    const start = sb.xattrIdTableStart;
-    if (start + XATTR_ID_HEADER_SIZE > sb.bytesUsed) {
-      report(`xattr id table: header at ${hex(start)} is beyond bytes_used ${hex(sb.bytesUsed)}`);
-    } else {
-      const { kvStart, count } = decodeXattrIdHeader(image.pread(start, XATTR_ID_HEADER_SIZE));
-      if (count === 0) report(`xattr id table: xattr id count is 0`);
-      const n = indexEntries(count, XATTR_ID_ENTRY_SIZE);
-      const arrayStart = start + XATTR_ID_HEADER_SIZE;
-      if (arrayStart + n * 8 !== sb.bytesUsed) {
-        report(`xattr id table: index array of ${n} entries at ${hex(arrayStart)} ends at ${hex(arrayStart + n * 8)}, not at bytes_used ${hex(sb.bytesUsed)}`);
-      }
-      const layout = readIndex(image, 'xattr id table', start, arrayStart, n, count * XATTR_ID_ENTRY_SIZE);
-      if (layout) {
-        layouts.push(layout);
-        const first = layout.blocks[0] ?? start;
-        if (kvStart >= first) report(`xattr id table: key/value table start ${hex(kvStart)} is not before the first id block ${hex(first)}`);
-        image.xattr = { kvStart, count, table: readLookupTable(image, layout), idBlocksStart: first };
-        next = kvStart >= image.dataStart && kvStart < first ? kvStart : undefined;
-      } else {
-        next = undefined;
-      }
-    }
-  }
   /**
    * A lookup table (id, export, fragment): its index array must end exactly where the next
    * table begins (the kernel's rule, walked backwards); returns the table's bytes, if readable.
@@ -114,6 +81,53 @@ export function loadTables(image: SquashfsImage): void {
   }
   // The kernel only requires the fragment index to end by `next`; unsquashfs 4.5 wants it exact.
   if (sb.fragmentCount > 0) image.fragmentTable = lookup('fragment table', sb.fragmentTableStart, sb.fragmentCount, FRAGMENT_ENTRY_SIZE);
+  image.directoryTableEnd = directoryTableEnd(image, next);
+  image.tables.push(...layouts.reverse());
+}
+
+/** The compressor options block, when the flag says there is one: decoded, and where data starts after it. */
+function readCompressorOptions(image: SquashfsImage): void {
+  const sb = image.superblock;
+  if (!(sb.flags & Flag.compressorOptions)) return;
+  try {
+    const b = image.metaBlock(SUPERBLOCK_SIZE);
+    if (b.compressed) image.report(`compressor options: the block at 0x60 must be stored uncompressed`);
+    image.compressionOptions = decodeCompressionOptions(sb.compressor, b.data);
+    image.dataStart = b.next;
+  } catch (err) {
+    image.report(`compressor options: ${describeSystemError(err)}`);
+  }
+}
+
+/** The xattr id table (header, index array, id entries); returns where the table before it must end, undefined when lost. */
+function readXattrIdTable(image: SquashfsImage, layouts: TableLayout[]): number | undefined {
+  const sb = image.superblock;
+  const report = image.report;
+  const start = sb.xattrIdTableStart;
+  if (start + XATTR_ID_HEADER_SIZE > sb.bytesUsed) {
+    report(`xattr id table: header at ${hex(start)} is beyond bytes_used ${hex(sb.bytesUsed)}`);
+    return sb.bytesUsed;
+  }
+  const { kvStart, count } = decodeXattrIdHeader(image.pread(start, XATTR_ID_HEADER_SIZE));
+  if (count === 0) report(`xattr id table: xattr id count is 0`);
+  const n = indexEntries(count, XATTR_ID_ENTRY_SIZE);
+  const arrayStart = start + XATTR_ID_HEADER_SIZE;
+  if (arrayStart + n * 8 !== sb.bytesUsed) {
+    report(`xattr id table: index array of ${n} entries at ${hex(arrayStart)} ends at ${hex(arrayStart + n * 8)}, not at bytes_used ${hex(sb.bytesUsed)}`);
+  }
+  const layout = readIndex(image, 'xattr id table', start, arrayStart, n, count * XATTR_ID_ENTRY_SIZE);
+  if (!layout) return undefined;
+  layouts.push(layout);
+  const first = layout.blocks[0] ?? start;
+  if (kvStart >= first) report(`xattr id table: key/value table start ${hex(kvStart)} is not before the first id block ${hex(first)}`);
+  image.xattr = { kvStart, count, table: readLookupTable(image, layout), idBlocksStart: first };
+  return kvStart >= image.dataStart && kvStart < first ? kvStart : undefined;
+}
+
+/** Where the directory table ends (`next`: the first table after it, undefined when lost), and the inode and directory tables' order. */
+function directoryTableEnd(image: SquashfsImage, next: number | undefined): number {
+  const sb = image.superblock;
+  const report = image.report;
   if (next === undefined) {
     // Lost: end the directory table at the nearest table pointer after it.
     const after = [sb.idTableStart, sb.fragmentCount > 0 ? sb.fragmentTableStart : ABSENT, sb.lookupTableStart, sb.xattrIdTableStart, sb.bytesUsed];
@@ -127,8 +141,7 @@ export function loadTables(image: SquashfsImage): void {
   if (sb.inodeTableStart < image.dataStart) {
     report(`inode table: inode_table_start ${hex(sb.inodeTableStart)} overlaps the superblock or compressor options (data starts at ${hex(image.dataStart)})`);
   }
-  image.directoryTableEnd = next;
-  image.tables.push(...layouts.reverse());
+  return next;
 }
 
 /**
