@@ -24,7 +24,7 @@ import { codecChoices, codecFor } from '../codecs/index.js';
 import { singleLine } from '../util/json-check.js';
 import { Out } from '../util/out.js';
 import { parseSize } from '../util/size.js';
-import { readManifestFile, verifySquashfs } from '../sources/squashfs/verify.js';
+import { readManifestFile, verifySquashfs } from '../verify/squashfs/index.js';
 import { type BuildFlags, buildOptionsOf } from './build-options.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';

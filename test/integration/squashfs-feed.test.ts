@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Diagnostics } from '../../src/model/diagnostics.js';
 import type { Entry } from '../../src/model/entry.js';
 import { walkTree } from '../../src/sources/posix.js';
-import { verifySquashfs } from '../../src/sources/squashfs/verify.js';
+import { verifySquashfs } from '../../src/verify/squashfs/index.js';
 import type { SquashfsOptions } from '../../src/writers/squashfs/index.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { diffTrees, findListing, run } from '../helpers/consumers.js';

@@ -8,7 +8,7 @@ import { Diagnostics } from '../../src/model/diagnostics.js';
 import type { Entry } from '../../src/model/entry.js';
 import { walkTree } from '../../src/sources/posix.js';
 import { openSquashfs } from '../../src/sources/squashfs/reader.js';
-import { verifySquashfs } from '../../src/sources/squashfs/verify.js';
+import { verifySquashfs } from '../../src/verify/squashfs/index.js';
 import { writeSquashfs } from '../../src/writers/squashfs/index.js';
 import { canKernelMount, run, withKernelMount } from '../helpers/consumers.js';
 import { canRun, hasCommand, isRoot } from '../helpers/env.js';

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromText } from '../../src/model/bytes.js';
 import { type ImageEntry, type SquashfsImage, createDecoder, openSquashfs } from '../../src/sources/squashfs/reader.js';
-import { type ManifestEntry, verifySquashfs } from '../../src/sources/squashfs/verify.js';
+import { type ManifestEntry, verifySquashfs } from '../../src/verify/squashfs/index.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { type Expected, type SampleTree, findEntries, makeSampleTree, mksquashfs, patch, u16, u32, u64 } from '../helpers/squashfs-tree.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
@@ -122,7 +122,7 @@ describe.runIf(haveMksquashfs)('SquashFS reader on mksquashfs images', () => {
     expect(r.stats.sparseBlocks).toBeGreaterThanOrEqual(7);
   });
 
-  it('zstd and xz images are read when src/util/codecs.ts provides a decoder, else refused as unsupported', async () => {
+  it('zstd and xz images are read when src/codecs/ provides a decoder, else refused as unsupported', async () => {
     for (const comp of ['zstd', 'xz'] as const) {
       const img = path.join(tmp, `${comp}.sqfs`);
       mksquashfs(tree.root, img, ['-comp', comp]);

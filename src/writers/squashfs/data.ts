@@ -7,8 +7,7 @@ import zlib from 'node:zlib';
 import { display, fsArg } from '../../model/bytes.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
 import type { CompressPool, Compressed } from '../../codecs/pool.js';
-import { DATA_UNCOMPRESSED } from '../../sources/squashfs/format.js';
-import { NONE32 } from './format.js';
+import { DATA_UNCOMPRESSED, NO_FRAGMENT as NONE32 } from '../../formats/squashfs/index.js';
 
 /**
  * Where each file's content ended up, by slot (the data writer's number for a file: files are

@@ -3,7 +3,7 @@
 // a position is (block_pos << 16) | offset, block_pos being the on-disk offset of the chunk's header
 // from the start of the table, so it is known as soon as the previous chunks are compressed: they
 // are compressed the moment they fill.
-import { METADATA_SIZE, META_UNCOMPRESSED } from '../../sources/squashfs/format.js';
+import { METADATA_SIZE, encodeMetaHeader } from '../../formats/squashfs/index.js';
 
 export type Compress = (block: Buffer) => Buffer | null;
 
@@ -45,8 +45,7 @@ export class MetadataWriter {
     const raw = this.chunk.subarray(0, this.fill);
     const packed = this.compress(raw);
     const stored = packed && packed.length < raw.length ? packed : Buffer.from(raw);
-    const header = Buffer.allocUnsafe(2);
-    header.writeUInt16LE(stored === packed ? stored.length : stored.length | META_UNCOMPRESSED, 0);
+    const header = encodeMetaHeader(stored.length, stored === packed);
     this.chunkStarts.push(this.diskSize);
     this.parts.push(header, stored);
     this.diskSize += 2 + stored.length;

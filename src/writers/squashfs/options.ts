@@ -1,33 +1,19 @@
-// The compression options block (flag 0x0400): what `unsquashfs -s` shows, and what the kernel
-// needs for xz (dictionary size) and lz4 (format version).
+// The compression options block shrinkwrap writes (records: formats/squashfs/options.ts): what
+// `unsquashfs -s` shows, and what the kernel needs for xz (dictionary size) and lz4 (format version).
 import type { CodecName } from '../../codecs/index.js';
+import { encodeCompressionOptions } from '../../formats/squashfs/index.js';
 
 export function compressionOptions(name: CodecName, level: number, blockSize: number): Buffer | null {
   switch (name) {
-    case 'gzip': {
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(level, 0);
-      b.writeUInt16LE(15, 4); // window bits
-      b.writeUInt16LE(0, 6); // strategies: default
-      return b;
-    }
-    case 'zstd': {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(level, 0);
-      return b;
-    }
-    case 'xz': {
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(Math.max(blockSize, 8192), 0); // dictionary size = block size (kernel preallocates it)
-      b.writeUInt32LE(0, 4); // no BCJ filters
-      return b;
-    }
-    case 'lz4': {
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(1, 0); // LZ4_LEGACY: raw blocks
-      b.writeUInt32LE(0, 4);
-      return b;
-    }
+    case 'gzip':
+      return encodeCompressionOptions('gzip', { level, windowSize: 15, strategies: 0 }); // window bits 15, default strategies
+    case 'zstd':
+      return encodeCompressionOptions('zstd', { level });
+    case 'xz':
+      // Dictionary size = block size (the kernel preallocates it); no BCJ filters.
+      return encodeCompressionOptions('xz', { dictionarySize: Math.max(blockSize, 8192), filters: 0 });
+    case 'lz4':
+      return encodeCompressionOptions('lz4', { version: 1, lz4Flags: 0 }); // LZ4_LEGACY: raw blocks
   }
   return null;
 }
