@@ -9,9 +9,9 @@ import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../com
 import { type LayerPer, layerGroups } from '../compose/layers.js';
 import type { Entry } from '../model/entry.js';
 import { specFilesOf } from '../select/spec/write.js';
-import { credentialsFor } from '../sources/registry/client.js';
-import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
-import { type PushResult, pushLayout } from '../writers/oci/push.js';
+import { credentialsFor } from '../registry/client.js';
+import { type ImageReference, parseImageReference } from '../registry/reference.js';
+import { type PushResult, pushLayout } from '../registry/push.js';
 import { sha256, sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
 import { writeOci } from '../writers/oci/index.js';

@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../../model/errors.js';
-import { MEDIA } from '../registry/client.js';
-import { indexCheck, manifestCheck, platformText } from '../registry/layout.js';
+import { MEDIA } from '../../registry/client.js';
+import { indexCheck, manifestCheck, platformText } from '../../registry/layout.js';
 import { sha256 } from '../../util/digest.js';
 import { type Check, MAX_CONFIG, MAX_DOCUMENT, any, arr, bool, digest, map, nullable, obj, optional, parseJson, readJsonFile, readRegularFile, singleLine, str } from '../../util/json-check.js';
 import type { Region } from './blob.js';

@@ -3,9 +3,9 @@
 // any oci: base. $SHRINKWRAP_CACHE, else $XDG_CACHE_HOME/shrinkwrap, else ~/.cache/shrinkwrap.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { credentialsFor } from '../registry/client.js';
-import { pullToLayout } from '../registry/pull.js';
-import { parseImageReference } from '../registry/reference.js';
+import { credentialsFor } from '../../registry/client.js';
+import { pullToLayout } from '../../registry/pull.js';
+import { parseImageReference } from '../../registry/reference.js';
 
 export function cacheDir(): string {
   const env = process.env['SHRINKWRAP_CACHE'];

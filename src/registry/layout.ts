@@ -2,7 +2,7 @@
 // content-addressed blob paths, hashing, and a small pool for concurrent transfers.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Check, any, arr, digest, int, map, obj, optional, size, str } from '../../util/json-check.js';
+import { type Check, any, arr, digest, int, map, obj, optional, size, str } from '../util/json-check.js';
 
 export interface Platform {
   architecture: string;
@@ -55,7 +55,7 @@ export const documentCheck: Check<ImageDocument> = obj({
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const SHA256 = /^sha256:([a-f0-9]{64})$/;
 
-export { sha256, sha256File } from '../../util/digest.js';
+export { sha256, sha256File } from '../util/digest.js';
 
 /** `blobs/sha256/<hex>` under `layoutDir`, or null for a digest we cannot store (another algorithm). */
 export function blobPath(layoutDir: string, digest: string): string | null {

@@ -1,8 +1,8 @@
 // Image references as users write them: `docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]`, the
 // `docker://` optional. The grammar is distribution's (reference/regexp.go), read from its spec
 // text; Docker Hub's defaults (registry, `library/`, tag `latest`) are client conventions.
-import { InputError } from '../../model/errors.js';
-import { singleLine } from '../../util/json-check.js';
+import { InputError } from '../model/errors.js';
+import { singleLine } from '../util/json-check.js';
 
 export interface ImageReference {
   /** host[:port]; docker.io becomes registry-1.docker.io. */

@@ -7,8 +7,8 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BuildError, InputError } from '../../model/errors.js';
-import { MAX_DOCUMENT, checkJson, map, nullable, num, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
+import { BuildError, InputError } from '../model/errors.js';
+import { MAX_DOCUMENT, checkJson, map, nullable, num, obj, optional, parseJson, readRegularFile, singleLine, str } from '../util/json-check.js';
 import { displayReference, type ImageReference } from './reference.js';
 
 export interface Credentials {

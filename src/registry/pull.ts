@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describeSystemError, InputError } from '../../model/errors.js';
+import { describeSystemError, InputError } from '../model/errors.js';
 import { isIndexType, MANIFEST_ACCEPT, MEDIA, RegistryClient, type RegistryOptions } from './client.js';
-import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
+import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../util/json-check.js';
 import {
   blobPath,
   type Descriptor,

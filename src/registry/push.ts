@@ -3,11 +3,11 @@
 // else uploaded whole or in chunks), config after layers, the manifest last with its exact bytes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InputError } from '../../model/errors.js';
-import { isIndexType, RegistryClient, type RegistryOptions, type Response, withDigest } from '../../sources/registry/client.js';
-import { blobPath, type Descriptor, documentCheck, indexCheck, manifestCheck, REF_NAME, runLimited, sha256 } from '../../sources/registry/layout.js';
-import { checkJson, MAX_DOCUMENT, parseJson, readJsonFile, readRegularFile, singleLine } from '../../util/json-check.js';
-import { displayReference, type ImageReference } from '../../sources/registry/reference.js';
+import { InputError } from '../model/errors.js';
+import { isIndexType, RegistryClient, type RegistryOptions, type Response, withDigest } from './client.js';
+import { blobPath, type Descriptor, documentCheck, indexCheck, manifestCheck, REF_NAME, runLimited, sha256 } from './layout.js';
+import { checkJson, MAX_DOCUMENT, parseJson, readJsonFile, readRegularFile, singleLine } from '../util/json-check.js';
+import { displayReference, type ImageReference } from './reference.js';
 
 export interface PushResult {
   manifestDigest: string;
