@@ -27,25 +27,12 @@ export interface RegistryOptions {
   log?: (line: string) => void;
 }
 
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-} as const;
-
 /**
  * Bytes per second a transfer may not fall below on average: a blob of N bytes gets the timeout
  * plus N / MIN_RATE seconds. Without an overall deadline a server trickling one byte at a time
  * would hold a request forever, never idle long enough for the idle timeout.
  */
 export const MIN_RATE = 64 * 1024;
-
-export const MANIFEST_ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
-
-export function isIndexType(mediaType: string): boolean {
-  return mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList;
-}
 
 function parseUserPass(text: string, where: string): Credentials {
   const colon = text.indexOf(':');

@@ -8,6 +8,7 @@
 // for OCI output, the layer blobs to keep byte for byte and the config to extend.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type ImageConfig, hostPlatform, layerMediaType } from '../../formats/oci.js';
 import { fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
@@ -19,7 +20,7 @@ import { readTar } from '../tar/reader.js';
 import { type BlobCompression, type OpenedLayer, type Region, openLayer } from './blob.js';
 import { readDockerArchive } from './docker-archive.js';
 import { LayerStack } from './flatten.js';
-import { type ImageConfig, type StoredImage, hostPlatform, readOciLayout } from './oci-layout.js';
+import { type StoredImage, readOciLayout } from './oci-layout.js';
 import { BaseView } from './view.js';
 
 export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry';
@@ -59,12 +60,6 @@ export interface BaseOptions {
   /** After each layer is read: layers done, and their uncompressed bytes. */
   onLayer?: (layers: number, bytes: number) => void;
 }
-
-const MEDIA_BY_COMPRESSION: Record<BlobCompression, string> = {
-  none: 'application/vnd.oci.image.layer.v1.tar',
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-};
 
 /** `oci:DIR:TAG` / `docker-archive:FILE:REF`: the suffix is a reference only if the rest exists. */
 function splitRef(rest: string): [string, string | null] {
@@ -118,7 +113,7 @@ export async function openBase(text: string, opts: BaseOptions, diag: Diagnostic
 }
 
 function baseLayer(l: OpenedLayer): BaseLayer {
-  return { blob: l.blob, compression: l.compression, digest: l.digest, diffId: l.diffId, mediaType: MEDIA_BY_COMPRESSION[l.compression] };
+  return { blob: l.blob, compression: l.compression, digest: l.digest, diffId: l.diffId, mediaType: layerMediaType(l.compression) };
 }
 
 async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: BaseOptions, checkDigests: boolean): Promise<BaseImage> {
