@@ -9,8 +9,8 @@ import { composeImage, imageEpoch, normaliseOwner, normaliseTimes } from '../com
 import { type LayerPer, layerGroups } from '../compose/layers.js';
 import type { Entry } from '../model/entry.js';
 import { specFilesOf } from '../select/spec/write.js';
-import { credentialsFor } from '../registry/client.js';
-import { type ImageReference, parseImageReference } from '../registry/reference.js';
+import { credentialsFor } from '../registry/auth.js';
+import { type ImageReference, parseImageLocation, parseImageReference } from '../registry/reference.js';
 import { type PushResult, pushLayout } from '../registry/push.js';
 import { sha256, sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
@@ -320,7 +320,7 @@ async function runBuild(flags: BuildFlags): Promise<void> {
   if (flags.devices && format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
   if (flags.keepSetuid && format !== 'dir') throw new InputError('--keep-setuid needs --format dir (images keep setuid bits and capabilities as data; a runtime mounts them nosuid)');
   if (flags.push !== undefined && format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
-  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push, '--push');
+  const pushRef = flags.push === undefined ? null : parseImageLocation(flags.push, '--push', ['registry']).reference;
   const ref = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : null;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   refuseOutputInSource(flags);
@@ -493,13 +493,9 @@ interface PushFlags {
 
 /** `shrinkwrap push oci:DIR[:TAG] docker://HOST/REPO:TAG` */
 async function runPush(source: string, dest: string, flags: PushFlags): Promise<void> {
-  if (!source.startsWith('oci:')) throw new InputError(`push ${source}: expected oci:DIR[:TAG] (an OCI image layout, as --format oci writes)`);
-  const rest = source.slice(4);
-  let dir = rest;
-  let tag: string | null = null;
-  if (!fs.existsSync(rest) && rest.lastIndexOf(':') > 0) [dir, tag] = [rest.slice(0, rest.lastIndexOf(':')), rest.slice(rest.lastIndexOf(':') + 1)];
+  const { dir, tag } = parseImageLocation(source, 'push', ['oci']);
   if (!fs.existsSync(path.join(dir, 'index.json'))) throw new InputError(`push ${source}: ${dir} is not an OCI image layout (no index.json)`);
-  const to = parseImageReference(dest, 'push');
+  const to = parseImageLocation(dest, 'push', ['registry']).reference;
   let chunkSize = 0;
   if (flags.chunkSize !== undefined) {
     chunkSize = flags.chunkSize === '0' ? 0 : parseBlockSizeLike(flags.chunkSize);

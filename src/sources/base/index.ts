@@ -14,6 +14,7 @@ import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { assignHardLinks } from '../../model/plan.js';
+import { parseImageLocation } from '../../registry/reference.js';
 import { makeWorkDir } from '../../util/workdir.js';
 import { walkTree } from '../posix.js';
 import { readTar } from '../tar/reader.js';
@@ -61,32 +62,28 @@ export interface BaseOptions {
   onLayer?: (layers: number, bytes: number) => void;
 }
 
-/** `oci:DIR:TAG` / `docker-archive:FILE:REF`: the suffix is a reference only if the rest exists. */
-function splitRef(rest: string): [string, string | null] {
-  if (fs.existsSync(rest)) return [rest, null];
-  for (let i = rest.indexOf(':'); i > 0; i = rest.indexOf(':', i + 1)) {
-    if (fs.existsSync(rest.slice(0, i))) return [rest.slice(0, i), rest.slice(i + 1)];
-  }
-  return [rest, null];
-}
-
 export async function openBase(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
   const platform = opts.platform ?? hostPlatform();
-  if (text.startsWith('oci:')) {
-    const [dir, tag] = splitRef(text.slice(4));
-    if (!fs.existsSync(dir)) throw new InputError(`--base ${text}: ${dir}: no such directory`);
-    return fromStored(text, 'oci', readOciLayout(dir, tag, platform, text), opts, true);
+  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry']);
+  switch (where.kind) {
+    case 'oci':
+      if (!fs.existsSync(where.dir)) throw new InputError(`--base ${text}: ${where.dir}: no such directory`);
+      return fromStored(text, 'oci', readOciLayout(where.dir, where.tag, platform, text), opts, true);
+    case 'docker-archive':
+      if (!fs.existsSync(where.file)) throw new InputError(`--base ${text}: ${where.file}: no such file`);
+      return fromStored(text, 'docker-archive', readDockerArchive(where.file, where.ref, text), opts, false);
+    case 'registry': {
+      const { pullBase } = await import('./registry.js');
+      const { layout, tag } = await pullBase(where.reference, platform, opts.registry ?? { tlsVerify: true }, opts.maxLayerSize);
+      return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
+    }
+    case 'path':
+      return fromPath(text, opts, diag);
   }
-  if (text.startsWith('docker-archive:')) {
-    const [file, ref] = splitRef(text.slice('docker-archive:'.length));
-    if (!fs.existsSync(file)) throw new InputError(`--base ${text}: ${file}: no such file`);
-    return fromStored(text, 'docker-archive', readDockerArchive(file, ref, text), opts, false);
-  }
-  if (text.startsWith('docker://')) {
-    const { pullBase } = await import('./registry.js');
-    const { layout, tag } = await pullBase(text, platform, opts.registry ?? { tlsVerify: true }, opts.maxLayerSize);
-    return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
-  }
+}
+
+/** A root filesystem directory or tarball. */
+async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(text, { throwIfNoEntry: false });
