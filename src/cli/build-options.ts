@@ -8,7 +8,7 @@ import type { LayerPer } from '../compose/layers.js';
 import { fromText } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
 import { MOUNT } from '../select/spec/parse.js';
-import { parseImageReference } from '../sources/registry/reference.js';
+import { parseImageLocation } from '../registry/reference.js';
 import { type CodecName, codecFor } from '../codecs/index.js';
 import { parseSize } from '../util/size.js';
 import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf } from './selection-options.js';
@@ -47,7 +47,7 @@ export function buildOptionsOf(flags: BuildFlags): BuildOptions {
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
-  const pushRef = flags.push === undefined ? null : parseImageReference(flags.push, '--push');
+  const pushRef = flags.push === undefined ? null : parseImageLocation(flags.push, '--push', ['registry']).reference;
   const tag = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : undefined;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const push = pushRef ? { to: flags.push!, ref: pushRef, tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) } : null;

@@ -9,9 +9,9 @@ import type { ProgressHooks } from '../compose/hooks.js';
 import { openBaseImage, selectOptions } from '../compose/inputs.js';
 import { renderPlanJson } from '../compose/plan-json.js';
 import { VERSION } from '../compose/provenance.js';
-import { credentialsFor } from '../sources/registry/client.js';
-import { parseImageReference } from '../sources/registry/reference.js';
-import { pushLayout } from '../writers/oci/push.js';
+import { credentialsFor } from '../registry/auth.js';
+import { parseImageLocation } from '../registry/reference.js';
+import { pushLayout } from '../registry/push.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError } from '../model/errors.js';
@@ -106,13 +106,9 @@ interface PushFlags {
 
 /** `shrinkwrap push oci:DIR[:TAG] docker://HOST/REPO:TAG` */
 async function runPush(source: string, dest: string, flags: PushFlags): Promise<void> {
-  if (!source.startsWith('oci:')) throw new InputError(`push ${source}: expected oci:DIR[:TAG] (an OCI image layout, as --format oci writes)`);
-  const rest = source.slice(4);
-  let dir = rest;
-  let tag: string | null = null;
-  if (!fs.existsSync(rest) && rest.lastIndexOf(':') > 0) [dir, tag] = [rest.slice(0, rest.lastIndexOf(':')), rest.slice(rest.lastIndexOf(':') + 1)];
+  const { dir, tag } = parseImageLocation(source, 'push', ['oci']);
   if (!fs.existsSync(path.join(dir, 'index.json'))) throw new InputError(`push ${source}: ${dir} is not an OCI image layout (no index.json)`);
-  const to = parseImageReference(dest, 'push');
+  const to = parseImageLocation(dest, 'push', ['registry']).reference;
   let chunkSize = 0;
   if (flags.chunkSize !== undefined) {
     chunkSize = parseChunkSize(flags.chunkSize);

@@ -1,7 +1,7 @@
 // What `build` prints once the image is written: the summary on stderr, or one JSON report on stdout.
 import type { BuildResult, WrittenImage } from '../compose/build.js';
 import { display } from '../model/bytes.js';
-import type { PushResult } from '../writers/oci/push.js';
+import type { PushResult } from '../registry/push.js';
 import { humanBytes } from './output.js';
 import { releaseLines, summaryLines } from './render-plan.js';
 

@@ -11,15 +11,15 @@ import { BuildError, InputError, ShrinkwrapError, describeSystemError } from '..
 import { type Payload, selectPayload, selectPayloadAsync } from '../select/index.js';
 import { MOUNT } from '../select/spec/parse.js';
 import type { BaseImage } from '../sources/base/index.js';
-import { credentialsFor } from '../sources/registry/client.js';
-import { type ImageReference, parseImageReference } from '../sources/registry/reference.js';
+import { credentialsFor } from '../registry/auth.js';
+import { type ImageReference, parseImageReference } from '../registry/reference.js';
 import { AtomicOutput, fsyncFile } from '../util/atomic.js';
 import { type CodecName, codecFor, defaultLevel } from '../codecs/index.js';
 import { sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
 import { writeDir } from '../writers/dir/index.js';
 import { type OciWriteResult, writeOci } from '../writers/oci/index.js';
-import { type PushResult, pushLayout } from '../writers/oci/push.js';
+import { type PushResult, pushLayout } from '../registry/push.js';
 import { type SquashfsOutput, type SquashfsResult, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { DEFAULT_MOUNTPOINTS } from './generated.js';
 import { type BuildHooks, type ProgressHooks, type WriteProgress, silentProgress } from './hooks.js';

@@ -104,6 +104,14 @@ function randomTag(): string {
   return crypto.randomBytes(4).toString('hex');
 }
 
+/**
+ * `.<name>.shrinkwrap-tmp-<pid>-<random>` beside `target`: a name no other run (nor a user who
+ * can write the directory) can predict, to be created exclusively and renamed into place.
+ */
+export function tempPathBeside(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.shrinkwrap-tmp-${process.pid}-${randomTag()}`);
+}
+
 function lstat(p: string): fs.Stats | undefined {
   return fs.lstatSync(p, { throwIfNoEntry: false });
 }
@@ -143,7 +151,7 @@ export class AtomicOutput {
     const st = fs.statSync(dir, { throwIfNoEntry: false });
     if (!st) throw new InputError(`output ${target}: directory ${dir} does not exist`);
     if (!st.isDirectory()) throw new InputError(`output ${target}: ${dir} is not a directory`);
-    const out = new AtomicOutput(abs, path.join(dir, `.${path.basename(abs)}.shrinkwrap-tmp-${process.pid}-${randomTag()}`), force, kind, target);
+    const out = new AtomicOutput(abs, tempPathBeside(abs), force, kind, target);
     out.checkReplaceable(false);
     removeLeftovers(dir, path.basename(abs), kind.sides ?? []);
     return out;

@@ -11,10 +11,10 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildError, InputError, type ShrinkwrapError } from '../../src/model/errors.js';
-import type { RegistryOptions } from '../../src/sources/registry/client.js';
-import { pullToLayout } from '../../src/sources/registry/pull.js';
-import { parseImageReference } from '../../src/sources/registry/reference.js';
-import { pushLayout } from '../../src/writers/oci/push.js';
+import type { RegistryOptions } from '../../src/registry/client.js';
+import { pullToLayout } from '../../src/registry/pull.js';
+import { parseImageReference } from '../../src/registry/reference.js';
+import { pushLayout } from '../../src/registry/push.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../helpers/registry.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
@@ -250,8 +250,8 @@ describe.runIf(ready)('anonymous registry', () => {
   });
 
   it('leaves no socket open: a process that pulls exits on its own', () => {
-    const pull = new URL('../../dist/src/sources/registry/pull.js', import.meta.url).pathname;
-    const refMod = new URL('../../dist/src/sources/registry/reference.js', import.meta.url).pathname;
+    const pull = new URL('../../dist/src/registry/pull.js', import.meta.url).pathname;
+    const refMod = new URL('../../dist/src/registry/reference.js', import.meta.url).pathname;
     const script = `
       const { pullToLayout } = await import(${JSON.stringify(pull)});
       const { parseImageReference } = await import(${JSON.stringify(refMod)});

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/model/errors.js';
-import { credentialsFor } from '../../src/sources/registry/client.js';
-import { parseImageReference } from '../../src/sources/registry/reference.js';
+import { credentialsFor } from '../../src/registry/auth.js';
+import { parseImageReference } from '../../src/registry/reference.js';
 import { tmpDir } from '../helpers/tree.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;

@@ -11,7 +11,8 @@ import { type TarMember, readTar } from '../tar/reader.js';
 import { sha256 } from '../../util/digest.js';
 import { type Infer, MAX_CONFIG, MAX_DOCUMENT, arr, nullable, obj, optional, parseJson, singleLine, str } from '../../util/json-check.js';
 import type { Region } from './blob.js';
-import { type StoredImage, imageConfigCheck } from './oci-layout.js';
+import { imageConfigCheck } from '../../formats/oci.js';
+import type { StoredImage } from './oci-layout.js';
 
 const strings = arr(str, 'an array of strings');
 /** manifest.json: one item per image (docker's image/tarexport; `Parent`, `LayerSources` are not read). */

@@ -8,18 +8,20 @@
 // for OCI output, the layer blobs to keep byte for byte and the config to extend.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type ImageConfig, hostPlatform, layerMediaType } from '../../formats/oci.js';
 import { fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { assignHardLinks } from '../../model/plan.js';
+import { parseImageLocation } from '../../registry/reference.js';
 import { makeWorkDir } from '../../util/workdir.js';
 import { walkTree } from '../posix.js';
 import { readTar } from '../tar/reader.js';
 import { type BlobCompression, type OpenedLayer, type Region, openLayer } from './blob.js';
 import { readDockerArchive } from './docker-archive.js';
 import { LayerStack } from './flatten.js';
-import { type ImageConfig, type StoredImage, hostPlatform, readOciLayout } from './oci-layout.js';
+import { type StoredImage, readOciLayout } from './oci-layout.js';
 import { BaseView } from './view.js';
 
 export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry';
@@ -60,38 +62,28 @@ export interface BaseOptions {
   onLayer?: (layers: number, bytes: number) => void;
 }
 
-const MEDIA_BY_COMPRESSION: Record<BlobCompression, string> = {
-  none: 'application/vnd.oci.image.layer.v1.tar',
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-};
-
-/** `oci:DIR:TAG` / `docker-archive:FILE:REF`: the suffix is a reference only if the rest exists. */
-function splitRef(rest: string): [string, string | null] {
-  if (fs.existsSync(rest)) return [rest, null];
-  for (let i = rest.indexOf(':'); i > 0; i = rest.indexOf(':', i + 1)) {
-    if (fs.existsSync(rest.slice(0, i))) return [rest.slice(0, i), rest.slice(i + 1)];
-  }
-  return [rest, null];
-}
-
 export async function openBase(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
   const platform = opts.platform ?? hostPlatform();
-  if (text.startsWith('oci:')) {
-    const [dir, tag] = splitRef(text.slice(4));
-    if (!fs.existsSync(dir)) throw new InputError(`--base ${text}: ${dir}: no such directory`);
-    return fromStored(text, 'oci', readOciLayout(dir, tag, platform, text), opts, true);
+  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry']);
+  switch (where.kind) {
+    case 'oci':
+      if (!fs.existsSync(where.dir)) throw new InputError(`--base ${text}: ${where.dir}: no such directory`);
+      return fromStored(text, 'oci', readOciLayout(where.dir, where.tag, platform, text), opts, true);
+    case 'docker-archive':
+      if (!fs.existsSync(where.file)) throw new InputError(`--base ${text}: ${where.file}: no such file`);
+      return fromStored(text, 'docker-archive', readDockerArchive(where.file, where.ref, text), opts, false);
+    case 'registry': {
+      const { pullBase } = await import('./registry.js');
+      const { layout, tag } = await pullBase(where.reference, platform, opts.registry ?? { tlsVerify: true }, opts.maxLayerSize);
+      return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
+    }
+    case 'path':
+      return fromPath(text, opts, diag);
   }
-  if (text.startsWith('docker-archive:')) {
-    const [file, ref] = splitRef(text.slice('docker-archive:'.length));
-    if (!fs.existsSync(file)) throw new InputError(`--base ${text}: ${file}: no such file`);
-    return fromStored(text, 'docker-archive', readDockerArchive(file, ref, text), opts, false);
-  }
-  if (text.startsWith('docker://')) {
-    const { pullBase } = await import('./registry.js');
-    const { layout, tag } = await pullBase(text, platform, opts.registry ?? { tlsVerify: true }, opts.maxLayerSize);
-    return fromStored(text, 'registry', readOciLayout(layout, tag, platform, text), opts, true);
-  }
+}
+
+/** A root filesystem directory or tarball. */
+async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(text, { throwIfNoEntry: false });
@@ -118,7 +110,7 @@ export async function openBase(text: string, opts: BaseOptions, diag: Diagnostic
 }
 
 function baseLayer(l: OpenedLayer): BaseLayer {
-  return { blob: l.blob, compression: l.compression, digest: l.digest, diffId: l.diffId, mediaType: MEDIA_BY_COMPRESSION[l.compression] };
+  return { blob: l.blob, compression: l.compression, digest: l.digest, diffId: l.diffId, mediaType: layerMediaType(l.compression) };
 }
 
 async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: BaseOptions, checkDigests: boolean): Promise<BaseImage> {

@@ -3,9 +3,9 @@
 // any oci: base. $SHRINKWRAP_CACHE, else $XDG_CACHE_HOME/shrinkwrap, else ~/.cache/shrinkwrap.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { credentialsFor } from '../registry/client.js';
-import { pullToLayout } from '../registry/pull.js';
-import { parseImageReference } from '../registry/reference.js';
+import { credentialsFor } from '../../registry/auth.js';
+import { pullToLayout } from '../../registry/pull.js';
+import type { ImageReference } from '../../registry/reference.js';
 
 export function cacheDir(): string {
   const env = process.env['SHRINKWRAP_CACHE'];
@@ -15,12 +15,11 @@ export function cacheDir(): string {
 }
 
 export async function pullBase(
-  text: string,
+  ref: ImageReference,
   platform: string,
   reg: { tlsVerify: boolean; creds?: string; timeoutMs?: number },
   maxLayerSize?: number,
 ): Promise<{ layout: string; tag: string }> {
-  const ref = parseImageReference(text, '--base');
   const layout = path.join(cacheDir(), 'pull', ref.registry.replace(/:/g, '_'), ...ref.repository.split('/'));
   const credentials = credentialsFor(ref.registry, reg.creds);
   const r = await pullToLayout(ref, layout, { tlsVerify: reg.tlsVerify, credentials, platform, timeoutMs: reg.timeoutMs, maxLayerSize });

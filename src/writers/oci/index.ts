@@ -7,11 +7,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { type Descriptor, type ImageConfig, type Index, type Manifest, MediaType, REF_NAME, hostPlatform } from '../../formats/oci.js';
+import { blobName, blobPath, makeBlobsDir, writeFileAtomic, writeLayoutFiles } from '../../formats/oci-layout.js';
 import { fromText, fsArg } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
-import { hostPlatform } from '../../sources/base/oci-layout.js';
 import { sha256 } from '../../util/digest.js';
 import { TarEncoder } from '../tar/encoder.js';
 import { type LayerCompression, writeLayer } from '../tar/layer.js';
@@ -30,24 +31,13 @@ export interface NewLayer {
   entries: Entry[];
 }
 
-/** The image config fields we read and extend (image-spec config.md); others pass through untouched. */
-export interface OciConfig {
-  created?: string;
-  architecture?: string;
-  os?: string;
-  config?: { Env?: string[]; Labels?: Record<string, string>; [k: string]: unknown };
-  rootfs?: { type: string; diff_ids: string[] };
-  history?: Array<Record<string, unknown>>;
-  [k: string]: unknown;
-}
-
 export interface OciWriteOptions {
   format: 'oci' | 'docker-archive';
   /** Repository name and tag: index annotations, docker-archive RepoTags. */
   name: string;
   tag: string;
   /** The base config (null: a fresh one for this machine's platform). */
-  baseConfig: OciConfig | null;
+  baseConfig: ImageConfig | null;
   baseLayers: KeptLayer[];
   /** A base that has no layer blobs (a directory): its entries become the first new layer. */
   layers: NewLayer[];
@@ -71,25 +61,23 @@ export interface OciWriteResult {
   bytes: number;
 }
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-
-
+/** The blobs of the layout being written; `bytes` counts what was added. */
 class BlobStore {
   readonly dir: string;
   bytes = 0;
-  constructor(layout: string) {
-    this.dir = path.join(layout, 'blobs', 'sha256');
-    fs.mkdirSync(this.dir, { recursive: true });
+  constructor(private readonly layout: string) {
+    this.dir = makeBlobsDir(layout);
   }
+  /** Every digest here is a sha256 we computed or checked. */
   path(digest: string): string {
-    return path.join(this.dir, digest.slice('sha256:'.length));
+    const file = blobPath(this.layout, digest);
+    if (file === null) throw new BuildError(`${digest}: only sha256 blobs can be stored`);
+    return file;
   }
   json(doc: unknown): { digest: string; size: number } {
     const bytes = Buffer.from(JSON.stringify(doc));
     const digest = sha256(bytes);
-    fs.writeFileSync(this.path(digest), bytes);
+    writeFileAtomic(this.path(digest), bytes);
     this.bytes += bytes.length;
     return { digest, size: bytes.length };
   }
@@ -108,7 +96,7 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   const store = new BlobStore(layoutDir);
   const created = new Date(o.epoch * 1000).toISOString().replace('.000Z', 'Z');
   const result: OciWriteResult['layers'] = [];
-  const descriptors: Array<{ mediaType: string; digest: string; size: number }> = [];
+  const descriptors: Descriptor[] = [];
   for (const l of o.baseLayers) {
     await store.copy(l);
     descriptors.push({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length });
@@ -126,7 +114,7 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   }
 
   // The config: the base's, extended; key order as the base had it, new keys in spec order.
-  const base: OciConfig = o.baseConfig ? structuredClone(o.baseConfig) : { architecture: hostPlatform().split('/')[1], os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  const base: ImageConfig = o.baseConfig ? structuredClone(o.baseConfig) : { architecture: hostPlatform().split('/')[1], os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
   const inner = { ...(base.config ?? {}) };
   const env = new Map<string, string>();
   for (const kv of inner.Env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']) env.set(kv.slice(0, kv.indexOf('=')), kv);
@@ -136,7 +124,7 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   const history = [...(base.history ?? [])];
   if (!o.baseConfig && o.baseLayers.length > 0) history.push({ created, created_by: 'base root filesystem tarball', comment: 'base' });
   for (const l of o.layers) history.push({ created, created_by: o.createdBy, comment: l.label });
-  const config: OciConfig = {
+  const config: ImageConfig = {
     ...base,
     created,
     config: inner,
@@ -144,37 +132,35 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
     history,
   };
   const configDesc = store.json(config);
-  const manifest = {
+  const manifest: Manifest = {
     schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: OCI_CONFIG, digest: configDesc.digest, size: configDesc.size },
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: configDesc.digest, size: configDesc.size },
     layers: descriptors,
     annotations: { 'org.opencontainers.image.created': created, ...o.annotations },
   };
   const manifestDesc = store.json(manifest);
-  const index = {
+  const index: Index = {
     schemaVersion: 2,
-    mediaType: OCI_INDEX,
+    mediaType: MediaType.ociIndex,
     manifests: [
       {
-        mediaType: OCI_MANIFEST,
+        mediaType: MediaType.ociManifest,
         digest: manifestDesc.digest,
         size: manifestDesc.size,
-        annotations: { 'io.containerd.image.name': `${o.name}:${o.tag}`, 'org.opencontainers.image.ref.name': o.tag },
+        annotations: { 'io.containerd.image.name': `${o.name}:${o.tag}`, [REF_NAME]: o.tag },
       },
     ],
   };
-  fs.writeFileSync(path.join(layoutDir, 'index.json'), JSON.stringify(index));
-  fs.writeFileSync(path.join(layoutDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const blobName = (d: string) => `blobs/sha256/${d.slice('sha256:'.length)}`;
+  writeLayoutFiles(layoutDir, index);
   return {
     manifestDigest: manifestDesc.digest,
     configDigest: configDesc.digest,
     layers: result,
     bytes: store.bytes,
     manifestSize: manifestDesc.size,
-    configName: blobName(configDesc.digest),
-    layerNames: descriptors.map((d) => blobName(d.digest)),
+    configName: blobName(configDesc.digest)!,
+    layerNames: descriptors.map((d) => blobName(d.digest)!),
   };
 }
 

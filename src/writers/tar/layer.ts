@@ -5,6 +5,7 @@
 // the cuts depend only on byte offsets, the blob is the same whatever the thread count or timing.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { type LayerCompression, layerMediaType } from '../../formats/oci.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
 import { BuildError, describeSystemError } from '../../model/errors.js';
@@ -13,13 +14,7 @@ import { ReadAhead } from '../../sources/read-ahead.js';
 import { crc32 } from '../../util/crc32.js';
 import { TarEncoder } from './encoder.js';
 
-export type LayerCompression = 'gzip' | 'zstd' | 'none';
-
-export const LAYER_MEDIA_TYPE: Record<LayerCompression, string> = {
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-  none: 'application/vnd.oci.image.layer.v1.tar',
-};
+export type { LayerCompression } from '../../formats/oci.js';
 
 export interface LayerOptions {
   compression: LayerCompression;
@@ -178,7 +173,7 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
     diffId: 'sha256:' + diffHash.digest('hex'),
     size: blobSize,
     tarSize: tar.bytes,
-    mediaType: LAYER_MEDIA_TYPE[opts.compression],
+    mediaType: layerMediaType(opts.compression),
     entries: tar.entries,
   };
 }

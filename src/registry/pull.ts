@@ -3,28 +3,16 @@
 // media types included; an index is resolved to one platform. Blobs are verified while they stream.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describeSystemError, InputError } from '../../model/errors.js';
-import { isIndexType, MANIFEST_ACCEPT, MEDIA, RegistryClient, type RegistryOptions } from './client.js';
-import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
-import {
-  blobPath,
-  type Descriptor,
-  documentCheck,
-  type ImageDocument,
-  indexCheck,
-  manifestCheck,
-  type Platform,
-  platformText,
-  REF_NAME,
-  runLimited,
-  sha256,
-  sha256File,
-  tmpPath,
-  writeFileAtomic,
-} from './layout.js';
+import { describeSystemError, InputError } from '../model/errors.js';
+import { type Descriptor, documentCheck, type ImageDocument, indexCheck, isIndex, isManifest, MANIFEST_ACCEPT, manifestCheck, MediaType, type Platform, platformText, REF_NAME } from '../formats/oci.js';
+import { blobPath, makeBlobsDir, writeFileAtomic, writeLayoutFiles } from '../formats/oci-layout.js';
+import { tempPathBeside } from '../util/atomic.js';
+import { sha256, sha256File } from '../util/digest.js';
+import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../util/json-check.js';
+import { RegistryClient, type RegistryOptions } from './client.js';
+import { runLimited } from './parallel.js';
 import type { ImageReference } from './reference.js';
 
 export interface PullResult {
@@ -50,11 +38,11 @@ export async function pullToLayout(
     const top = await getManifest(client, ref.digest ?? ref.tag!, ref.digest);
     let chosen = top;
     let platform: Platform | undefined;
-    if (isIndexType(top.mediaType)) {
+    if (isIndex(top.mediaType)) {
       const d = choosePlatform(client, checkJson(indexCheck, top.doc, `${client.prefix}: index ${top.digest}`).manifests, want);
       platform = d.platform;
       chosen = await getManifest(client, d.digest, d.digest, d.size);
-      if (isIndexType(chosen.mediaType)) throw client.input(`${d.digest} for ${platformText(want)} is another index (nested indexes are not supported)`);
+      if (isIndex(chosen.mediaType)) throw client.input(`${d.digest} for ${platformText(want)} is another index (nested indexes are not supported)`);
     }
     const { config, layers } = checkJson(manifestCheck, chosen.doc, `${client.prefix}: manifest ${chosen.digest}`);
     // Before downloading: a config is read whole, so it may not be larger than we read.
@@ -66,7 +54,7 @@ export async function pullToLayout(
       }
     }
 
-    fs.mkdirSync(path.join(layoutDir, 'blobs', 'sha256'), { recursive: true });
+    makeBlobsDir(layoutDir);
     const unique = new Map<string, Descriptor>();
     for (const d of [config, ...layers]) unique.set(d.digest, d);
     await runLimited([...unique.values()], PARALLEL_BLOBS, (d) => fetchBlob(client, layoutDir, d));
@@ -79,8 +67,7 @@ export async function pullToLayout(
     const descriptor: Descriptor = { mediaType: chosen.mediaType, digest: chosen.digest, size: chosen.bytes.length };
     if (platform) descriptor.platform = platform;
     descriptor.annotations = { [REF_NAME]: tag };
-    writeFileAtomic(path.join(layoutDir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-    writeFileAtomic(path.join(layoutDir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [descriptor] }));
+    writeLayoutFiles(layoutDir, { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [descriptor] });
 
     const configLabel = `${client.prefix}: config ${config.digest}`;
     const imageConfig = parseJson(readRegularFile(blobPath(layoutDir, config.digest)!, configLabel, { limit: MAX_CONFIG }), platformOfConfig, configLabel);
@@ -120,8 +107,6 @@ interface Fetched {
   doc: ImageDocument;
 }
 
-const KNOWN = new Set<string>(Object.values(MEDIA));
-
 async function getManifest(client: RegistryClient, reference: string, expected: string | null, size?: number): Promise<Fetched> {
   const res = await client.request({
     method: 'GET',
@@ -140,7 +125,8 @@ async function getManifest(client: RegistryClient, reference: string, expected: 
   const doc = parseJson(bytes, documentCheck, `${client.prefix}: manifest ${reference}`);
   if (doc.schemaVersion !== 2) throw client.input(`manifest ${reference} has schemaVersion ${singleLine(String(JSON.stringify(doc.schemaVersion)), 40)} (only 2 is supported)`);
   const contentType = (res.headers['content-type'] ?? '').split(';')[0]!.trim();
-  const mediaType = KNOWN.has(contentType) ? contentType : (doc.mediaType ?? (doc.manifests ? MEDIA.ociIndex : MEDIA.ociManifest));
+  const known = isIndex(contentType) || isManifest(contentType);
+  const mediaType = known ? contentType : (doc.mediaType ?? (doc.manifests ? MediaType.ociIndex : MediaType.ociManifest));
   return { bytes, digest, mediaType, doc };
 }
 
@@ -165,9 +151,10 @@ async function fetchBlob(client: RegistryClient, layoutDir: string, d: Descripto
       else done(null, chunk);
     },
   });
-  const tmp = tmpPath(file);
+  // Created exclusively under a name no one can plant a link at (the cache may be shared).
+  const tmp = tempPathBeside(file);
   try {
-    await pipeline(res.body, check, fs.createWriteStream(tmp));
+    await pipeline(res.body, check, fs.createWriteStream(tmp, { flags: 'wx' }));
     if (n !== d.size) throw client.build(`blob ${d.digest}: size mismatch (got ${n} bytes, expected ${d.size})`);
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== d.digest) throw client.build(`blob ${d.digest}: digest mismatch (got ${got})`);

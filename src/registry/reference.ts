@@ -1,8 +1,10 @@
 // Image references as users write them: `docker://HOST[:PORT]/REPO[:TAG][@sha256:HEX]`, the
 // `docker://` optional. The grammar is distribution's (reference/regexp.go), read from its spec
 // text; Docker Hub's defaults (registry, `library/`, tag `latest`) are client conventions.
-import { InputError } from '../../model/errors.js';
-import { singleLine } from '../../util/json-check.js';
+// parseImageLocation reads every option that names an image (oci:, docker-archive:, docker://).
+import * as fs from 'node:fs';
+import { InputError } from '../model/errors.js';
+import { singleLine } from '../util/json-check.js';
 
 export interface ImageReference {
   /** host[:port]; docker.io becomes registry-1.docker.io. */
@@ -90,4 +92,71 @@ function checkRegistry(registry: string, bad: (why: string) => never): void {
   const port = m[2];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) bad(`port ${port} out of range`);
   if (!host.startsWith('[') && !host.split('.').every((l) => DOMAIN_LABEL.test(l))) bad(`registry host '${host}' is not a valid host name`);
+}
+
+/** Where an image is, by the prefix it was written with. */
+export type ImageLocation =
+  | { kind: 'path'; text: string; path: string }
+  | { kind: 'oci'; text: string; dir: string; tag: string | null }
+  | { kind: 'docker-archive'; text: string; file: string; ref: string | null }
+  | { kind: 'registry'; text: string; reference: ImageReference };
+export type LocationKind = ImageLocation['kind'];
+
+/** How each kind is written, for the message refusing a kind an option does not take. */
+const FORMS: Record<LocationKind, string> = {
+  path: 'a root filesystem directory or tarball',
+  oci: 'oci:DIR[:TAG] (an OCI image layout, as --format oci writes)',
+  'docker-archive': 'docker-archive:FILE[:REF]',
+  registry: 'docker://HOST/REPO:TAG',
+};
+
+function prefixKind(text: string): LocationKind | null {
+  if (text.startsWith('oci:')) return 'oci';
+  if (text.startsWith('docker-archive:')) return 'docker-archive';
+  if (text.startsWith('docker://')) return 'registry';
+  return null;
+}
+
+/**
+ * The one reading of an image location, for --base, --push and `push`: `oci:DIR[:TAG]`,
+ * `docker-archive:FILE[:REF]`, `docker://HOST/REPO:TAG|@sha256:…`. Text without a prefix is a
+ * path where `accepts` takes one (--base), else a registry reference with `docker://` left out.
+ * A kind not in `accepts` is refused naming `option` and the forms it takes.
+ */
+export function parseImageLocation<K extends LocationKind>(text: string, option: string, accepts: readonly K[]): Extract<ImageLocation, { kind: K }> {
+  const kind = prefixKind(text) ?? ((accepts as readonly LocationKind[]).includes('path') ? 'path' : 'registry');
+  if (!(accepts as readonly LocationKind[]).includes(kind)) throw new InputError(`${option} ${text}: expected ${accepts.map((k) => FORMS[k]).join(' or ')}`);
+  return locate(kind, text, option) as Extract<ImageLocation, { kind: K }>;
+}
+
+function locate(kind: LocationKind, text: string, option: string): ImageLocation {
+  switch (kind) {
+    case 'path':
+      return { kind, text, path: text };
+    case 'registry':
+      return { kind, text, reference: parseImageReference(text, option) };
+    case 'docker-archive': {
+      const [file, ref] = splitStored(text.slice('docker-archive:'.length));
+      return { kind, text, file, ref };
+    }
+    case 'oci': {
+      const [dir, tag] = splitStored(text.slice('oci:'.length));
+      // A tag holds no ':' (`push` took the tag after the last one; the stricter of the two rules).
+      if (tag !== null && tag.includes(':')) throw new InputError(`${option} ${text}: tag '${singleLine(tag, 200)}' contains ':' (oci:DIR[:TAG])`);
+      return { kind, text, dir, tag };
+    }
+  }
+}
+
+/**
+ * `DIR[:TAG]`, `FILE[:REF]`: the part after a ':' is a tag or reference only if the part before it
+ * exists (a directory or file may have ':' in its name; a docker-archive REF is REPO:TAG). The
+ * first such split wins; a path that exists whole has none.
+ */
+function splitStored(rest: string): [string, string | null] {
+  if (fs.existsSync(rest)) return [rest, null];
+  for (let i = rest.indexOf(':'); i > 0; i = rest.indexOf(':', i + 1)) {
+    if (fs.existsSync(rest.slice(0, i))) return [rest.slice(0, i), rest.slice(i + 1)];
+  }
+  return [rest, null];
 }

@@ -2,12 +2,14 @@
 // push order: blobs first (skipped when present, mounted from another repository when possible,
 // else uploaded whole or in chunks), config after layers, the manifest last with its exact bytes.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { InputError } from '../../model/errors.js';
-import { isIndexType, RegistryClient, type RegistryOptions, type Response, withDigest } from '../../sources/registry/client.js';
-import { blobPath, type Descriptor, documentCheck, indexCheck, manifestCheck, REF_NAME, runLimited, sha256 } from '../../sources/registry/layout.js';
-import { checkJson, MAX_DOCUMENT, parseJson, readJsonFile, readRegularFile, singleLine } from '../../util/json-check.js';
-import { displayReference, type ImageReference } from '../../sources/registry/reference.js';
+import { type Descriptor, documentCheck, indexCheck, isIndex, manifestCheck, REF_NAME } from '../formats/oci.js';
+import { blobPath, readLayoutIndex } from '../formats/oci-layout.js';
+import { InputError } from '../model/errors.js';
+import { sha256 } from '../util/digest.js';
+import { checkJson, MAX_DOCUMENT, parseJson, readRegularFile, singleLine } from '../util/json-check.js';
+import { RegistryClient, type RegistryOptions, type Response, withDigest } from './client.js';
+import { runLimited } from './parallel.js';
+import { displayReference, type ImageReference } from './reference.js';
 
 export interface PushResult {
   manifestDigest: string;
@@ -46,8 +48,7 @@ export async function pushLayout(layoutDir: string, tag: string | null, ref: Ima
 
 /** The descriptor in index.json whose ref.name is `tag`, or the only one. */
 function selectManifest(layoutDir: string, tag: string | null): Descriptor {
-  const file = path.join(layoutDir, 'index.json');
-  const { manifests } = readJsonFile(file, indexCheck, file, { limit: MAX_DOCUMENT, noFollow: true }).value;
+  const { manifests } = readLayoutIndex(layoutDir, (file) => file, { marker: false });
   const tags = manifests.map((d) => d.annotations?.[REF_NAME]).filter((t): t is string => t !== undefined);
   const listed = singleLine(tags.length ? tags.join(', ') : 'none', 200);
   if (tag === null) {
@@ -91,7 +92,7 @@ class Pusher {
     if (sha256(bytes) !== d.digest) throw this.layoutError(`blob ${d.digest} does not hash to its name`);
     const doc = parseJson(bytes, documentCheck, label);
     const mediaType = doc.mediaType ?? d.mediaType;
-    if (isIndexType(mediaType)) {
+    if (isIndex(mediaType)) {
       for (const m of checkJson(indexCheck, doc, label).manifests) await this.document(m, m.digest);
     } else {
       const { config, layers: all } = checkJson(manifestCheck, doc, label);

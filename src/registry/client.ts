@@ -1,20 +1,13 @@
 // A small client of the OCI Distribution API (distribution-spec v1.1): the /v2/ probe, the choice
 // of https or http, Basic and Bearer token auth (distribution's auth/token.md), redirects, timeouts,
 // and registry errors turned into one-line InputError/BuildError messages naming the reference.
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BuildError, InputError } from '../../model/errors.js';
-import { MAX_DOCUMENT, checkJson, map, nullable, num, obj, optional, parseJson, readRegularFile, singleLine, str } from '../../util/json-check.js';
+import { BuildError, InputError } from '../model/errors.js';
+import type { Credentials } from './auth.js';
+import { checkJson, num, obj, optional, singleLine, str } from '../util/json-check.js';
 import { displayReference, type ImageReference } from './reference.js';
-
-export interface Credentials {
-  username: string;
-  password: string;
-}
 
 export interface RegistryOptions {
   tlsVerify: boolean;
@@ -27,76 +20,12 @@ export interface RegistryOptions {
   log?: (line: string) => void;
 }
 
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-} as const;
-
 /**
  * Bytes per second a transfer may not fall below on average: a blob of N bytes gets the timeout
  * plus N / MIN_RATE seconds. Without an overall deadline a server trickling one byte at a time
  * would hold a request forever, never idle long enough for the idle timeout.
  */
 export const MIN_RATE = 64 * 1024;
-
-export const MANIFEST_ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
-
-export function isIndexType(mediaType: string): boolean {
-  return mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList;
-}
-
-function parseUserPass(text: string, where: string): Credentials {
-  const colon = text.indexOf(':');
-  if (colon <= 0) throw new InputError(`${singleLine(where, 300)}: expected USER:PASSWORD`);
-  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
-}
-
-/**
- * Credentials for `registry` (host[:port] as in ImageReference): `--creds USER:PASS`, else
- * SHRINKWRAP_REGISTRY_AUTH, else the first auth file that has an entry for the registry
- * (${REGISTRY_AUTH_FILE}, ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json).
- */
-export function credentialsFor(registry: string, creds: string | undefined): Credentials | null {
-  if (creds !== undefined) return parseUserPass(creds, '--creds');
-  const env = process.env['SHRINKWRAP_REGISTRY_AUTH'];
-  if (env) return parseUserPass(env, 'SHRINKWRAP_REGISTRY_AUTH');
-  const files: string[] = [];
-  if (process.env['REGISTRY_AUTH_FILE']) files.push(process.env['REGISTRY_AUTH_FILE']);
-  if (process.env['XDG_RUNTIME_DIR']) files.push(path.join(process.env['XDG_RUNTIME_DIR'], 'containers/auth.json'));
-  files.push(path.join(os.homedir(), '.docker/config.json'));
-  for (const file of files) {
-    const found = fromAuthFile(file, registry);
-    if (found) return found;
-  }
-  return null;
-}
-
-/** docker's config.json and containers' auth.json, as far as credentials go (credsStore and helpers are not used). */
-const authFileCheck = obj({
-  auths: optional(nullable(map(nullable(obj({ auth: optional(str), username: optional(str), password: optional(str) }))))),
-});
-
-/** Keys of `auths` name a registry as `host`, `https://host/…` or, for Docker Hub, `https://index.docker.io/v1/`. */
-function fromAuthFile(file: string, registry: string): Credentials | null {
-  try {
-    fs.accessSync(file, fs.constants.R_OK);
-  } catch {
-    return null; // absent (or unreadable) files are the common case
-  }
-  // A regular file of sane size: a FIFO or /dev/zero in its place must not hang or fill memory.
-  const auths = parseJson(readRegularFile(file, file, { limit: MAX_DOCUMENT }), authFileCheck, file).auths ?? {};
-  const hub = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
-  const wanted = hub.includes(registry) ? hub : [registry];
-  for (const [key, entry] of Object.entries(auths)) {
-    const host = key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
-    if (!wanted.includes(host) || !entry) continue;
-    if (entry.auth) return parseUserPass(Buffer.from(entry.auth, 'base64').toString('utf8'), `${file}: auths["${key}"].auth`);
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
-  }
-  return null;
-}
 
 export interface Response {
   status: number;
