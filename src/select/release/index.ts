@@ -9,13 +9,12 @@ import { display, fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError } from '../../model/errors.js';
 import type { BaseView } from '../../sources/base/view.js';
-import { readLink } from '../../sources/posix.js';
 import { throughLinks } from '../closure/links.js';
 import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../glob.js';
-import type { CvmfsSource } from '../selection.js';
+import type { CvmfsTree } from '../../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack, readLines } from './recipe.js';
-import { type ScriptHost, evaluateSetup, normalise, readScriptFile } from './shell.js';
+import { type ScriptHost, evaluateSetup, normalise } from './shell.js';
 
 export interface ReleaseRequest {
   project: string | null;
@@ -119,7 +118,7 @@ export function readReleasesFile(file: string): ReleaseRequest[] {
   });
 }
 
-export function planReleases(opts: ReleaseOptions, source: CvmfsSource, rootText: string, diag: Diagnostics): ReleasePlan {
+export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: string, diag: Diagnostics): ReleasePlan {
   if (opts.recipes.length === 0) throw new InputError('no release recipes found (specs/recipes/*.recipe, or --recipe FILE)');
   const plan: ReleasePlan = { rules: [], globs: new GlobExclusions(), ldLibraryPath: [], parts: [], releases: [] };
   const host = scriptHost(source);
@@ -159,7 +158,7 @@ function templateRegex(template: string, vars: Record<string, string>): RegExp {
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsSource, root: string): Resolution {
+function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, root: string): Resolution {
   const matching = opts.recipes.filter((r) => r.version.test(req.version));
   if (matching.length === 0) {
     throw new InputError(`${req.origin}: '${req.version}' is not a release version (${opts.recipes.map((r) => `${r.name}: ${r.versionText}`).join('; ')})`);
@@ -243,8 +242,17 @@ function nearestVersions(version: string, project: string | null, recipes: Recip
   return sorted.slice(Math.max(0, i - 3), i + 3);
 }
 
+/** A script's text (latin1), or null when it cannot be read. */
+function readScript(source: CvmfsTree, imagePath: string): string | null {
+  try {
+    return source.readFile(imagePath).toString('latin1');
+  } catch {
+    return null;
+  }
+}
+
 /** Reading setup scripts from the source tree, resolving links as the kernel would. */
-export function scriptHost(source: CvmfsSource): ScriptHost {
+export function scriptHost(source: CvmfsTree): ScriptHost {
   /** The path with its links and `..` resolved, or null when that leads out of the source's repositories. */
   const inside = (p: string): string | null => {
     const rules = throughLinks({ kind: 'recursive', path: p, origin: '', text: '', reason: '' }, source);
@@ -256,7 +264,7 @@ export function scriptHost(source: CvmfsSource): ScriptHost {
     resolve: (p) => inside(p) ?? p,
     read(p) {
       const r = inside(p);
-      return r === null ? null : readScriptFile(source.host(r));
+      return r === null ? null : readScript(source, r);
     },
     kind(p) {
       const r = inside(p);
@@ -267,7 +275,7 @@ export function scriptHost(source: CvmfsSource): ScriptHost {
   };
 }
 
-function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
   const { recipe, vars } = res;
   const name = `${vars['project']} ${vars['version']}`;
   const ia = `${MOUNT}/${fromText(expandTemplate(recipe.release, vars, recipe.file)[0]!)}`;
@@ -378,7 +386,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
         out.lcg.push(file);
         addRule('exact', file, `LCG package list of ${name} (its environment points into ${display(dir)})`, l.origin);
         const roots = [host.resolve(dir)];
-        for (const pkg of lcgPackages(readScriptFile(source.host(host.resolve(file))) ?? '', display(file))) {
+        for (const pkg of lcgPackages(readScript(source, host.resolve(file)) ?? '', display(file))) {
           const pdir = normalise(`${dir}/${fromText(pkg.path)}`);
           if (host.kind(pdir) !== 'dir') {
             diag.warn('lcg-missing', `${display(file)}:${pkg.line}: ${pkg.name} ${pkg.version}: ${display(pdir)} is not in the source tree`);
@@ -412,11 +420,11 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
       }
       if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
         const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
-        throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
+        throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.where(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
       }
       resolvedDb = { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
     } else if (source.stat(`${dbDir}/current`)?.isSymbolicLink()) {
-      const target = readLink(source.host(`${dbDir}/current`)).replace(/\/+$/, '');
+      const target = source.readLink(`${dbDir}/current`).replace(/\/+$/, '');
       const version = target.slice(target.lastIndexOf('/') + 1);
       if (host.kind(`${dbDir}/current`) === 'dir') resolvedDb = { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
     }
