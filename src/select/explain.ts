@@ -3,14 +3,14 @@
 // absent from the source, or nothing selects it).
 import { display } from '../model/bytes.js';
 import type { Entry } from '../model/entry.js';
-import type { CvmfsSource } from './selection.js';
+import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { MOUNT } from './spec/parse.js';
 import type { SpecTree } from './spec/tree.js';
 
 export interface Explainer {
   entries: ReadonlyMap<string, Entry>;
   tree: SpecTree;
-  source: CvmfsSource;
+  source: CvmfsTree;
 }
 
 /** Lines explaining `path` (an image path, /cvmfs/<fqrn>/...). */
@@ -44,7 +44,7 @@ function whyNot(x: Explainer, path: string): string {
     const p = parts.slice(0, i).join('/');
     if (i === 3 && !x.source.isRepo(parts[2]!)) return `repository ${display(parts[2]!)} is not in the source tree`;
     const st = x.source.stat(p);
-    if (!st) return `${display(x.source.host(p))} does not exist in the source`;
+    if (!st) return `${display(x.source.where(p))} does not exist in the source`;
     if (st.isSymbolicLink() && i < parts.length) {
       return `it runs through the symlink ${display(p)}; spec lines are not followed through links (select the link with a tree line, or name the target's path)`;
     }

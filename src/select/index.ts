@@ -14,7 +14,9 @@ import { type Part, type ReleaseOptions, type ResolvedRelease, planReleases, scr
 import { evaluateSetup, normalise } from './release/shell.js';
 import { type ClosureStats, symlinkClosureSteps } from './closure/symlink.js';
 import { explainPath } from './explain.js';
-import { CvmfsSource, Selection } from './selection.js';
+import { Selection } from './selection.js';
+import { PosixTree } from '../sources/cvmfs/posix.js';
+import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
 import { type FailedAccess, type TraceEvent, type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
 import { SpecTree } from './spec/tree.js';
@@ -106,7 +108,7 @@ export function selectPayloadAsync(opts: SelectOptions, diag: Diagnostics, betwe
 function* selectSteps(opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
   const rootText = path.resolve(opts.cvmfsRoot);
   requireDirectory(fromText(rootText), '--cvmfs-root');
-  const source = new CvmfsSource(fromText(rootText));
+  const source = new PosixTree(fromText(rootText));
   const traceFiles = opts.traces?.files ?? [];
   const releases = opts.releases?.requests.length ? opts.releases : null;
   if (opts.specs.length === 0 && traceFiles.length === 0 && !releases && (opts.include ?? []).length === 0) {
@@ -119,7 +121,7 @@ function* selectSteps(opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
   }
 }
 
-function* selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOptions | null, opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
+function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptions | null, opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
   const rules: SpecRule[] = [];
   const traceFiles = opts.traces?.files ?? [];
   const repo = opts.repo === null ? null : fromText(opts.repo);
@@ -185,7 +187,7 @@ function* selectFrom(source: CvmfsSource, rootText: string, releases: ReleaseOpt
  * Directories the traced loader searched: where it opened shared libraries or looked for them in
  * vain, and what the setup scripts the workload opened put on LD_LIBRARY_PATH.
  */
-function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess[], source: CvmfsSource): string[] {
+function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess[], source: CvmfsTree): string[] {
   const dirs: string[] = [];
   const add = (d: string) => {
     if (!dirs.includes(d)) dirs.push(d);
@@ -210,7 +212,7 @@ function loaderDirs(events: readonly TraceEvent[], failed: readonly FailedAccess
  * Setup scripts hard-code /cvmfs paths (CALIBPATH, DATAPATH, ...): say which the image lacks, since
  * offline a job searching them finds nothing there (reference atlas-on-cvmfs.md §1.6).
  */
-function reportEnvPathsNotInImage(releases: readonly ResolvedRelease[], entries: readonly Entry[], source: CvmfsSource, diag: Diagnostics): void {
+function reportEnvPathsNotInImage(releases: readonly ResolvedRelease[], entries: readonly Entry[], source: CvmfsTree, diag: Diagnostics): void {
   const seen = new Set<string>();
   for (const r of releases) {
     for (const { variable, path } of r.envPaths) {
@@ -350,7 +352,7 @@ export function traceRules(
  * repositories). Used by `shrinkwrap trace`, whose specs must work as plain spec files.
  */
 export function specsThroughLinks(specs: Map<string, string[]>, cvmfsRoot: string, diag: Diagnostics): Map<string, string[]> {
-  const source = new CvmfsSource(fromText(path.resolve(cvmfsRoot)));
+  const source = new PosixTree(fromText(path.resolve(cvmfsRoot)));
   const out = new Map<string, string[]>();
   try {
     for (const [fqrn, lines] of specs) {
@@ -388,7 +390,7 @@ function reportUnmatchedRules(sel: Selection, tree: SpecTree, rules: SpecRule[])
       const p = parts.slice(0, i).join('/');
       const st = sel.source.stat(p);
       if (!st) {
-        sel.diag.warn('spec-not-found', `${rule.origin}: '${rule.text}': ${display(sel.source.host(p))} does not exist`);
+        sel.diag.warn('spec-not-found', `${rule.origin}: '${rule.text}': ${display(sel.source.where(p))} does not exist`);
         break;
       }
       if (st.isSymbolicLink() && i < parts.length) {

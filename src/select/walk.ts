@@ -43,7 +43,7 @@ export function* walkSteps(sel: Selection, tree: SpecTree, imagePath: string, pi
       try {
         names = sel.source.list(path);
       } catch (err) {
-        throw new BuildError(`cannot list ${display(sel.source.host(path))}: ${describeSystemError(err)}`);
+        throw new BuildError(`cannot list ${display(sel.source.where(path))}: ${describeSystemError(err)}`);
       }
     } else {
       names = listing;

@@ -4,6 +4,7 @@ import { display, fsArg, fsPath } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, type EntryType, type SourceRoot, TreeEntry, joinPath } from '../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../model/errors.js';
+import type { TreeStat } from './cvmfs/tree.js';
 import { XattrReader, keepBaseXattr, newXattrReport, xattrMethod } from './xattrs.js';
 
 const S_IFMT = fs.constants.S_IFMT;
@@ -54,7 +55,7 @@ export interface TreePlace {
  * The entry for an existing host object, placed at `imagePath`. `linkPath` is where to read a
  * symlink's target from, when that differs from `hostPath` (a path relative to the cwd).
  */
-export function entryFromStat(imagePath: string, hostPath: string, st: fs.Stats, reason: string, linkPath = hostPath, at?: TreePlace): Entry {
+export function entryFromStat(imagePath: string, hostPath: string, st: TreeStat, reason: string, linkPath = hostPath, at?: TreePlace): Entry {
   const type = entryType(st.mode);
   const mode = st.mode & 0o7777;
   const mtime = Math.floor(st.mtimeMs / 1000);

@@ -13,7 +13,8 @@ import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../../src/
 import { selectPayload } from '../../src/select/index.js';
 import { confineImagePath } from '../../src/select/paths.js';
 import { scriptHost } from '../../src/select/release/index.js';
-import { CvmfsSource, Selection } from '../../src/select/selection.js';
+import { Selection } from '../../src/select/selection.js';
+import { PosixTree } from '../../src/sources/cvmfs/posix.js';
 import type { SpecRule } from '../../src/select/spec/parse.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
 import { type ScriptHost, LIMITS, evaluateSetup, normalise, trimPattern } from '../../src/select/release/shell.js';
@@ -119,7 +120,7 @@ describe('case 15 siblings: every path from input is resolved and confined to th
 
   it('throughLinks resolves a last . or .. after the links before it, and gives nothing for a path that climbs out', () => {
     const dir = setup({ 'r.ch/b/c/f': 'x', 'r.ch/a/l': { link: '../b/c' } });
-    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    const source = new PosixTree(path.join(dir, 'cvmfs'));
     try {
       const paths = (kind: SpecRule['kind'], p: string) => throughLinks(rule(kind, p), source).map((r) => r.path);
       expect(paths('exact', '/cvmfs/r.ch/..')).toEqual([]);
@@ -135,7 +136,7 @@ describe('case 15 siblings: every path from input is resolved and confined to th
   it("setup scripts named through .. cannot be read from outside --cvmfs-root", () => {
     const dir = setup({ 'r.ch/setup.sh': 'A=1\n' });
     fs.writeFileSync(path.join(dir, 'outside.sh'), 'SECRET=leaked\n');
-    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    const source = new PosixTree(path.join(dir, 'cvmfs'));
     try {
       const host = scriptHost(source);
       expect(host.read('/cvmfs/r.ch/../../outside.sh')).toBeNull();
@@ -157,7 +158,7 @@ describe('case 15 siblings: every path from input is resolved and confined to th
 
   it('an entry is never made for a path that is not canonical', () => {
     const dir = setup({ 'r.ch/a': 'x' });
-    const source = new CvmfsSource(path.join(dir, 'cvmfs'));
+    const source = new PosixTree(path.join(dir, 'cvmfs'));
     try {
       const sel = new Selection(source, new Diagnostics());
       const st = fs.lstatSync(path.join(dir, 'cvmfs/r.ch'));

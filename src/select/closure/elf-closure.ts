@@ -6,14 +6,14 @@
 // directory that has the library wins: under /cvmfs it is selected with the links on the way; in
 // the base image it is left to the base. glibc, libnss and GPU driver libraries are never bundled
 // (the base image or the host provides them); needs found nowhere are reported.
-import { display, fsArg } from '../../model/bytes.js';
+import { display } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, normalizeAbsolute, parentPath } from '../../model/entry.js';
 import type { Selection } from '../selection.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import type { SpecTree } from '../spec/tree.js';
 import type { BaseLibraries } from './base-libs.js';
-import { ElfError, expandDynamicString, readElf } from './elf.js';
+import { ElfError, expandDynamicString, readElfFrom } from './elf.js';
 import { throughLinks } from './links.js';
 import type { Steps } from '../../util/steps.js';
 
@@ -69,7 +69,7 @@ export function* elfClosurePass(
     seen.add(e);
     let info;
     try {
-      info = readElf(fsArg(e.source!));
+      info = readElfFrom(sel.source.openContent(e.source!));
     } catch (err) {
       if (err instanceof ElfError) diag.warnPath('elf-malformed', e.path, `not a usable ELF object (${err.message})`);
       continue;

@@ -9,7 +9,8 @@
 // Strings (interpreter, DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH) are returned as shrinkwrap
 // byte strings (latin1: one code unit per byte, see model/bytes.ts), so names that are not UTF-8
 // survive unchanged and can be handed to fsArg()/fsPath().
-import * as fs from 'node:fs';
+import { openHostFile } from '../../sources/cvmfs/posix.js';
+import type { FileReader } from '../../sources/cvmfs/tree.js';
 
 export interface ElfInfo {
   class: 32 | 64;
@@ -80,15 +81,14 @@ function bufferSource(data: Buffer): Source {
   return { size: data.length, read: (offset, length) => data.subarray(offset, offset + length) };
 }
 
-function fdSource(fd: number): Source {
-  const size = fs.fstatSync(fd).size;
+function fileSource(file: FileReader): Source {
   return {
-    size,
+    size: file.size,
     read(offset, length) {
       const buf = Buffer.alloc(length);
       let done = 0;
       while (done < length) {
-        const n = fs.readSync(fd, buf, done, length - done, offset + done);
+        const n = file.read(buf, done, length - done, offset + done);
         if (n === 0) throw new ElfError(`truncated ELF: file shrank while reading at offset ${offset + done}`);
         done += n;
       }
@@ -306,11 +306,15 @@ export function parseElf(data: Buffer): ElfInfo | null {
  * and the strings it needs, with positional reads. I/O errors propagate as the Node error.
  */
 export function readElf(path: string | Buffer): ElfInfo | null {
-  const fd = fs.openSync(path, 'r');
+  return readElfFrom(openHostFile(path));
+}
+
+/** As readElf, from a file a tree has opened (CvmfsTree.openContent); closes it. */
+export function readElfFrom(file: FileReader): ElfInfo | null {
   try {
-    return parse(fdSource(fd));
+    return parse(fileSource(file));
   } finally {
-    fs.closeSync(fd);
+    file.close();
   }
 }
 

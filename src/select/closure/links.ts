@@ -1,6 +1,5 @@
 // Paths resolved through symlinks the way the kernel resolves them, as spec rules.
-import { readLink } from '../../sources/posix.js';
-import type { CvmfsSource } from '../selection.js';
+import type { CvmfsTree } from '../../sources/cvmfs/tree.js';
 import { confineImagePath } from '../paths.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 
@@ -12,7 +11,7 @@ import { MOUNT, type SpecRule } from '../spec/parse.js';
  * rule stays as it is (the link is the entry; the closure follows it). Spec files keep upstream's
  * meaning: a line through a link selects nothing, and is reported.
  */
-export function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
+export function throughLinks(rule: SpecRule, source: CvmfsTree): SpecRule[] {
   const links: SpecRule[] = [];
   let done: string[] = [];
   let rest = rule.path.split('/').filter((c) => c !== '');
@@ -41,7 +40,7 @@ export function throughLinks(rule: SpecRule, source: CvmfsSource): SpecRule[] {
     }
     if (++hops > 40) return confineImagePath(rule.path) === rule.path ? [...links, rule] : links; // ELOOP: as given, if it is a path we may name
     links.push({ ...rule, kind: 'exact', path: p });
-    const target = readLink(source.host(p));
+    const target = source.readLink(p);
     if (target.startsWith('/')) done = [];
     rest = [...target.split('/').filter((x) => x !== ''), ...rest];
   }

@@ -9,13 +9,12 @@ import { display, fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError } from '../../model/errors.js';
 import type { BaseView } from '../../sources/base/view.js';
-import { readLink } from '../../sources/posix.js';
 import { throughLinks } from '../closure/links.js';
 import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../glob.js';
-import type { CvmfsSource } from '../selection.js';
+import type { CvmfsTree } from '../../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack, readLines } from './recipe.js';
-import { type ScriptHost, evaluateSetup, normalise, readScriptFile } from './shell.js';
+import { type ScriptHost, type ShellResult, evaluateSetup, normalise } from './shell.js';
 
 export interface ReleaseRequest {
   project: string | null;
@@ -119,7 +118,7 @@ export function readReleasesFile(file: string): ReleaseRequest[] {
   });
 }
 
-export function planReleases(opts: ReleaseOptions, source: CvmfsSource, rootText: string, diag: Diagnostics): ReleasePlan {
+export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: string, diag: Diagnostics): ReleasePlan {
   if (opts.recipes.length === 0) throw new InputError('no release recipes found (specs/recipes/*.recipe, or --recipe FILE)');
   const plan: ReleasePlan = { rules: [], globs: new GlobExclusions(), ldLibraryPath: [], parts: [], releases: [] };
   const host = scriptHost(source);
@@ -159,7 +158,7 @@ function templateRegex(template: string, vars: Record<string, string>): RegExp {
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsSource, root: string): Resolution {
+function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, root: string): Resolution {
   const matching = opts.recipes.filter((r) => r.version.test(req.version));
   if (matching.length === 0) {
     throw new InputError(`${req.origin}: '${req.version}' is not a release version (${opts.recipes.map((r) => `${r.name}: ${r.versionText}`).join('; ')})`);
@@ -243,8 +242,17 @@ function nearestVersions(version: string, project: string | null, recipes: Recip
   return sorted.slice(Math.max(0, i - 3), i + 3);
 }
 
+/** A script's text (latin1), or null when it cannot be read. */
+function readScript(source: CvmfsTree, imagePath: string): string | null {
+  try {
+    return source.readFile(imagePath).toString('latin1');
+  } catch {
+    return null;
+  }
+}
+
 /** Reading setup scripts from the source tree, resolving links as the kernel would. */
-export function scriptHost(source: CvmfsSource): ScriptHost {
+export function scriptHost(source: CvmfsTree): ScriptHost {
   /** The path with its links and `..` resolved, or null when that leads out of the source's repositories. */
   const inside = (p: string): string | null => {
     const rules = throughLinks({ kind: 'recursive', path: p, origin: '', text: '', reason: '' }, source);
@@ -256,7 +264,7 @@ export function scriptHost(source: CvmfsSource): ScriptHost {
     resolve: (p) => inside(p) ?? p,
     read(p) {
       const r = inside(p);
-      return r === null ? null : readScriptFile(source.host(r));
+      return r === null ? null : readScript(source, r);
     },
     kind(p) {
       const r = inside(p);
@@ -267,7 +275,54 @@ export function scriptHost(source: CvmfsSource): ScriptHost {
   };
 }
 
-function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+/** One release being planned: what every phase of addRelease reads, and what they fill in. */
+interface ReleaseWork {
+  res: Resolution;
+  recipe: Recipe;
+  vars: Record<string, string>;
+  /** `Project version`, for reasons and messages. */
+  name: string;
+  /** Image path of the release (its InstallArea). */
+  ia: string;
+  opts: ReleaseOptions;
+  source: CvmfsTree;
+  host: ScriptHost;
+  plan: ReleasePlan;
+  diag: Diagnostics;
+  out: ResolvedRelease;
+  /** A rule for `path`, with the links on its way (plan.rules). */
+  addRule: (kind: SpecRule['kind'], path: string, reason: string, origin: string) => void;
+}
+
+/**
+ * The phases of one release, in order: each adds rules and parts to the plan, and the order of
+ * those is the plan's (and the image's) order.
+ */
+function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+  const w = startRelease(res, opts, source, host, plan, diag);
+  const chain = evaluateChain(w);
+  selectChainScripts(w, chain);
+  findCompilers(w, chain);
+  readEnvironment(w, chain);
+  const lcgDirs = lcgReleases(w, chain);
+  const rel = (p: string) => display(p).slice(MOUNT.length + 1);
+  const packVars: Record<string, string | string[]> = {
+    ...w.vars,
+    release: rel(w.ia),
+    chain: [w.ia, ...w.out.bases.map((b) => b.path)].map(rel),
+    compiler: w.out.compilers.map(rel),
+    lcg: [...lcgDirs].map(rel),
+    dbrelease: [],
+  };
+  // Resolved here for the packs' {dbrelease}; recorded in `out` only where the dbrelease pack puts it in the image.
+  const resolvedDb = resolveDbRelease(w);
+  if (resolvedDb) packVars['dbrelease'] = display(resolvedDb.version);
+  applyPacks(w, packVars, resolvedDb, root);
+  return w.out;
+}
+
+/** The release itself: its names, its recursive rule, its part. */
+function startRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, plan: ReleasePlan, diag: Diagnostics): ReleaseWork {
   const { recipe, vars } = res;
   const name = `${vars['project']} ${vars['version']}`;
   const ia = `${MOUNT}/${fromText(expandTemplate(recipe.release, vars, recipe.file)[0]!)}`;
@@ -294,17 +349,24 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   };
   addRule('recursive', ia, `release ${name} (${res.req.origin})`, res.req.origin);
   plan.parts.push({ label: `release ${name}`, roots: [host.resolve(ia)] });
+  return { res, recipe, vars, name, ia, opts, source, host, plan, diag, out, addRule };
+}
 
-  // The setup chain, then the extra base projects the recipe names (GAUDI for 21.x Gaudi projects).
+/**
+ * The setup chain, evaluated, with the base projects it sources (<Project>Externals, ...), then
+ * the extra base projects the recipe names (GAUDI for 21.x Gaudi projects) and their chains.
+ */
+function evaluateChain(w: ReleaseWork): ShellResult {
+  const { recipe, vars, ia, host } = w;
   const chain = evaluateSetup(`${ia}/${recipe.setup}`, host);
   const projectOf = templateRegex(recipe.release, { repo: vars['repo']!, area: vars['area']!, platform: vars['platform']! });
   const addBase = (dir: string, why: string) => {
-    if (dir === ia || out.bases.some((b) => b.path === dir)) return;
+    if (dir === ia || w.out.bases.some((b) => b.path === dir)) return;
     const m = projectOf.exec(display(dir).slice(MOUNT.length + 1));
     const label = m ? `${m.groups!['project']} ${m.groups!['version']}` : display(dir);
-    out.bases.push({ label, path: dir, why });
-    addRule('recursive', dir, `base project ${label} of ${name}: ${why}`, why);
-    plan.parts.push({ label: `base project ${label}`, roots: [host.resolve(dir)] });
+    w.out.bases.push({ label, path: dir, why });
+    w.addRule('recursive', dir, `base project ${label} of ${w.name}: ${why}`, why);
+    w.plan.parts.push({ label: `base project ${label}`, roots: [host.resolve(dir)] });
   };
   const chainGlobs = lineGlobs(recipe.chain, vars);
   for (const s of chain.scripts) {
@@ -325,41 +387,54 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
       }
     }
   }
-  // Every script the chain sources is needed to set the release up, wherever it lives.
+  return chain;
+}
+
+/** Every script the chain sources is needed to set the release up, wherever it lives. */
+function selectChainScripts(w: ReleaseWork, chain: ShellResult): void {
   for (const s of chain.scripts) {
     if (!s.path.startsWith(MOUNT + '/')) continue;
     if (!s.found) {
-      diag.warn('setup-missing', `setup chain of ${name}: ${s.from} sources ${display(s.path)}, which is not in the source tree`);
+      w.diag.warn('setup-missing', `setup chain of ${w.name}: ${s.from} sources ${display(s.path)}, which is not in the source tree`);
       continue;
     }
-    addRule('exact', s.path, `setup chain of ${name}: sourced by ${s.from}`, s.from);
+    w.addRule('exact', s.path, `setup chain of ${w.name}: sourced by ${s.from}`, s.from);
   }
   if (chain.unknown.length > 0) {
-    out.unevaluated = chain.unknown;
-    diag.warn('setup-unevaluated', `setup chain of ${name}: ${chain.unknown.length} construct(s) not evaluated, e.g. ${chain.unknown[0]} (plan --json lists them)`);
+    w.out.unevaluated = chain.unknown;
+    w.diag.warn('setup-unevaluated', `setup chain of ${w.name}: ${chain.unknown.length} construct(s) not evaluated, e.g. ${chain.unknown[0]} (plan --json lists them)`);
   }
+}
 
-  const compilerGlobs = lineGlobs(recipe.compiler, vars);
+/** Compilers: the directories of the chain's scripts that the recipe's compiler lines match, each a part. */
+function findCompilers(w: ReleaseWork, chain: ShellResult): void {
+  const { host } = w;
+  const compilerGlobs = lineGlobs(w.recipe.compiler, w.vars);
   for (const s of chain.scripts) {
     if (!s.found || !s.path.startsWith(MOUNT + '/')) continue;
     const rel = s.path.slice(MOUNT.length + 1);
     const dir = parent(s.path);
-    if (compilerGlobs.some((g) => globMatches(g, rel)) && !out.compilers.includes(dir)) {
-      out.compilers.push(dir);
+    if (compilerGlobs.some((g) => globMatches(g, rel)) && !w.out.compilers.includes(dir)) {
+      w.out.compilers.push(dir);
       const roots = ['', '/lib64', '/lib', '/bin'].map((sub) => host.resolve(dir + sub)).filter((r) => host.kind(r) === 'dir');
       const shown = display(dir);
-      plan.parts.push({ label: `compiler ${shown.includes('/releases/') ? shown.slice(shown.lastIndexOf('/releases/') + 10) : shown}`, roots: [...new Set(roots)] });
+      w.plan.parts.push({ label: `compiler ${shown.includes('/releases/') ? shown.slice(shown.lastIndexOf('/releases/') + 10) : shown}`, roots: [...new Set(roots)] });
     }
   }
+}
 
-  out.ldLibraryPath = (chain.env.get('LD_LIBRARY_PATH') ?? '').split(':').filter((d) => d.startsWith('/')).map(normalise);
-  for (const d of out.ldLibraryPath) if (!plan.ldLibraryPath.includes(d)) plan.ldLibraryPath.push(d);
-
+/** What the chain's environment says: LD_LIBRARY_PATH for the ELF closure, /cvmfs paths to check against the image. */
+function readEnvironment(w: ReleaseWork, chain: ShellResult): void {
+  w.out.ldLibraryPath = (chain.env.get('LD_LIBRARY_PATH') ?? '').split(':').filter((d) => d.startsWith('/')).map(normalise);
+  for (const d of w.out.ldLibraryPath) if (!w.plan.ldLibraryPath.includes(d)) w.plan.ldLibraryPath.push(d);
   for (const [variable, value] of [...chain.env].sort()) {
-    for (const p of value.split(':')) if (p.startsWith(MOUNT + '/')) out.envPaths.push({ variable, path: normalise(p) });
+    for (const p of value.split(':')) if (p.startsWith(MOUNT + '/')) w.out.envPaths.push({ variable, path: normalise(p) });
   }
+}
 
-  // LCG releases the environment points into, and the packages their list names.
+/** LCG releases the environment points into, and the packages their lists name: rules and a part each. */
+function lcgReleases(w: ReleaseWork, chain: ShellResult): Set<string> {
+  const { host, vars, name } = w;
   const lcgDirs = new Set<string>();
   for (const value of chain.env.values()) {
     for (const p of value.split(':')) {
@@ -370,60 +445,56 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
     }
   }
   for (const dir of [...lcgDirs].sort()) {
-    for (const l of recipe.lcg) {
+    for (const l of w.recipe.lcg) {
       if (!holds(l.when, vars)) continue;
       for (const nameT of expandTemplate(l.args[0]!, vars, l.origin)) {
         const file = `${dir}/${fromText(nameT)}`;
         if (host.kind(file) !== 'file') continue;
-        out.lcg.push(file);
-        addRule('exact', file, `LCG package list of ${name} (its environment points into ${display(dir)})`, l.origin);
+        w.out.lcg.push(file);
+        w.addRule('exact', file, `LCG package list of ${name} (its environment points into ${display(dir)})`, l.origin);
         const roots = [host.resolve(dir)];
-        for (const pkg of lcgPackages(readScriptFile(source.host(host.resolve(file))) ?? '', display(file))) {
+        for (const pkg of lcgPackages(readScript(w.source, host.resolve(file)) ?? '', display(file))) {
           const pdir = normalise(`${dir}/${fromText(pkg.path)}`);
           if (host.kind(pdir) !== 'dir') {
-            diag.warn('lcg-missing', `${display(file)}:${pkg.line}: ${pkg.name} ${pkg.version}: ${display(pdir)} is not in the source tree`);
+            w.diag.warn('lcg-missing', `${display(file)}:${pkg.line}: ${pkg.name} ${pkg.version}: ${display(pdir)} is not in the source tree`);
             continue;
           }
-          addRule('recursive', pdir, `LCG package ${pkg.name} ${pkg.version} of ${name} (${display(file)}:${pkg.line})`, `${display(file)}:${pkg.line}`);
+          w.addRule('recursive', pdir, `LCG package ${pkg.name} ${pkg.version} of ${name} (${display(file)}:${pkg.line})`, `${display(file)}:${pkg.line}`);
           roots.push(host.resolve(pdir));
         }
-        plan.parts.push({ label: `LCG ${display(dir).split('/').pop()}`, roots });
+        w.plan.parts.push({ label: `LCG ${display(dir).split('/').pop()}`, roots });
       }
     }
   }
+  return lcgDirs;
+}
 
-  // DBRelease: the version `current` points to (recorded), or the one asked for.
-  const rel = (p: string) => display(p).slice(MOUNT.length + 1);
-  const packVars: Record<string, string | string[]> = {
-    ...vars,
-    release: rel(ia),
-    chain: [ia, ...out.bases.map((b) => b.path)].map(rel),
-    compiler: out.compilers.map(rel),
-    lcg: [...lcgDirs].map(rel),
-    dbrelease: [],
-  };
-  // Resolved here for the packs' {dbrelease}; recorded in `out` only where the dbrelease pack puts it in the image.
-  let resolvedDb: ResolvedRelease['dbrelease'] = null;
-  if (recipe.dbrelease && opts.dbrelease !== 'none') {
-    const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, vars, recipe.file)[0]!)}`;
-    if (opts.dbrelease) {
-      if (/[/]/.test(opts.dbrelease) || opts.dbrelease === '.' || opts.dbrelease === '..') {
-        throw new InputError(`--dbrelease ${opts.dbrelease}: expected a version (a name in ${display(dbDir)}), or none`);
-      }
-      if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
-        const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
-        throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.host(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
-      }
-      resolvedDb = { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
-    } else if (source.stat(`${dbDir}/current`)?.isSymbolicLink()) {
-      const target = readLink(source.host(`${dbDir}/current`)).replace(/\/+$/, '');
-      const version = target.slice(target.lastIndexOf('/') + 1);
-      if (host.kind(`${dbDir}/current`) === 'dir') resolvedDb = { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
+/** DBRelease: the version asked for (`--dbrelease`), or the one `current` points to; null for none. */
+function resolveDbRelease(w: ReleaseWork): ResolvedRelease['dbrelease'] {
+  const { recipe, opts, host, source } = w;
+  if (!recipe.dbrelease || opts.dbrelease === 'none') return null;
+  const dbDir = `${MOUNT}/${fromText(expandTemplate(recipe.dbrelease, w.vars, recipe.file)[0]!)}`;
+  if (opts.dbrelease) {
+    if (/[/]/.test(opts.dbrelease) || opts.dbrelease === '.' || opts.dbrelease === '..') {
+      throw new InputError(`--dbrelease ${opts.dbrelease}: expected a version (a name in ${display(dbDir)}), or none`);
     }
-    if (resolvedDb) packVars['dbrelease'] = display(resolvedDb.version);
+    if (host.kind(`${dbDir}/${fromText(opts.dbrelease)}`) !== 'dir') {
+      const there = host.kind(dbDir) === 'dir' ? source.list(dbDir).filter((n) => /^[0-9]/.test(n)).map(display) : [];
+      throw new InputError(`--dbrelease ${opts.dbrelease}: not found in ${display(source.where(dbDir))} (there: ${there.join(', ') || 'nothing'})`);
+    }
+    return { path: `${dbDir}/${fromText(opts.dbrelease)}`, version: opts.dbrelease, via: 'option' };
   }
+  if (source.stat(`${dbDir}/current`)?.isSymbolicLink()) {
+    const target = source.readLink(`${dbDir}/current`).replace(/\/+$/, '');
+    const version = target.slice(target.lastIndexOf('/') + 1);
+    if (host.kind(`${dbDir}/current`) === 'dir') return { path: host.resolve(`${dbDir}/current`), version, via: 'current' };
+  }
+  return null;
+}
 
-  // Rule packs: the recipe's (with their conditions) and the operator's, minus the ones turned off.
+/** Rule packs: the recipe's (with their conditions) and the operator's, minus the ones turned off. */
+function applyPacks(w: ReleaseWork, packVars: Record<string, string | string[]>, resolvedDb: ResolvedRelease['dbrelease'], root: string): void {
+  const { recipe, vars, opts } = w;
   const packNames: string[] = [];
   for (const l of recipe.packs) if (holds(l.when, vars)) packNames.push(...l.args);
   if (opts.dbrelease && opts.dbrelease !== 'none') packNames.push('dbrelease');
@@ -431,15 +502,14 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsSource, 
   const wanted = [...new Set(packNames)].filter((p) => !opts.dropPacks.includes(p) && !(p === 'dbrelease' && opts.dbrelease === 'none'));
   for (const p of wanted) {
     const pack = loadPack(p);
-    out.packs.push(pack.name);
-    const roots = applyPack(pack, packVars, vars, root, host, plan, addRule, name);
+    w.out.packs.push(pack.name);
+    const roots = applyPack(pack, packVars, vars, root, w.host, w.plan, w.addRule, w.name);
     if (pack.name === 'dbrelease' && resolvedDb) {
-      out.dbrelease = resolvedDb;
+      w.out.dbrelease = resolvedDb;
       roots.push(resolvedDb.path);
     }
-    if (roots.length > 0) plan.parts.push({ label: `pack ${pack.name}`, roots });
+    if (roots.length > 0) w.plan.parts.push({ label: `pack ${pack.name}`, roots });
   }
-  return out;
 }
 
 function applyPack(

@@ -8,12 +8,11 @@
 // Scripts from a repository may be hostile: the work is bounded (lines evaluated, scripts sourced,
 // length of a value, pattern-matching work; see LIMITS), patterns are matched in O(n·m) (pattern.ts),
 // and sourcing a script again with the same environment reuses the first evaluation.
-import { display, fsPath } from '../../model/bytes.js';
+import { display } from '../../model/bytes.js';
 import { normalizeAbsolute } from '../../model/entry.js';
 import { InputError } from '../../model/errors.js';
 import { PatternError, compileWildcard, matchingPrefixes, matchingSuffixes, searchCost } from '../pattern.js';
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 
 /** What the evaluator needs of the tree the scripts live in (image paths, /cvmfs/...). */
 export interface ScriptHost {
@@ -561,13 +560,4 @@ function closingQuote(s: string, open: number): number {
     else if (s[i] === '"') return i;
   }
   return -1;
-}
-
-/** A script's text (latin1), or null when it cannot be read; `hostPath` is a byte string. */
-export function readScriptFile(hostPath: string): string | null {
-  try {
-    return fs.readFileSync(fsPath(hostPath)).toString('latin1');
-  } catch {
-    return null;
-  }
 }

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { display, fromBuffer, fsPath } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
+import { MOUNT } from '../../sources/cvmfs/tree.js';
 
 export type RuleKind = 'exact' | 'recursive' | 'flat' | 'exclude';
 
@@ -21,7 +22,7 @@ export interface SpecRule {
 }
 
 /** Where the repositories are, so that `/cvmfs/<fqrn>/…` lines can be told from relative ones. */
-export const MOUNT = '/cvmfs';
+export { MOUNT };
 
 /** The repository a spec file names by its file name: `<fqrn>.spec`, `<fqrn>.spec.txt`, `cvmfs-<fqrn>.spec`. */
 export function repoFromFileName(file: string): string | null {
