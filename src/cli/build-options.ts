@@ -10,6 +10,7 @@ import { InputError } from '../model/errors.js';
 import { MOUNT } from '../select/spec/parse.js';
 import { parseImageLocation } from '../registry/reference.js';
 import { type CodecName, codecFor } from '../codecs/index.js';
+import { blockSizeProblem } from '../formats/squashfs/index.js';
 import { parseSize } from '../util/size.js';
 import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf } from './selection-options.js';
 
@@ -90,7 +91,11 @@ export function compressionLevel(flags: Pick<BuildFlags, 'compression' | 'level'
 
 /** --block-size: bytes, or with a K/M suffix; a power of two from 4 KiB to 1 MiB. */
 export function parseBlockSize(text: string): number {
-  return parseSize(text, '--block-size', { min: 4096, max: 1 << 20, powerOfTwo: true, expected: 'must be a power of two from 4K to 1M (e.g. 131072, 128K, 1M)' });
+  const expected = 'must be a power of two from 4K to 1M (e.g. 131072, 128K, 1M)';
+  const n = parseSize(text, '--block-size', { expected });
+  // The rule is the format's (formats/squashfs); the words are the option's.
+  if (blockSizeProblem(n)) throw new InputError(`--block-size ${text}: ${expected}`);
+  return n;
 }
 
 /** --mtime keep | clamp | SECONDS */

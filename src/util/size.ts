@@ -6,8 +6,6 @@ export interface SizeRule {
   /** Smallest and largest allowed (default 1 and Number.MAX_SAFE_INTEGER). */
   min?: number;
   max?: number;
-  /** Only a power of two (a block size). */
-  powerOfTwo?: boolean;
   /** What the message says after `OPTION TEXT: ` when the text is not an allowed size. */
   expected: string;
 }
@@ -18,7 +16,7 @@ const SIZE = /^(\d+)([kKmMgGtT]?)(i?[bB])?$/;
 export function parseSize(text: string, option: string, rule: SizeRule): number {
   const m = SIZE.exec(text.trim());
   const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
-  const ok = m !== null && Number.isSafeInteger(n) && n >= (rule.min ?? 1) && n <= (rule.max ?? Number.MAX_SAFE_INTEGER) && (!rule.powerOfTwo || Number.isInteger(Math.log2(n)));
+  const ok = m !== null && Number.isSafeInteger(n) && n >= (rule.min ?? 1) && n <= (rule.max ?? Number.MAX_SAFE_INTEGER);
   if (!ok) throw new InputError(`${option} ${text}: ${rule.expected}`);
   return n;
 }

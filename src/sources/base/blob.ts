@@ -64,14 +64,6 @@ function hashing(h: ReturnType<typeof createHash>): Transform {
 export const DEFAULT_MAX_LAYER_SIZE = 64 * 2 ** 30;
 export const DEFAULT_MAX_LAYER_SIZE_TEXT = '64G';
 
-/** --max-layer-size: bytes, or with a K, M, G or T suffix (powers of 1024). */
-export function parseLayerSize(text: string): number {
-  const m = /^(\d+)([kKmMgGtT]?)(i?[bB])?$/.exec(text.trim());
-  const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
-  if (!m || !Number.isSafeInteger(n) || n < 1) throw new InputError(`--max-layer-size ${text}: expected a size in bytes, or with a K, M, G or T suffix (e.g. ${DEFAULT_MAX_LAYER_SIZE_TEXT})`);
-  return n;
-}
-
 /** A size for messages: 10 MiB, 64 GiB, or bytes when it is not a whole number of either. */
 function sizeText(n: number): string {
   for (const [unit, k] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {

@@ -6,10 +6,10 @@
 import * as fs from 'node:fs';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import type { Entry } from '../../model/entry.js';
-import { BuildError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
+import { BuildError, InputError, ShrinkwrapError, describeSystemError } from '../../model/errors.js';
 import type { CodecName } from '../../codecs/index.js';
 import { CompressPool } from '../../codecs/pool.js';
-import { PAD_TO, SUPERBLOCK_SIZE, encodeMetaHeader, encodeSuperblock, initSuperblock, makeRef } from '../../formats/squashfs/index.js';
+import { PAD_TO, SUPERBLOCK_SIZE, blockSizeProblem, encodeMetaHeader, encodeSuperblock, initSuperblock, makeRef } from '../../formats/squashfs/index.js';
 import { writeListing } from './directories.js';
 import { DataFeed } from './feed.js';
 import { IdTable } from './ids.js';
@@ -75,6 +75,9 @@ function dataWindow(threads: number | undefined): number {
  * whoever awaits it (writeSquashfs), and the caller closes a pool it ends up not using.
  */
 export function startSquashfsPool(opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'threads'>): Promise<CompressPool> {
+  // The format's rule, for every caller (the CLI says it first, in its own words).
+  const bad = blockSizeProblem(opts.blockSize);
+  if (bad) throw new InputError(`squashfs block size ${opts.blockSize}: ${bad.replace(/^superblock: block_size \d+ /, '')}`);
   // The same codec compresses 8 KiB metadata chunks, and the kernel sizes its windows as
   // max(block size, 8 KiB) too, so a 4 KiB image still gets an 8 KiB codec.
   const codec = opts.compression === 'none' ? null : { name: opts.compression, level: opts.level, blockSize: Math.max(opts.blockSize, 8192) };
