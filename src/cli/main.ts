@@ -28,7 +28,7 @@ import { readManifestFile, verifySquashfs } from '../verify/squashfs/index.js';
 import { type BuildFlags, buildOptionsOf } from './build-options.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
-import { renderPlanText } from './render-plan.js';
+import { renderPlanText, xattrLines } from './render-plan.js';
 import { REGISTRY_TIMEOUT_HELP, type SelectionFlags, type TraceFlags, addSelectionOptions, addTraceOptions, baseRequestOf, collect, parseBool, registryTimeout, selectionRequestOf } from './selection-options.js';
 
 /** A resolved release for JSON: paths as text. */
@@ -47,6 +47,7 @@ function releaseJson(r: ResolvedRelease): Record<string, unknown> {
 
 interface PlanFlags extends SelectionFlags {
   json?: boolean;
+  xattrs?: boolean;
   explain?: string[];
 }
 
@@ -72,7 +73,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const request = selectionRequestOf(flags);
   const baseImage = await openBaseImage(baseRequestOf(flags), diag, progressHooks(flags));
-  const payload = selectPayload(selectOptions(request, baseImage), diag);
+  const payload = selectPayload({ ...selectOptions(request, baseImage), xattrs: flags.xattrs ?? false }, diag);
   const out = new Out();
   if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
@@ -90,7 +91,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
 async function runBuild(flags: BuildFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const result = await build(buildOptionsOf(flags), { diagnostics: diag, progress: progressHooks(flags) });
-  if (!flags.quiet && !flags.json) for (const line of buildSummaryLines(result)) process.stderr.write(`shrinkwrap: ${line}\n`);
+  if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines()]) process.stderr.write(`shrinkwrap: ${line}\n`);
   if (flags.json) process.stdout.write(buildJson(result));
   finishWarnings(diag, flags.quiet || flags.json);
 }
@@ -306,6 +307,7 @@ export function makeProgram(): Command {
 
   addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
+    .option('--xattrs', "also read every /cvmfs entry's extended attributes, as a build does, and say which are kept (costs one system call an entry)")
     .addOption(new Option('--explain <path>', 'say why /cvmfs/<fqrn>/... is in the image, or why not, instead of listing the plan (repeatable)').argParser(collect))
     .action((flags: PlanFlags) => runPlan(flags));
 

@@ -86,6 +86,7 @@ export function xattrLines(): string[] {
     const dropped = Object.entries(r.dropped)
       .sort((a, b) => (a[0] < b[0] ? -1 : 1))
       .map(([name, n]) => `${display(name)} (${n})`);
+    if (r.how.startsWith('not read')) return `xattrs: ${display(r.source)}: ${r.how}`;
     const kept = `${r.entries} entr${r.entries === 1 ? 'y keeps' : 'ies keep'} attributes`;
     return `xattrs: ${display(r.source)}: ${r.how}; ${kept}${dropped.length > 0 ? `; left out: ${dropped.join(', ')}` : ''}`;
   });

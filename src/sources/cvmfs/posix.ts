@@ -25,7 +25,10 @@ export class PosixTree implements CvmfsTree {
   private lastDir = '';
 
   /** @param root host path of the tree laid out like /cvmfs (byte string, absolute). */
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    private readonly opts: { xattrs?: boolean } = {},
+  ) {
     this.from = new SourceRoot(root, MOUNT.length);
   }
 
@@ -125,6 +128,10 @@ export class PosixTree implements CvmfsTree {
       // not there: nothing will be read from it anyway
     }
     const magic = 'CVMFS magic attributes left out';
+    if (this.opts.xattrs === false) {
+      newXattrReport(label, 'not read (plan --xattrs reads them, as every build does)');
+      return null;
+    }
     if (fuse) {
       const counters = readOneXattr(host, 'user.repo_counters');
       const n = counters ? attributeCount(counters.toString('latin1')) : null;
