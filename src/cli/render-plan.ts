@@ -1,17 +1,14 @@
 // `shrinkwrap plan`: the selection as text for people (the JSON document for programs is
 // compose/plan-json.ts: the image carries it too).
-import { display } from '../model/bytes.js';
+import { display, displayLine } from '../model/bytes.js';
 import type { Warning } from '../model/diagnostics.js';
 import { type Entry, type EntryType, modeString } from '../model/entry.js';
 import type { PlanSummary } from '../model/plan.js';
 import type { PartSummary } from '../select/index.js';
 import type { ResolvedRelease } from '../select/release/index.js';
 import { xattrReports } from '../sources/xattrs.js';
-import { singleLine } from '../util/json-check.js';
 import type { Out } from '../util/out.js';
 import { humanBytes } from './output.js';
-
-const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 // Trees share few distinct mtimes (releases are installed in one go): format each once.
 let lastSeconds = NaN;
@@ -26,10 +23,10 @@ function isoMinute(seconds: number): string {
 
 export async function renderPlanText(entries: readonly Entry[], summary: PlanSummary, warnings: readonly Warning[], out: Out, release: ReleaseReport | null = null): Promise<void> {
   for (const e of entries) {
-    const link = e.type === 'symlink' ? ` -> ${display(e.target!)}` : e.type === 'hardlink' ? ` => ${display(e.target!)}` : '';
-    const line = `${modeString(e.type, e.mode)} ${`${e.uid}/${e.gid}`.padEnd(11)} ${String(e.size).padStart(12)} ${isoMinute(e.mtime)} ${display(e.path)}${link}  [${display(e.reason)}]`;
-    // One entry, one line: a name may hold a newline or an escape sequence (JSON escapes them itself).
-    await out.write(`${CONTROL.test(line) ? singleLine(line) : line}\n`);
+    // One entry, one line: a name may hold a newline or an escape sequence (displayLine; JSON
+    // escapes them itself).
+    const link = e.type === 'symlink' ? ` -> ${displayLine(e.target!)}` : e.type === 'hardlink' ? ` => ${displayLine(e.target!)}` : '';
+    await out.write(`${modeString(e.type, e.mode)} ${`${e.uid}/${e.gid}`.padEnd(11)} ${String(e.size).padStart(12)} ${isoMinute(e.mtime)} ${displayLine(e.path)}${link}  [${displayLine(e.reason)}]\n`);
   }
   for (const line of summaryLines(summary, warnings.length)) await out.write(line + '\n');
   for (const line of xattrLines()) await out.write(line + '\n');

@@ -56,6 +56,17 @@ export function display(bytes: string): string {
   }
 }
 
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+
+/**
+ * `display` for one line of text (plan lines, messages): control characters (a newline, an escape
+ * sequence in a file name) shown as \xNN. The common case costs the one scan `display` makes too.
+ */
+export function displayLine(bytes: string): string {
+  if (!NOT_PRINTABLE_ASCII.test(bytes)) return bytes;
+  return display(bytes).replace(/[\x00-\x1f\x7f\u2028\u2029]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+}
+
 /** True when `display` had to escape (the name is not valid UTF-8). */
 export function isValidUtf8(bytes: string): boolean {
   if (isAscii(bytes)) return true;

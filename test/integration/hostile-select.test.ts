@@ -165,9 +165,9 @@ describe('names with control characters (a sibling of case 21)', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('-') || l.startsWith('l'));
     expect(lines.map((l) => l.replace(/^.* \/cvmfs\//, '/cvmfs/').replace(/ +\[.*$/, ''))).toEqual([
-      '/cvmfs/r.ch/sw/a\\nb',
-      '/cvmfs/r.ch/sw/dang\\nling -> missing',
-      '/cvmfs/r.ch/sw/e\\u001b[31mred',
+      '/cvmfs/r.ch/sw/a\\x0ab',
+      '/cvmfs/r.ch/sw/dang\\x0aling -> missing',
+      '/cvmfs/r.ch/sw/e\\x1b[31mred',
       '/cvmfs/r.ch/sw/plain',
     ]);
     const warnings = r.stderr.split('\n').filter((l) => l.includes('dang'));
