@@ -91,7 +91,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
 async function runBuild(flags: BuildFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const result = await build(buildOptionsOf(flags), { diagnostics: diag, progress: progressHooks(flags) });
-  if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines()]) process.stderr.write(`shrinkwrap: ${line}\n`);
+  if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines(true)]) process.stderr.write(`shrinkwrap: ${line}\n`);
   if (flags.json) process.stdout.write(buildJson(result));
   finishWarnings(diag, flags.quiet || flags.json);
 }

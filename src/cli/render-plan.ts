@@ -78,8 +78,10 @@ export function summaryLines(summary: PlanSummary, warnings: number): string[] {
  * stored). Text plan only: the JSON plan is also the image's /.shrinkwrap/plan.json, whose bytes
  * must not depend on which reader this machine has.
  */
-export function xattrLines(): string[] {
-  return xattrReports().map((r) => {
+export function xattrLines(notableOnly = false): string[] {
+  // A build's summary names only the sources where attributes were kept or left out.
+  const reports = notableOnly ? xattrReports().filter((r) => r.entries > 0 || Object.keys(r.dropped).length > 0) : xattrReports();
+  return reports.map((r) => {
     const dropped = Object.entries(r.dropped)
       .sort((a, b) => (a[0] < b[0] ? -1 : 1))
       .map(([name, n]) => `${display(name)} (${n})`);

@@ -11,6 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prng } from '../../fixtures/big-tree.js';
 import { CLI } from '../helpers/cli.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { type RawMember, rawOciLayout, rawTar } from '../helpers/raw-tar.js';
@@ -33,20 +34,8 @@ function snapshot(dir: string): string {
     .join('\n');
 }
 
-/** mulberry32: small, seeded, good enough to pick hostile shapes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function hostileBase(seed: number): RawMember[] {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const components = ['a', 'b', 'etc', 'tmp', '..', '.', '.wh.a', '.wh..wh..opq', '.shrinkwrap', '.singularity.d', 'cvmfs', 'x'.repeat(300)] as const;
   const randomPath = (): string => {
