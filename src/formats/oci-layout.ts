@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../model/errors.js';
-import { tempPathBeside, writeNewFile } from '../util/atomic.js';
+import { sweepTemporaries, tempPathBeside, writeNewFile } from '../util/atomic.js';
 import { sha256 } from '../util/digest.js';
 import { type Check, MAX_DOCUMENT, obj, parseJson, readJsonFile, readRegularFile, singleLine, str } from '../util/json-check.js';
 import { type Descriptor, type Index, indexCheck } from './oci.js';
@@ -34,6 +34,9 @@ export function blobPath(layoutDir: string, digest: string): string | null {
 export function makeBlobsDir(layoutDir: string): string {
   const dir = path.join(layoutDir, 'blobs', 'sha256');
   fs.mkdirSync(dir, { recursive: true });
+  // A pull killed half-way (a shared cache is written again and again) left its temporaries.
+  sweepTemporaries(dir);
+  sweepTemporaries(layoutDir);
   return dir;
 }
 

@@ -447,6 +447,28 @@ function removeLeftovers(dir: string, name: string, sides: SideFile[]): void {
   }
 }
 
+/**
+ * Temporaries that killed runs left in a directory of many targets (a pull cache's blobs, a
+ * layout's index): every `.<name>.shrinkwrap-tmp-<pid>-<random>` of this user whose process is
+ * gone, never through a link.
+ */
+export function sweepTemporaries(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\..+\.shrinkwrap-tmp-(\d+)-[0-9a-f]{8}$/.exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    const p = path.join(dir, n);
+    const st = lstat(p);
+    if (!st || !ownedByUs(st) || st.isDirectory()) continue;
+    fs.rmSync(p, { force: true });
+  }
+}
+
 /** Flush a written file to disk (on the thread pool; a read-only descriptor flushes the inode too). */
 export async function fsyncFile(file: string): Promise<void> {
   const fh = await fs.promises.open(file, 'r');
