@@ -36,6 +36,18 @@ function timed<T>(f: () => T): [T, number] {
   return [r, performance.now() - t0];
 }
 
+
+/** A /cvmfs tree of `nodes` in a directory of its own, removed after the file's tests; its path. */
+const treeDirs: string[] = [];
+afterAll(() => {
+  for (const d of treeDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+function cvmfsTree(nodes: Parameters<typeof makeTree>[1]): string {
+  const dir = tmpDir();
+  treeDirs.push(dir);
+  return makeTree(path.join(dir, 'cvmfs'), nodes);
+}
+
 describe('case 11: setup scripts are evaluated in bounded time', () => {
   it('${V%*a*a*a*a*a*a*a*a*a*a*b} on a 60-character value ends at once, as in bash', () => {
     const host = memoryHost({
@@ -100,16 +112,7 @@ describe('case 18: a bad glob is an error naming the option, a warning in a base
 });
 
 describe('case 15 siblings: every path from input is resolved and confined to the repositories', () => {
-  const dirs: string[] = [];
-  afterAll(() => {
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-  });
-  const setup = (nodes: Parameters<typeof makeTree>[1]) => {
-    const dir = tmpDir();
-    dirs.push(dir);
-    makeTree(path.join(dir, 'cvmfs'), nodes);
-    return dir;
-  };
+  const setup = (nodes: Parameters<typeof makeTree>[1]) => path.dirname(cvmfsTree(nodes));
   const rule = (kind: SpecRule['kind'], p: string): SpecRule => ({ kind, path: p, origin: 't', text: p, reason: 't' });
 
   it('confineImagePath: lexical, and null for anything not inside a repository', () => {
@@ -206,15 +209,7 @@ describe('case 11 siblings: the evaluation is bounded however the chain is writt
 });
 
 describe('case 9 siblings: glob expansion over links', () => {
-  const dirs: string[] = [];
-  afterAll(() => {
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-  });
-  const setup = (nodes: Parameters<typeof makeTree>[1]) => {
-    const dir = tmpDir();
-    dirs.push(dir);
-    return makeTree(path.join(dir, 'cvmfs'), nodes);
-  };
+  const setup = cvmfsTree;
 
   it('follows links that stay inside (as fast-glob did), not loops, not links out of the source root', () => {
     const root = setup({
