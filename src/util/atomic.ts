@@ -388,7 +388,7 @@ function makeWritable(p: string): void {
 }
 
 /** Is `pid` a live process (of anyone)? */
-export function alive(pid: number): boolean {
+function alive(pid: number): boolean {
   if (pid === process.pid) return false; // ours from an earlier life: a killed run whose pid we reuse
   try {
     process.kill(pid, 0);
@@ -399,7 +399,7 @@ export function alive(pid: number): boolean {
 }
 
 /** Is this entry ours to sweep: made by this user, and not through a link? */
-export function ownedByUs(st: fs.Stats): boolean {
+function ownedByUs(st: fs.Stats): boolean {
   return st.uid === (process.getuid?.() ?? st.uid);
 }
 
@@ -453,6 +453,15 @@ function removeLeftovers(dir: string, name: string, sides: SideFile[]): void {
  * gone, never through a link.
  */
 export function sweepTemporaries(dir: string): void {
+  sweepDead(dir, /^\..+\.shrinkwrap-tmp-(\d+)-[0-9a-f]{8}$/, (st) => !st.isDirectory());
+}
+
+/**
+ * Remove what runs that are gone left in `dir`: entries whose name `pattern` matches with the
+ * run's pid as its first group, whose process is dead, that this user owns (looked at with lstat:
+ * never through a link) and that `also` accepts.
+ */
+export function sweepDead(dir: string, pattern: RegExp, also: (st: fs.Stats, p: string) => boolean): void {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -460,12 +469,16 @@ export function sweepTemporaries(dir: string): void {
     return;
   }
   for (const n of names) {
-    const m = /^\..+\.shrinkwrap-tmp-(\d+)-[0-9a-f]{8}$/.exec(n);
+    const m = pattern.exec(n);
     if (!m || alive(Number(m[1]))) continue;
     const p = path.join(dir, n);
     const st = lstat(p);
-    if (!st || !ownedByUs(st) || st.isDirectory()) continue;
-    fs.rmSync(p, { force: true });
+    if (!st || !ownedByUs(st) || !also(st, p)) continue;
+    try {
+      fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      /* another run is removing it, or it is not ours to remove after all */
+    }
   }
 }
 

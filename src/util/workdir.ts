@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BuildError, describeSystemError } from '../model/errors.js';
-import { alive, ownedByUs } from './atomic.js';
+import { sweepDead } from './atomic.js';
 
 const made: string[] = [];
 let swept = false;
@@ -38,22 +38,5 @@ export function removeWorkDirs(): void {
 
 /** Work directories of runs that are gone: real directories (not links), of this user, dead pid. */
 function removeDeadWorkDirs(tmp: string): void {
-  let names: string[];
-  try {
-    names = fs.readdirSync(tmp);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const m = WORK_DIR.exec(n);
-    if (!m || alive(Number(m[1]))) continue;
-    const p = path.join(tmp, n);
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    if (!st?.isDirectory() || !ownedByUs(st) || made.includes(p)) continue;
-    try {
-      fs.rmSync(p, { recursive: true, force: true });
-    } catch {
-      /* another run is removing it, or it is not ours to remove after all */
-    }
-  }
+  sweepDead(tmp, WORK_DIR, (st, p) => st.isDirectory() && !made.includes(p));
 }
