@@ -58,17 +58,6 @@ export function isLayer(mediaType: string): boolean {
   return KINDS.get(mediaType)?.role === 'layer';
 }
 
-/** How a layer type's tar is compressed, or null for a type that is not a known layer. */
-export function layerCompression(mediaType: string): LayerCompression | null {
-  const kind = KINDS.get(mediaType);
-  return kind?.role === 'layer' ? kind.compression : null;
-}
-
-/** A Docker media type (application/vnd.docker.…) rather than an OCI one. */
-export function isDockerType(mediaType: string): boolean {
-  return mediaType.startsWith('application/vnd.docker.');
-}
-
 /** The OCI layer type for a compression: what we label a layer with, ours or a base's (relabelled, same bytes). */
 export function layerMediaType(compression: LayerCompression): string {
   return { none: MediaType.ociLayer, gzip: MediaType.ociLayerGzip, zstd: MediaType.ociLayerZstd }[compression];

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from '../model/errors.js';
+import { HUB_ALIASES } from './reference.js';
 import { MAX_DOCUMENT, map, nullable, obj, optional, parseJson, readRegularFile, singleLine, str } from '../util/json-check.js';
 
 export interface Credentials {
@@ -51,11 +52,10 @@ function fromAuthFile(file: string, registry: string): Credentials | null {
   }
   // A regular file of sane size: a FIFO or /dev/zero in its place must not hang or fill memory.
   const auths = parseJson(readRegularFile(file, file, { limit: MAX_DOCUMENT }), authFileCheck, file).auths ?? {};
-  const hub = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
-  const wanted = hub.includes(registry) ? hub : [registry];
+  const wanted = HUB_ALIASES.has(registry) ? HUB_ALIASES : new Set([registry]);
   for (const [key, entry] of Object.entries(auths)) {
     const host = key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
-    if (!wanted.includes(host) || !entry) continue;
+    if (!wanted.has(host) || !entry) continue;
     if (entry.auth) return parseUserPass(Buffer.from(entry.auth, 'base64').toString('utf8'), `${file}: auths["${key}"].auth`);
     if (entry.username && entry.password) return { username: entry.username, password: entry.password };
   }

@@ -11,6 +11,7 @@ import {
   MAX_NAME,
   NO_FRAGMENT,
   NO_XATTR,
+  SYMLINK_XATTR_SIZE,
   basicType,
   blockCount,
   decodeDirIndex,
@@ -79,7 +80,7 @@ export function readInode(image: SquashfsImage, ref: number): RawInode {
       case INODE.symlink:
         if (ino.fileSize > 65536) throw new InputError(`symlink target of ${ino.fileSize} bytes`);
         ino.target = c.read(ino.fileSize).toString('latin1');
-        if (ino.type === INODE.lsymlink) ino.xattr = c.read(4).readUInt32LE(0);
+        if (ino.type === INODE.lsymlink) ino.xattr = c.read(SYMLINK_XATTR_SIZE).readUInt32LE(0);
         break;
     }
   } catch (err) {

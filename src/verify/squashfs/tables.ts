@@ -2,7 +2,7 @@
 // inode, directory and xattr tables, the fragment and xattr id entries, the export table.
 import { display } from '../../model/bytes.js';
 import { describeSystemError } from '../../model/errors.js';
-import { METADATA_SIZE, hex, refString } from '../../formats/squashfs/index.js';
+import { METADATA_SIZE, decodeExportEntry, hex, refString } from '../../formats/squashfs/index.js';
 import type { SquashfsImage } from '../../sources/squashfs/reader.js';
 import type { Problems } from './report.js';
 
@@ -133,7 +133,7 @@ export function checkExportTable(image: SquashfsImage, tree: { byNumber: Readonl
   if (!t) return;
   let bad = 0;
   for (let n = 1; n <= sb.inodeCount; n++) {
-    const stored = Number(t.readBigUInt64LE((n - 1) * 8));
+    const stored = decodeExportEntry(t, n);
     const ref = tree.byNumber.get(n);
     if (ref === stored) continue;
     if (++bad <= 10) {

@@ -8,6 +8,7 @@ import {
   EXTENDED,
   INODE,
   INODE_HEADER_SIZE,
+  SYMLINK_XATTR_SIZE,
   INODE_RECORD,
   type InodeFields,
   type InodeHeader,
@@ -70,7 +71,7 @@ export class InodeEncoder {
           throw new BuildError(`${display(e.path)}: symlink target of ${target.length} bytes (SquashFS readers take 1 to ${MAX_SYMLINK})`);
         }
         const type = INODE.symlink + ext;
-        const b = this.record(type, h, { nlink, fileSize: target.length }, target.length + (ext ? 4 : 0));
+        const b = this.record(type, h, { nlink, fileSize: target.length }, target.length + (ext ? SYMLINK_XATTR_SIZE : 0));
         const at = INODE_HEADER_SIZE + INODE_RECORD[type]!.size;
         b.write(target, at, 'latin1');
         if (ext) b.writeUInt32LE(xattr, at + target.length);
