@@ -275,7 +275,12 @@ export class RegistryClient {
       req.setTimeout(this.timeoutMs, () => abort(new Timeout('idle', this.timeoutMs)));
       // A server trickling bytes is never idle: the exchange as a whole has a deadline too.
       // Without even the headers by then, it is simply no response.
-      const deadline = setTimeout(() => abort(new Timeout(response ? 'deadline' : 'idle', response ? deadlineMs : this.timeoutMs)), deadlineMs);
+      // For a small body the deadline falls about when a stall's idle timeout would: a grace period lets
+      // the idle timeout name a stall as a stall, whichever timer the event loop reaches first.
+      const grace = Math.min(1000, Math.ceil(this.timeoutMs / 4));
+      let deadline = setTimeout(() => {
+        deadline = setTimeout(() => abort(new Timeout(response ? 'deadline' : 'idle', response ? deadlineMs : this.timeoutMs)), grace);
+      }, deadlineMs);
       req.once('close', () => {
         if (!response) clearTimeout(deadline);
       });
