@@ -7,7 +7,7 @@ export interface Manifest {
   rootCatalog: ContentHash;
   /** R: MD5 (hex) of the root path, '' for a repository's own root. */
   rootPathHash: string | null;
-  /** B: the root catalog's size in bytes. */
+  /** B: the root catalog's size in bytes, uncompressed (the SQLite file, not the object). */
   catalogSize: number | null;
   /** D: how long a client may keep this manifest, seconds. */
   ttl: number | null;
