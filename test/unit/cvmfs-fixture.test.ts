@@ -288,6 +288,32 @@ describe.runIf(ready)('cvmfs-repo fixture', () => {
     });
   });
 
+  it('stores the whole compressed file of a chunked file and names its row by it with bulkChunks', () => {
+    const res = publishRepository({ tree, fqrn: FQRN, out: path.join(work, 'out-bulk'), keys, chunkAbove: CHUNK, bulkChunks: true, timestamp: MTIME });
+    withCatalog(catalogObject(res.repository, res.rootCatalog), (q) => {
+      const big = q("SELECT hash, flags FROM catalog WHERE name = 'big.bin'")[0]!;
+      expect(big['flags']).toBe(4n | 64n);
+      const hex = Buffer.from(big['hash'] as Uint8Array).toString('hex');
+      const whole = inflateSync(fs.readFileSync(path.join(res.repository, 'data', hex.slice(0, 2), hex.slice(2))));
+      expect(whole.equals(fs.readFileSync(path.join(tree, 'big.bin')))).toBe(true);
+      expect(q("SELECT count(*) AS n FROM chunks")[0]!['n']).toBe(4n);
+    });
+  });
+
+  it('writes schema revision 7 as current cvmfs_server does when asked', () => {
+    const res = publishRepository({ tree, fqrn: FQRN, out: path.join(work, 'out-r7'), keys, schemaRevision: 7, tags: [{ name: 'trunk', revision: 1 }], timestamp: MTIME });
+    withCatalog(catalogObject(res.repository, res.rootCatalog), (q) => {
+      const props = Object.fromEntries(q('SELECT key, value FROM properties').map((r) => [r['key'], r['value']]));
+      expect(props).toMatchObject({ schema: '2.5', schema_revision: '7', revision: '1' });
+      expect(q("SELECT name FROM sqlite_master WHERE name = 'bind_mountpoints'")).toHaveLength(1);
+      expect(q("SELECT mtime, mtimens FROM catalog WHERE name = 'README'")[0]).toEqual({ mtime: BigInt(MTIME), mtimens: 0n });
+      expect(q("SELECT value FROM statistics WHERE counter = 'self_special'")[0]!['value']).toBe(0n);
+    });
+    const h = manifestField(res.repository, 'H');
+    const tags = withCatalog(path.join(res.repository, 'data', h.slice(0, 2), `${h.slice(2)}H`), (q) => q('SELECT name, hash, branch FROM tags'));
+    expect(tags).toEqual([{ name: 'trunk', hash: res.rootCatalog, branch: '' }]);
+  });
+
   it('chains a second revision and tags root catalogs in the history database', () => {
     const out = path.join(work, 'out-chain');
     const first = publish(out);
