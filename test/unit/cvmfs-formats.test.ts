@@ -163,9 +163,8 @@ describe('manifest', () => {
       timestamp: 1445428515,
       metainfo: null,
       reflog: null,
-      altCatalogPath: null,
-      microCatalog: null,
     } satisfies Manifest);
+    expect('altCatalogPath' in m || 'microCatalog' in m).toBe(false);
     // The whole file reads the same: parsing stops at `--`.
     expect(parseManifest(read('.cvmfspublished'))).toEqual(m);
     // Encoding gives back the body byte for byte (cvmfs's line order).
@@ -216,11 +215,17 @@ describe('manifest', () => {
       metainfo: h('sha1', 'm'),
       reflog: h('sha1', 'y'),
       altCatalogPath: false,
-      microCatalog: null,
+      microCatalog: h('sha1', 'l'),
     };
     const body = encodeManifest(m);
-    expect(body.toString().split('\n').map((l) => l[0]).join('')).toBe('CBRDSGANXHTMY');
-    expect(parseManifest(body)).toEqual(m);
+    expect(body.toString().split('\n').map((l) => l[0]).join('')).toBe('CBRDSGALNXHTMY');
+    expect(parseManifest(body)).toStrictEqual(m);
+    // The least a manifest has: absent keys come back as null (timestamp 0), A and L not at all.
+    const least: Manifest = { ...m, rootPathHash: null, catalogSize: null, ttl: null, garbageCollectable: null, history: null, timestamp: 0, metainfo: null, reflog: null };
+    delete least.altCatalogPath;
+    delete least.microCatalog;
+    expect(encodeManifest(least).toString()).toBe(`C${hashString(m.rootCatalog)}\nS77\nNtest.example.org\nX${hashString(m.certificate)}\n`);
+    expect(parseManifest(encodeManifest(least))).toStrictEqual(least);
   });
 });
 
