@@ -19,7 +19,44 @@ import {
   verifyWhitelistSignature,
   whitelistSignatureProblem,
 } from '../../src/formats/cvmfs/signed.js';
+import {
+  CATALOG_SCHEMA,
+  CATALOG_SCHEMA_R2,
+  CATALOG_COLUMNS,
+  FLAG_BIND_MOUNTPOINT,
+  FLAG_CHUNKED,
+  FLAG_DIR,
+  FLAG_DIRECT_IO,
+  FLAG_EXTERNAL,
+  FLAG_FILE,
+  FLAG_HIDDEN,
+  FLAG_LINK,
+  FLAG_NESTED_MOUNTPOINT,
+  FLAG_NESTED_ROOT,
+  FLAG_SPECIAL,
+  HISTORY_SCHEMA,
+  HISTORY_SCHEMA_R2,
+  STATISTICS_COUNTERS,
+  STATISTICS_COUNTERS_R2,
+  TAG_COLUMNS,
+  compressionOfFlags,
+  decodeFlags,
+  decodeHardlinks,
+  decodeXattrs,
+  encodeHardlinks,
+  encodeXattrs,
+  expandVariantSymlink,
+  flagsFor,
+  hashAlgorithmOfFlags,
+  md5Halves,
+  md5Path,
+  specialKindOfMode,
+  typeOfFlags,
+} from '../../src/formats/cvmfs/catalog.js';
 import { encodeWhitelist, listsFingerprint, parseFingerprint, parseWhitelist, whitelistExpired } from '../../src/formats/cvmfs/whitelist.js';
+import { findMasterKeys } from '../../src/sources/cvmfs/http/keys.js';
+import { InputError } from '../../src/model/errors.js';
+import { type SqlDatabase, openDatabase } from '../../src/util/sqlite.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
@@ -126,9 +163,8 @@ describe('manifest', () => {
       timestamp: 1445428515,
       metainfo: null,
       reflog: null,
-      altCatalogPath: null,
-      microCatalog: null,
     } satisfies Manifest);
+    expect('altCatalogPath' in m || 'microCatalog' in m).toBe(false);
     // The whole file reads the same: parsing stops at `--`.
     expect(parseManifest(read('.cvmfspublished'))).toEqual(m);
     // Encoding gives back the body byte for byte (cvmfs's line order).
@@ -179,11 +215,17 @@ describe('manifest', () => {
       metainfo: h('sha1', 'm'),
       reflog: h('sha1', 'y'),
       altCatalogPath: false,
-      microCatalog: null,
+      microCatalog: h('sha1', 'l'),
     };
     const body = encodeManifest(m);
-    expect(body.toString().split('\n').map((l) => l[0]).join('')).toBe('CBRDSGANXHTMY');
-    expect(parseManifest(body)).toEqual(m);
+    expect(body.toString().split('\n').map((l) => l[0]).join('')).toBe('CBRDSGALNXHTMY');
+    expect(parseManifest(body)).toStrictEqual(m);
+    // The least a manifest has: absent keys come back as null (timestamp 0), A and L not at all.
+    const least: Manifest = { ...m, rootPathHash: null, catalogSize: null, ttl: null, garbageCollectable: null, history: null, timestamp: 0, metainfo: null, reflog: null };
+    delete least.altCatalogPath;
+    delete least.microCatalog;
+    expect(encodeManifest(least).toString()).toBe(`C${hashString(m.rootCatalog)}\nS77\nNtest.example.org\nX${hashString(m.certificate)}\n`);
+    expect(parseManifest(encodeManifest(least))).toStrictEqual(least);
   });
 });
 
@@ -272,5 +314,266 @@ describe('whitelist', () => {
     expect(() => parseWhitelist(Buffer.from('20240101000000\n20240201000000\nNx.org\n'))).toThrow(/whitelist line 2/);
     expect(() => parseWhitelist(Buffer.from('20240101000000\nE20241301000000\nNx.org\n'))).toThrow(/whitelist line 2/);
     expect(() => parseWhitelist(Buffer.from('20240101000000\nE20240201000000\nx.org\n'))).toThrow(/whitelist line 3/);
+  });
+});
+
+/** An object of the real repository, inflated into a file and opened read-only. */
+function openObject(h: ContentHash, suffix: 'C' | 'H'): SqlDatabase {
+  const file = path.join(work, `${hashString(h)}${suffix}.db`);
+  fs.writeFileSync(file, inflateSync(object(h, suffix)));
+  return openDatabase(file, { readOnly: true });
+}
+
+const rootHash = () => parseManifest(read('.cvmfspublished')).rootCatalog;
+
+describe('catalog', () => {
+  it.runIf(haveFixture)('md5Path gives the keys of the real rows, the root and every child', () => {
+    const db = openObject(rootHash(), 'C');
+    try {
+      const rows = db.prepare('SELECT md5path_1, md5path_2, parent_1, parent_2, name FROM catalog').all();
+      expect(rows.length).toBe(10);
+      const root = rows.find((r) => r['name'] === '')!;
+      expect([root['md5path_1'], root['md5path_2']]).toEqual(md5Path(''));
+      expect([root['parent_1'], root['parent_2']]).toEqual([0n, 0n]);
+      expect(md5Path('')).toEqual(md5Halves(Buffer.from(parseManifest(read('.cvmfspublished')).rootPathHash!, 'hex')));
+      for (const row of rows.filter((r) => r !== root)) {
+        expect([row['md5path_1'], row['md5path_2']]).toEqual(md5Path(`/${row['name'] as string}`));
+        expect([row['parent_1'], row['parent_2']]).toEqual(md5Path(''));
+      }
+      expect(rows.find((r) => r['name'] === 'foo')).toMatchObject({ md5path_1: md5Path('/foo')[0], md5path_2: md5Path('/foo')[1] });
+      // Halves past 2^63 come back negative, as SQLite stores them.
+      expect(md5Path('/foo')[1]).toBeLessThan(0n);
+    } finally {
+      db.close();
+    }
+  });
+
+  it.runIf(haveFixture)('every row of every catalog decodes: flags against mode, hashes against objects, hardlink groups', () => {
+    const S_IFMT = 0o170000;
+    const types = { dir: 0o040000, file: 0o100000, symlink: 0o120000 } as Record<string, number>;
+    let total = 0;
+    const seenFlags = new Set<number>();
+    const catalogs = fs.readdirSync(path.join(repo, 'data')).flatMap((d) => fs.readdirSync(path.join(repo, 'data', d)).filter((n) => n.endsWith('C')).map((n) => parseHashString(d + n.slice(0, -1))));
+    expect(catalogs.length).toBe(9);
+    for (const h of catalogs) {
+      const db = openObject(h, 'C');
+      try {
+        for (const row of db.prepare('SELECT * FROM catalog').all()) {
+          total++;
+          const flags = Number(row['flags']);
+          seenFlags.add(flags);
+          const f = decodeFlags(flags);
+          expect(Number(row['mode']) & S_IFMT).toBe(types[f.type]);
+          expect(f.hashAlgorithm).toBe('sha1');
+          expect(f.compression).toBe('zlib');
+          if (f.type === 'file' && row['hash'] !== null) {
+            const object = objectPath({ algorithm: hashAlgorithmOfFlags(flags), digest: Buffer.from(row['hash'] as Uint8Array) }, '');
+            expect(inflateSync(read(object)).length).toBe(Number(row['size']));
+          }
+          if (f.type === 'symlink') expect(String(row['symlink']).length).toBeGreaterThan(0);
+          expect(decodeHardlinks(row['hardlinks'] as bigint).linkCount).toBeGreaterThan(0);
+          expect(decodeXattrs(row['xattr'] as Uint8Array | null)).toEqual([]);
+          // The flags are what flagsFor writes for that entry.
+          const transition = f.nestedRoot ? 'nestedRoot' : f.nestedMountpoint ? 'nestedMountpoint' : undefined;
+          expect(flagsFor({ type: f.type, transition, hashAlgorithm: row['hash'] === null ? undefined : 'sha1' })).toBe(flags);
+        }
+      } finally {
+        db.close();
+      }
+    }
+    expect(total).toBe(73);
+    expect([...seenFlags].sort((a, b) => a - b)).toEqual([1, 3, 4, 12, 33]);
+  });
+
+  it.runIf(haveFixture)('root catalog: the flags of each row, and foo/hardlink_foo share a group of 2', () => {
+    const db = openObject(rootHash(), 'C');
+    try {
+      const byName = new Map(db.prepare('SELECT name, flags, hardlinks FROM catalog').all().map((r) => [r['name'] as string, r]));
+      expect(typeOfFlags(Number(byName.get('')!['flags']))).toBe('dir');
+      for (const n of ['needs_commit_due_to_child', 'needs_migration', 'doesnt_need_migration']) expect(decodeFlags(Number(byName.get(n)!['flags']))).toMatchObject({ type: 'dir', nestedMountpoint: true, nestedRoot: false });
+      const groups = new Map<number, string[]>();
+      for (const n of ['foo', 'hardlink_foo', 'bar', 'hardlink_bar', 'baz', 'hardlink_baz']) {
+        const row = byName.get(n)!;
+        expect(decodeFlags(Number(row['flags']))).toMatchObject({ type: 'file', chunked: false, external: false });
+        const { group, linkCount } = decodeHardlinks(row['hardlinks'] as bigint);
+        expect(linkCount).toBe(2);
+        expect(encodeHardlinks(group, linkCount)).toBe(row['hardlinks']);
+        groups.set(group, [...(groups.get(group) ?? []), n]);
+      }
+      expect(groups).toEqual(new Map([[1, ['foo', 'hardlink_foo']], [2, ['bar', 'hardlink_bar']], [3, ['baz', 'hardlink_baz']]]));
+      // The root directory: no group, link count 2 + its 3 subdirectories.
+      expect(decodeHardlinks(byName.get('')!['hardlinks'] as bigint)).toEqual({ group: 0, linkCount: 5 });
+      // A nested catalog's root row carries FLAG_NESTED_ROOT.
+      const nested = db.prepare('SELECT path, sha1 FROM nested_catalogs ORDER BY path').all();
+      expect(nested.map((r) => r['path'])).toEqual(['/doesnt_need_migration', '/needs_commit_due_to_child', '/needs_migration']);
+      const child = openObject(parseHashString(nested[0]!['sha1'] as string), 'C');
+      try {
+        const [p1, p2] = md5Path('/doesnt_need_migration');
+        const row = child.prepare('SELECT flags FROM catalog WHERE md5path_1 = ? AND md5path_2 = ?').get(p1, p2)!;
+        expect(decodeFlags(Number(row['flags']))).toMatchObject({ type: 'dir', nestedRoot: true, nestedMountpoint: false });
+        expect(child.prepare("SELECT value FROM properties WHERE key = 'root_prefix'").get()!['value']).toBe('/doesnt_need_migration');
+      } finally {
+        child.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('encodes flags as cvmfs does, and reads every bit back', () => {
+    expect([FLAG_DIR, FLAG_NESTED_MOUNTPOINT, FLAG_FILE, FLAG_LINK, FLAG_SPECIAL, FLAG_NESTED_ROOT, FLAG_CHUNKED, FLAG_EXTERNAL]).toEqual([1, 2, 4, 8, 16, 32, 64, 128]);
+    expect([FLAG_BIND_MOUNTPOINT, FLAG_HIDDEN, FLAG_DIRECT_IO]).toEqual([1 << 14, 1 << 15, 1 << 16]);
+    expect(flagsFor({ type: 'dir' })).toBe(1);
+    expect(flagsFor({ type: 'dir', transition: 'nestedMountpoint' })).toBe(3);
+    expect(flagsFor({ type: 'dir', transition: 'nestedRoot' })).toBe(33);
+    expect(flagsFor({ type: 'dir', transition: 'bindMountpoint', hidden: true })).toBe(1 | FLAG_BIND_MOUNTPOINT | FLAG_HIDDEN);
+    expect(flagsFor({ type: 'symlink' })).toBe(12);
+    expect(flagsFor({ type: 'special' })).toBe(20);
+    expect(flagsFor({ type: 'file', hashAlgorithm: 'sha1' })).toBe(4);
+    const all = flagsFor({ type: 'file', hashAlgorithm: 'shake128', compression: 'none', chunked: true, external: true, directIo: true, hidden: true });
+    expect(all).toBe(4 | (2 << 8) | (1 << 11) | 64 | 128 | FLAG_DIRECT_IO | FLAG_HIDDEN);
+    expect(decodeFlags(all)).toEqual({ type: 'file', nestedMountpoint: false, nestedRoot: false, bindMountpoint: false, chunked: true, external: true, hidden: true, directIo: true, hashAlgorithm: 'shake128', compression: 'none' });
+    expect(hashAlgorithmOfFlags(flagsFor({ type: 'file', hashAlgorithm: 'rmd160' }))).toBe('rmd160');
+    expect(compressionOfFlags(4)).toBe('zlib');
+    expect(() => hashAlgorithmOfFlags(4 | (3 << 8))).toThrow(FormatError);
+    expect(() => compressionOfFlags(4 | (2 << 11))).toThrow(FormatError);
+    expect(() => typeOfFlags(0)).toThrow(/neither a directory nor a file/);
+    expect(specialKindOfMode(0o020644)).toBe('char');
+    expect(specialKindOfMode(0o060644)).toBe('block');
+    expect(specialKindOfMode(0o010644)).toBe('fifo');
+    expect(specialKindOfMode(0o140644)).toBe('socket');
+    expect(() => specialKindOfMode(0o100644)).toThrow(FormatError);
+  });
+
+  it('hardlinks: group above 2^31 and the full count range', () => {
+    for (const [g, n] of [[0, 1], [1, 2], [0x7fffffff, 3], [0x80000000, 1], [0xffffffff, 0xffffffff]] as const) {
+      const v = encodeHardlinks(g, n);
+      expect(v).toBe(BigInt.asIntN(64, (BigInt(g) << 32n) | BigInt(n)));
+      expect(decodeHardlinks(v)).toEqual({ group: g, linkCount: n });
+    }
+    expect(() => encodeHardlinks(1, 0)).toThrow();
+    expect(() => encodeHardlinks(2 ** 32, 1)).toThrow();
+  });
+
+  it('xattrs: the layout of XattrList::Serialize, sorted keys, round trip, malformed blobs', () => {
+    const blob = encodeXattrs([['user.b', Buffer.from('2')], ['user.a', Buffer.from('one')], ['user.empty', Buffer.alloc(0)]])!;
+    expect(blob).toEqual(Buffer.concat([Buffer.from([1, 3]), Buffer.from([6, 3]), Buffer.from('user.aone'), Buffer.from([6, 1]), Buffer.from('user.b2'), Buffer.from([10, 0]), Buffer.from('user.empty')]));
+    expect(decodeXattrs(blob)).toEqual([['user.a', Buffer.from('one')], ['user.b', Buffer.from('2')], ['user.empty', Buffer.alloc(0)]]);
+    const big: Array<[string, Buffer]> = [['user.\xff\x01name', Buffer.alloc(255, 7)], ['security.selinux', Buffer.from('x\0y')]];
+    expect(decodeXattrs(encodeXattrs(big))).toEqual([...big].sort(([a], [b]) => (a < b ? -1 : 1)));
+    expect(encodeXattrs([])).toBeNull();
+    expect(decodeXattrs(null)).toEqual([]);
+    expect(() => encodeXattrs([['k', Buffer.alloc(256)]])).toThrow(/255/);
+    expect(() => encodeXattrs([['x'.repeat(256), Buffer.alloc(1)]])).toThrow(/1-255/);
+    expect(() => decodeXattrs(Buffer.from([2, 0]))).toThrow(/version 2/);
+    expect(() => decodeXattrs(Buffer.from([1]))).toThrow(FormatError);
+    expect(() => decodeXattrs(blob.subarray(0, blob.length - 1))).toThrow(/cut off/);
+    expect(() => decodeXattrs(Buffer.from([1, 1, 0, 1, 0x41]))).toThrow(/empty key/);
+  });
+
+  it('variant symlinks expand as the client expands them', () => {
+    const env: Record<string, string> = { ARCH: 'x86_64', EMPTY: '' };
+    const unset: string[] = [];
+    const x = (t: string) => expandVariantSymlink(t, (n) => env[n], (n) => unset.push(n));
+    expect(x('/cvmfs/sft.cern.ch/lcg/$(ARCH)/bin')).toBe('/cvmfs/sft.cern.ch/lcg/x86_64/bin');
+    expect(x('$(ARCH)-$(ARCH)')).toBe('x86_64-x86_64');
+    expect(x('a/$(OS:-el9)/b')).toBe('a/el9/b');
+    expect(x('a/$(ARCH:-other)/b')).toBe('a/x86_64/b');
+    // Set but empty: the value (''), not the default.
+    expect(x('a/$(EMPTY:-d)/b')).toBe('a//b');
+    expect(unset).toEqual([]);
+    expect(x('a/$(NOPE)/b')).toBe('a//b');
+    expect(unset).toEqual(['NOPE']);
+    // No `)`: the rest stays as it is; a `$(` at the very end too; `$` alone, `$X` untouched.
+    expect(x('a/$(ARCH/b')).toBe('a/$(ARCH/b');
+    expect(x('a/$(ARCH)/$(b')).toBe('a/x86_64/$(b');
+    expect(x('a/$(')).toBe('a/$(');
+    expect(x('a$b/$ARCH/$')).toBe('a$b/$ARCH/$');
+    // The name ends at the first `:-`; the default runs to the first `)`.
+    expect(x('$(OS:-a:-b)')).toBe('a:-b');
+    expect(x('$()')).toBe('');
+    expect(unset).toEqual(['NOPE', '']);
+  });
+
+  it.runIf(haveFixture)('CATALOG_SCHEMA_R2 makes the real catalog\'s schema; CATALOG_SCHEMA the revision-7 one', () => {
+    const real = openObject(rootHash(), 'C');
+    const master = (db: SqlDatabase) => db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").all();
+    const counters = (db: SqlDatabase) => db.prepare('SELECT counter FROM statistics ORDER BY rowid').all().map((r) => r['counter']);
+    try {
+      const made = makeDatabase('r2.db', CATALOG_SCHEMA_R2);
+      expect(master(made)).toEqual(master(real));
+      expect(counters(made)).toEqual(counters(real));
+      expect(counters(real)).toEqual([...STATISTICS_COUNTERS_R2]);
+      const props = (db: SqlDatabase) => db.prepare("SELECT key, value FROM properties WHERE key IN ('schema', 'schema_revision')").all();
+      expect(props(made)).toEqual(props(real));
+      made.close();
+      const r7 = makeDatabase('r7.db', CATALOG_SCHEMA);
+      const columns = r7.prepare('PRAGMA table_info(catalog)').all().map((r) => r['name']);
+      expect(columns).toEqual([...CATALOG_COLUMNS]);
+      expect(master(r7).map((r) => r['name'])).toEqual(['properties', 'sqlite_autoindex_properties_1', 'catalog', 'sqlite_autoindex_catalog_1', 'idx_catalog_parent', 'chunks', 'sqlite_autoindex_chunks_1', 'nested_catalogs', 'sqlite_autoindex_nested_catalogs_1', 'bind_mountpoints', 'sqlite_autoindex_bind_mountpoints_1', 'statistics', 'sqlite_autoindex_statistics_1']);
+      expect(counters(r7)).toEqual([...STATISTICS_COUNTERS]);
+      expect(STATISTICS_COUNTERS.length).toBe(24);
+      expect(r7.prepare("SELECT value FROM properties WHERE key = 'schema_revision'").get()!['value']).toBe('7');
+      r7.close();
+    } finally {
+      real.close();
+    }
+  });
+
+  it.runIf(haveFixture)('HISTORY_SCHEMA_R2 makes the real history database\'s schema; its tags name the catalogs', () => {
+    const m = parseManifest(read('.cvmfspublished'));
+    const real = openObject(m.history!, 'H');
+    const master = (db: SqlDatabase) => db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").all();
+    try {
+      const made = makeDatabase('h2.db', HISTORY_SCHEMA_R2);
+      expect(master(made)).toEqual(master(real));
+      made.close();
+      const tags = real.prepare('SELECT * FROM tags ORDER BY name').all();
+      expect(Object.keys(tags[0]!)).toEqual(TAG_COLUMNS.filter((c) => c !== 'branch'));
+      const trunk = tags.find((t) => t['name'] === 'trunk')!;
+      expect(trunk).toMatchObject({ hash: hashString(m.rootCatalog), revision: BigInt(m.revision), timestamp: BigInt(m.timestamp), channel: 0n, description: 'current HEAD', size: BigInt(m.catalogSize!) });
+      expect(real.prepare("SELECT value FROM properties WHERE key = 'fqrn'").get()!['value']).toBe(FQRN);
+      const h3 = makeDatabase('h3.db', HISTORY_SCHEMA);
+      expect(h3.prepare('PRAGMA table_info(tags)').all().map((r) => r['name'])).toEqual([...TAG_COLUMNS]);
+      expect(h3.prepare('SELECT * FROM branches').all()).toEqual([{ branch: '', parent: null, initial_revision: 0n }]);
+      h3.close();
+    } finally {
+      real.close();
+    }
+  });
+});
+
+/** A new database in the work directory made with `statements`. */
+function makeDatabase(name: string, statements: string[]): SqlDatabase {
+  const file = path.join(work || tmpDir('sw-cvmfs-db-'), name);
+  const db = openDatabase(file, { readOnly: false });
+  for (const sql of statements) db.exec(sql);
+  return db;
+}
+
+describe('master keys', () => {
+  it('finds <fqrn>.pub, then <domain>/*.pub, then *.pub; refuses when there is none', () => {
+    const dir = tmpDir('sw-cvmfs-keys-');
+    try {
+      fs.mkdirSync(path.join(dir, 'cern.ch'));
+      fs.mkdirSync(path.join(dir, 'x.pub'));
+      for (const f of ['cern.ch/b.pub', 'cern.ch/a.pub', 'cern.ch/readme', 'atlas.cern.ch.pub', 'egi.eu.pub', 'z.pub']) fs.writeFileSync(path.join(dir, f), 'key');
+      expect(findMasterKeys(dir, 'atlas.cern.ch')).toEqual(['atlas.cern.ch.pub', 'cern.ch/a.pub', 'cern.ch/b.pub', 'egi.eu.pub', 'z.pub'].map((f) => path.join(dir, f)));
+      expect(findMasterKeys(dir, 'sft.cern.ch')).toEqual(['cern.ch/a.pub', 'cern.ch/b.pub', 'atlas.cern.ch.pub', 'egi.eu.pub', 'z.pub'].map((f) => path.join(dir, f)));
+      expect(findMasterKeys(path.join(dir, 'cern.ch'), 'sft.cern.ch')).toEqual(['a.pub', 'b.pub'].map((f) => path.join(dir, 'cern.ch', f)));
+      const empty = path.join(dir, 'empty');
+      fs.mkdirSync(empty);
+      expect(() => findMasterKeys(empty, 'sft.cern.ch')).toThrow(InputError);
+      expect(() => findMasterKeys(empty, 'sft.cern.ch')).toThrow(`sft.cern.ch: no master public key in ${empty} (looked for sft.cern.ch.pub, cern.ch/*.pub, *.pub)`);
+      expect(() => findMasterKeys(path.join(dir, 'missing'), 'local')).toThrow(/looked for local.pub, \*.pub/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(haveFixture)('the real keys directory gives the key that verifies the real whitelist', () => {
+    const found = findMasterKeys(keys, FQRN);
+    expect(found).toEqual([path.join(keys, `${FQRN}.pub`)]);
+    expect(verifyWhitelistSignature(splitSigned(read('.cvmfswhitelist')), fs.readFileSync(found[0]!, 'latin1'))).toBe(true);
   });
 });

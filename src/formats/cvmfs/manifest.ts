@@ -27,9 +27,9 @@ export interface Manifest {
   metainfo: ContentHash | null;
   /** Y: the reflog database. */
   reflog: ContentHash | null;
-  /** A: `yes` when objects also have `.cvmfsalt-<hash>` shortcuts (newer servers always write A). */
+  /** A: `yes` when objects also have `.cvmfsalt-<hash>` shortcuts (newer servers always write A; absent: no line). */
   altCatalogPath?: boolean | null;
-  /** L: a micro catalog (reserved by cvmfs, unused). */
+  /** L: a micro catalog (reserved by cvmfs, unused; absent: no line). */
   microCatalog?: ContentHash | null;
 }
 
@@ -92,9 +92,10 @@ export function parseManifest(body: Buffer): Manifest {
     timestamp: optional(values, 'T', integerValue) ?? 0,
     metainfo: optional(values, 'M', hashValue),
     reflog: optional(values, 'Y', hashValue),
-    altCatalogPath: optional(values, 'A', yesNo),
-    microCatalog: optional(values, 'L', hashValue),
   };
+  // A and L are set only when their lines are there, so a Manifest without them round-trips.
+  if (values.has('A')) manifest.altCatalogPath = yesNo('A', values.get('A')!);
+  if (values.has('L')) manifest.microCatalog = hashValue('L', values.get('L')!);
   if (manifest.fqrn === '') throw new FormatError('the manifest has an empty N line (repository name)');
   return manifest;
 }
