@@ -200,6 +200,8 @@ describe('Fetcher', () => {
     const s = await server({ delayMs: 20 });
     const objects = Array.from({ length: 64 }, (_, i) => makeObject(`object ${i} `.repeat(100)));
     const f = fetcher({ servers: [`${s.url}/@fqrn@`] });
+    const progress: number[] = [];
+    f.onProgress = (st) => progress.push(st.objects);
     const t0 = Date.now();
     f.prefetch(objects.map((o) => o.req));
     const paths = await Promise.all(objects.map((o) => f.object(o.req)));
@@ -209,6 +211,20 @@ describe('Fetcher', () => {
     expect(counts.maxConcurrent).toBeGreaterThan(8);
     expect(counts.total).toBe(64);
     expect(ms).toBeLessThan(64 * 20);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(progress.at(-1)).toBe(64);
+    expect(f.stats()).toMatchObject({ objects: 64, requests: 64, retries: 0 });
+  });
+
+  it('a prefetch that failed says so when its object is asked for', async () => {
+    const s = await server();
+    const a = makeObject('never there');
+    fs.rmSync(path.join(repo, FQRN, a.req.path));
+    const f = fetcher({ servers: [`${s.url}/@fqrn@`] });
+    f.prefetch([a.req]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(() => f.objectSync(a.req)).toThrow(new RegExp(`^${FQRN}: ${a.req.path}: 404 Not Found$`));
+    expect((await s.counts()).total).toBe(1);
   });
 
   it('retries a 5xx with back-off', async () => {
