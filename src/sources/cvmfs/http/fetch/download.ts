@@ -1,0 +1,187 @@
+// Fail-over: each request goes to the servers in order, through the proxy chain; a server or a
+// proxy that fails (cannot be reached, retries exhausted) is skipped for the rest of the run, with
+// one log line. Per server at most `parallel` requests are in flight; requests asked for now
+// (not prefetched) go first.
+import { createHash } from 'node:crypto';
+import { Failure, HttpClient, type Response, networkFailure } from './http.js';
+import { DIRECT, type ProxyGroup, proxyFromEnvironment, serverName, serverUrl } from './servers.js';
+import type { FetchStats } from './types.js';
+
+export interface DownloaderOptions {
+  servers: string[];
+  proxies: ProxyGroup[] | null;
+  parallel: number;
+  timeoutMs: number;
+  retries: number;
+  userAgent: string;
+  env: Record<string, string | undefined>;
+  log: (line: string) => void;
+  /** Something happened (a request, a retry, bytes): a blocked caller keeps waiting. */
+  activity: () => void;
+  stats: FetchStats;
+}
+
+/** A body reader: reads the response to its end; throws Failure for bad content. */
+export type Consume<T> = (r: Response) => Promise<T>;
+
+/** A request's own failure: what the user sees, one line, naming the repository and the object. */
+export class DownloadError extends Error {}
+
+export class Downloader {
+  private readonly deadServers = new Set<string>();
+  private readonly deadProxies = new Set<string>();
+  private readonly gates = new Map<string, Gate>();
+  readonly http: HttpClient;
+
+  constructor(private readonly o: DownloaderOptions) {
+    this.http = new HttpClient(o.userAgent, o.timeoutMs, o.parallel, () => {
+      o.stats.requests++;
+      o.activity();
+    });
+  }
+
+  /** GET `<server>/<fqrn>/<rel>` from the first server that has it, and read it with `consume`. */
+  async fetch<T>(fqrn: string, rel: string, consume: Consume<T>, urgent: boolean): Promise<T> {
+    const failures: Array<{ server: string; failure: Failure }> = [];
+    for (const server of this.o.servers) {
+      if (this.deadServers.has(server)) continue;
+      const url = `${serverUrl(server, fqrn)}/${rel}`;
+      const failure = await this.fromServer(server, url, consume, urgent);
+      if (!(failure instanceof Failure)) return failure.value;
+      if (failure.kind === 'fatal') throw new DownloadError(`${fqrn}: ${rel}: ${failure.message}`);
+      failures.push({ server, failure });
+    }
+    throw new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.o.servers)}`);
+  }
+
+  private async fromServer<T>(server: string, url: string, consume: Consume<T>, urgent: boolean): Promise<{ value: T } | Failure> {
+    const gate = this.gateOf(server);
+    for (let attempt = 0; ; ) {
+      if (this.deadServers.has(server)) return new Failure('skipped earlier in this run', 'server-down');
+      const proxy = this.proxyFor(url);
+      if (proxy instanceof Failure) return proxy;
+      let failure: Failure;
+      await gate.enter(urgent);
+      try {
+        this.o.stats.perServer[serverName(server)]!++;
+        const r = await this.http.get(url, proxy);
+        return { value: await readWith(r, consume) };
+      } catch (err) {
+        failure = networkFailure(err, proxy);
+      } finally {
+        gate.leave();
+      }
+      if (failure.kind === 'fatal') return failure;
+      if (failure.kind === 'proxy-down' && proxy) {
+        this.dropProxy(proxy, failure.message, url);
+        continue;
+      }
+      if (failure.kind === 'retry' && attempt < this.o.retries) {
+        this.o.stats.retries++;
+        await sleep(100 * 2 ** attempt++);
+        this.o.activity();
+        continue;
+      }
+      if (failure.kind === 'retry' || failure.kind === 'server-down') this.dropServer(server, failure.message);
+      return failure;
+    }
+  }
+
+  private gateOf(server: string): Gate {
+    let g = this.gates.get(server);
+    if (!g) {
+      g = new Gate(this.o.parallel);
+      this.gates.set(server, g);
+      this.o.stats.perServer[serverName(server)] ??= 0;
+    }
+    return g;
+  }
+
+  private dropServer(server: string, why: string): void {
+    if (this.deadServers.has(server)) return;
+    this.deadServers.add(server);
+    const next = this.o.servers.find((s) => !this.deadServers.has(s));
+    this.o.log(`cvmfs: ${serverName(server)} skipped: ${why}; ${next ? `trying ${serverName(next)}` : 'no server left'}`);
+  }
+
+  private dropProxy(proxy: string, why: string, url: string): void {
+    if (this.deadProxies.has(proxy)) return;
+    this.deadProxies.add(proxy);
+    const next = this.proxyFor(url);
+    this.o.log(`cvmfs: proxy ${proxy} skipped: ${why}; ${next instanceof Failure ? 'no proxy left' : `trying ${next ?? DIRECT}`}`);
+  }
+
+  /** The proxy for `url`: null for direct; a Failure when every proxy has failed. */
+  private proxyFor(url: string): string | null | Failure {
+    const groups = this.o.proxies ?? [[proxyFromEnvironment(url, this.o.env) ?? DIRECT]];
+    // The member a URL starts at in its group depends only on the URL: runs are repeatable and the
+    // load spreads over the group's members.
+    const start = createHash('sha1').update(url).digest().readUInt32BE(0);
+    for (const group of groups) {
+      for (let i = 0; i < group.length; i++) {
+        const member = group[(start + i) % group.length]!;
+        if (member === DIRECT) return null;
+        if (!this.deadProxies.has(member)) return member;
+      }
+    }
+    return new Failure(`every proxy failed (${groups.flat().join(', ')})`, 'server-down');
+  }
+
+  close(): void {
+    this.http.destroy();
+  }
+}
+
+/** Read the body, turning a connection that ended early into "truncated" and an abort into its reason. */
+async function readWith<T>(r: Response, consume: Consume<T>): Promise<T> {
+  let got = 0;
+  r.res.on('data', (chunk: Buffer) => (got += chunk.length));
+  try {
+    return await consume(r);
+  } catch (err) {
+    if (err instanceof Failure) {
+      r.abort();
+      throw err;
+    }
+    if (r.why) throw r.why;
+    if (r.length >= 0 && got < r.length) throw new Failure(`truncated (got ${got} of ${r.length} bytes)`, 'retry');
+    throw networkFailure(err, null);
+  }
+}
+
+function summarise(failures: Array<{ server: string; failure: Failure }>, all: string[]): string {
+  if (failures.length === 0) return `no server left (${all.map(serverName).join(', ')} failed earlier in this run)`;
+  const messages = new Set(failures.map((f) => f.failure.message));
+  if (messages.size === 1) {
+    const only = failures[0]!.failure.message;
+    return failures.length === 1 ? only : `${only} on every server (${failures.map((f) => serverName(f.server)).join(', ')})`;
+  }
+  return failures.map((f) => `${serverName(f.server)}: ${f.failure.message}`).join('; ');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** At most `limit` holders at once; urgent waiters go first. */
+class Gate {
+  private active = 0;
+  private readonly urgent: Array<() => void> = [];
+  private readonly later: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  enter(urgent: boolean): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => (urgent ? this.urgent : this.later).push(resolve));
+  }
+
+  leave(): void {
+    const next = this.urgent.shift() ?? this.later.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
