@@ -216,6 +216,17 @@ describe('Fetcher', () => {
     expect(f.stats()).toMatchObject({ objects: 64, requests: 64, retries: 0 });
   });
 
+  it('an object asked for now goes before the prefetched ones', async () => {
+    const s = await server({ delayMs: 50 });
+    const objects = Array.from({ length: 20 }, (_, i) => makeObject(`queued ${i}`));
+    const f = fetcher({ servers: [`${s.url}/@fqrn@`], parallel: 1 });
+    f.prefetch(objects.map((o) => o.req));
+    const t0 = Date.now();
+    expect(fs.readFileSync(f.objectSync(objects[19]!.req)).toString()).toBe('queued 19');
+    // Behind the other 19 it would take a second.
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+
   it('a prefetch that failed says so when its object is asked for', async () => {
     const s = await server();
     const a = makeObject('never there');

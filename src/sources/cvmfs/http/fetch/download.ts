@@ -24,6 +24,13 @@ export interface DownloaderOptions {
 /** A body reader: reads the response to its end; throws Failure for bad content. */
 export type Consume<T> = (r: Response) => Promise<T>;
 
+/** How urgent a request is: prefetches wait behind objects asked for now, until asked for themselves. */
+export interface Ticket {
+  urgent: boolean;
+  /** Set while the request waits for its turn: moves it to the front. */
+  promote?: () => void;
+}
+
 /** A request's own failure: what the user sees, one line, naming the repository and the object. */
 export class DownloadError extends Error {}
 
@@ -41,12 +48,12 @@ export class Downloader {
   }
 
   /** GET `<server>/<fqrn>/<rel>` from the first server that has it, and read it with `consume`. */
-  async fetch<T>(fqrn: string, rel: string, consume: Consume<T>, urgent: boolean): Promise<T> {
+  async fetch<T>(fqrn: string, rel: string, consume: Consume<T>, ticket: Ticket): Promise<T> {
     const failures: Array<{ server: string; failure: Failure }> = [];
     for (const server of this.o.servers) {
       if (this.deadServers.has(server)) continue;
       const url = `${serverUrl(server, fqrn)}/${rel}`;
-      const failure = await this.fromServer(server, url, consume, urgent);
+      const failure = await this.fromServer(server, url, consume, ticket);
       if (!(failure instanceof Failure)) return failure.value;
       if (failure.kind === 'fatal') throw new DownloadError(`${fqrn}: ${rel}: ${failure.message}`);
       failures.push({ server, failure });
@@ -54,14 +61,14 @@ export class Downloader {
     throw new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.o.servers)}`);
   }
 
-  private async fromServer<T>(server: string, url: string, consume: Consume<T>, urgent: boolean): Promise<{ value: T } | Failure> {
+  private async fromServer<T>(server: string, url: string, consume: Consume<T>, ticket: Ticket): Promise<{ value: T } | Failure> {
     const gate = this.gateOf(server);
     for (let attempt = 0; ; ) {
       if (this.deadServers.has(server)) return new Failure('skipped earlier in this run', 'server-down');
       const proxy = this.proxyFor(url);
       if (proxy instanceof Failure) return proxy;
       let failure: Failure;
-      await gate.enter(urgent);
+      await gate.enter(ticket);
       try {
         this.o.stats.perServer[serverName(server)]!++;
         const r = await this.http.get(url, proxy);
@@ -163,24 +170,38 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** At most `limit` holders at once; urgent waiters go first. */
+/** At most `limit` holders at once; urgent waiters go first, the others in order (a Map keeps it, and lets one be promoted). */
 class Gate {
   private active = 0;
   private readonly urgent: Array<() => void> = [];
-  private readonly later: Array<() => void> = [];
+  private readonly later = new Map<Ticket, () => void>();
 
   constructor(private readonly limit: number) {}
 
-  enter(urgent: boolean): Promise<void> {
+  enter(ticket: Ticket): Promise<void> {
     if (this.active < this.limit) {
       this.active++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => (urgent ? this.urgent : this.later).push(resolve));
+    return new Promise((resolve) => {
+      if (ticket.urgent) return void this.urgent.push(resolve);
+      this.later.set(ticket, resolve);
+      ticket.promote = () => {
+        if (!this.later.delete(ticket)) return;
+        this.urgent.push(resolve);
+      };
+    });
   }
 
   leave(): void {
-    const next = this.urgent.shift() ?? this.later.shift();
+    let next = this.urgent.shift();
+    if (!next) {
+      const first = this.later.entries().next();
+      if (!first.done) {
+        this.later.delete(first.value[0]);
+        next = first.value[1];
+      }
+    }
     if (next) next();
     else this.active--;
   }

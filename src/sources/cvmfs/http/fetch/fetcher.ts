@@ -49,6 +49,8 @@ export class Fetcher {
   /** Objects answered from the cache on this thread (the worker never heard of them). */
   private localHits = 0;
   private closed = false;
+  /** Why the worker is gone, if it died: every later call fails with that. */
+  private broken: string | null = null;
   /** Replies read while a synchronous call waited for its own. */
   private readonly early = new Map<number, Done>();
   /** How long a blocked call waits with no sign of life from the worker. */
@@ -64,9 +66,9 @@ export class Fetcher {
     const { log: _log, ...options } = o;
     const data: WorkerData & { port: MessagePort } = { options, control, env: { ...process.env }, userAgent: USER_AGENT, port: port2 };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, transferList: [port2] });
-    this.worker.on('error', (err) => this.failAll(`the download worker failed: ${err.message}`));
+    this.worker.on('error', (err) => this.failAll((this.broken = `the download worker failed: ${err.message}`)));
     this.worker.on('exit', (code) => {
-      if (!this.closed) this.failAll(`the download worker exited (code ${code})`);
+      if (!this.closed) this.failAll((this.broken ??= `the download worker exited (code ${code})`));
     });
     this.port.on('message', (m: Reply) => this.dispatch(m));
     this.quietLimitMs = o.timeoutMs + 100 * 2 ** o.retries + 5000;
@@ -130,6 +132,7 @@ export class Fetcher {
 
   private open(): void {
     if (this.closed) throw new BuildError('cvmfs fetcher closed');
+    if (this.broken) throw new BuildError(`cvmfs: ${this.broken}`);
   }
 
   private call(job: Job): Promise<Extract<Reply, { ok: true }>> {

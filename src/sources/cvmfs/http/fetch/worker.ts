@@ -5,7 +5,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'node:worker_threads';
 import { InputError } from '../../../../model/errors.js';
 import { cachePathOf, cached, ensureCacheDir, sweepCache } from './cache.js';
-import { DownloadError, Downloader } from './download.js';
+import { DownloadError, Downloader, type Ticket } from './download.js';
 import { Failure } from './http.js';
 import { CTL, type Job, type Reply, type WorkerData } from './protocol.js';
 import { assemble, readSmall, storeObject } from './store.js';
@@ -51,6 +51,8 @@ const downloader = new Downloader({ ...options, userAgent: data.userAgent, env: 
 
 /** Every object asked for in this run, by cache path: each is fetched once. */
 const inFlight = new Map<string, Promise<string>>();
+/** How urgent each object not yet fetched is (a prefetch asked for now moves to the front). */
+const tickets = new Map<string, Ticket>();
 /** Temporaries being written: stores that close() waits for. */
 const running = new Set<Promise<unknown>>();
 let closed = false;
@@ -58,26 +60,48 @@ let closed = false;
 function object(r: ObjectRequest | ChunkedRequest, urgent: boolean): Promise<string> {
   const target = cachePathOf(options.cacheDir, r);
   let p = inFlight.get(target);
-  if (!p) {
-    p = cached(target) ? Promise.resolve(target).finally(() => stats.fromCache++) : fetchInto(r, target, urgent);
-    p.catch(() => {}); // a prefetch's failure surfaces when the object is asked for
-    inFlight.set(target, p);
+  if (p) {
+    if (urgent) promote(r, target);
+    return p;
   }
+  if (cached(target)) {
+    stats.fromCache++;
+    p = Promise.resolve(target);
+  } else {
+    const ticket: Ticket = { urgent };
+    tickets.set(target, ticket);
+    p = fetchInto(r, target, ticket).finally(() => tickets.delete(target));
+    p.catch(() => {}); // a prefetch's failure surfaces when the object is asked for
+  }
+  inFlight.set(target, p);
   return p;
 }
 
-async function fetchInto(r: ObjectRequest | ChunkedRequest, target: string, urgent: boolean): Promise<string> {
+/** A prefetched object (or a chunked file's chunks) is asked for now: to the front of the queue. */
+function promote(r: ObjectRequest | ChunkedRequest, target: string): void {
+  const ticket = tickets.get(target);
+  if (!ticket || ticket.urgent) return;
+  ticket.urgent = true;
+  ticket.promote?.();
+  if (isChunked(r)) for (const c of r.chunks) object(chunkRequest(c), true).catch(() => {});
+}
+
+function chunkRequest(c: ChunkedRequest['chunks'][number]): ObjectRequest {
+  return { ...c, exactBytes: c.exactBytes ?? c.size };
+}
+
+async function fetchInto(r: ObjectRequest | ChunkedRequest, target: string, ticket: Ticket): Promise<string> {
   if (closed) throw new DownloadError('cvmfs fetcher closed');
   if (isChunked(r)) {
     const parts = [...r.chunks].sort((a, b) => a.offset - b.offset);
-    const files = await Promise.all(parts.map((c) => object({ ...c, exactBytes: c.exactBytes ?? c.size }, urgent)));
+    const files = await Promise.all(parts.map((c) => object(chunkRequest(c), ticket.urgent)));
     const job = assemble(target, parts.map((c, i) => ({ file: files[i]!, offset: c.offset, size: c.size })), r.size).catch((err: unknown) => {
       throw err instanceof Failure ? new DownloadError(`${r.fqrn}: ${r.key}: ${err.message}`) : err;
     });
     await track(job);
     return target;
   }
-  await downloader.fetch(r.fqrn, r.path, (res) => track(storeObject(res, r, target, counters)), urgent);
+  await downloader.fetch(r.fqrn, r.path, (res) => track(storeObject(res, r, target, counters)), ticket);
   stats.objects++;
   progress();
   return target;
@@ -99,7 +123,7 @@ async function handle(job: Job): Promise<void> {
   }
   try {
     if (job.kind === 'file') {
-      const bytes = await downloader.fetch(job.fqrn, job.name, (res) => readSmall(res, job.maxBytes, counters), true);
+      const bytes = await downloader.fetch(job.fqrn, job.name, (res) => readSmall(res, job.maxBytes, counters), { urgent: true });
       send({ id: job.id, ok: true, bytes, stats });
     } else {
       const p = object(job.request, !job.prefetch);
