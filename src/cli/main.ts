@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { build } from '../compose/build.js';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
 import type { ProgressHooks } from '../compose/hooks.js';
-import { openBaseImage, selectOptions } from '../compose/inputs.js';
+import { openBaseImage, openSource, selectOptions } from '../compose/inputs.js';
 import { renderPlanJson } from '../compose/plan-json.js';
 import { VERSION } from '../compose/provenance.js';
 import { credentialsFor } from '../registry/auth.js';
@@ -15,7 +15,9 @@ import { pushLayout } from '../registry/push.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError } from '../model/errors.js';
-import { selectPayload, specsThroughLinks } from '../select/index.js';
+import { type SelectOptions, selectPayload, selectPayloadAsync, specsThroughLinks } from '../select/index.js';
+import { closeTree } from '../sources/cvmfs/open.js';
+import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import type { ResolvedRelease } from '../select/release/index.js';
 import { buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
@@ -73,7 +75,19 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   const diag = diagnostics(flags.quiet);
   const request = selectionRequestOf(flags);
   const baseImage = await openBaseImage(baseRequestOf(flags), diag, progressHooks(flags));
-  const payload = selectPayload({ ...selectOptions(request, baseImage), xattrs: flags.xattrs ?? false }, diag);
+  const xattrs = flags.xattrs ?? false;
+  const source = openSource(request, diag, { xattrs });
+  try {
+    await planWith(source, { ...selectOptions(request, baseImage), xattrs, source }, flags, diag);
+  } finally {
+    await closeTree(source);
+  }
+  finishWarnings(diag, flags.quiet);
+}
+
+async function planWith(source: CvmfsTree, options: SelectOptions, flags: PlanFlags, diag: Diagnostics): Promise<void> {
+  // A tree read over HTTP fetches ahead of the walk while the event loop turns; a directory is walked at once.
+  const payload = source.prepare ? await selectPayloadAsync(options, diag) : selectPayload(options, diag);
   const out = new Out();
   if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
@@ -84,7 +98,6 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   } else {
     await renderPlanText(payload.entries, payload.summary, diag.warnings, out, payload.releases.length > 0 ? payload : null);
   }
-  finishWarnings(diag, flags.quiet);
 }
 
 /** `build`: the image, then its summary on stderr or its report on stdout. */

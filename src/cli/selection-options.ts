@@ -9,6 +9,7 @@ import { bundledRecipes, parseRecipe } from '../select/release/recipe.js';
 import type { TraceEventName, TraceFormat } from '../select/trace/index.js';
 import { DEFAULT_MAX_LAYER_SIZE_TEXT } from '../sources/base/blob.js';
 import { parseSize } from '../util/size.js';
+import { type HttpSourceOptions, isCvmfsUrl } from '../sources/cvmfs/open.js';
 
 export interface TraceFlags {
   traceFormat?: TraceFormat;
@@ -43,6 +44,15 @@ export interface SelectionFlags extends TraceFlags {
   registryTimeout: string;
   maxLayerSize: string;
   skipUnreadable?: boolean;
+  cvmfsProxy?: string;
+  cvmfsKeys: string;
+  cvmfsCache?: string;
+  cvmfsAllowExpired?: boolean;
+  cvmfsVariant?: string[];
+  cvmfsRevision?: string;
+  cvmfsTag?: string;
+  cvmfsParallel: string;
+  cvmfsTimeout: string;
 }
 
 export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -61,7 +71,16 @@ export const REGISTRY_TIMEOUT_HELP = 'give up on a registry request that makes n
 
 export function addSelectionOptions(cmd: Command): Command {
   return addTraceOptions(cmd)
-    .option('--cvmfs-root <dir>', 'the source: a tree laid out like /cvmfs, one directory per repository', '/cvmfs')
+    .option('--cvmfs-root <dir|url>', "the source: a tree laid out like /cvmfs (one directory per repository), or a server's /cvmfs URL read over HTTP with no client (http://HOST[:PORT]/cvmfs; several separated by ';' are tried in order)", '/cvmfs')
+    .option('--cvmfs-proxy <proxies>', 'HTTP source: proxies as CVMFS_HTTP_PROXY writes them ("http://p1:3128|http://p2:3128;DIRECT"); default: $http_proxy, else none')
+    .option('--cvmfs-keys <dir>', "HTTP source: the repositories' public master keys (<fqrn>.pub, <domain>/*.pub)", '/etc/cvmfs/keys')
+    .option('--cvmfs-cache <dir>', 'HTTP source: where fetched objects are kept between builds (default: $XDG_CACHE_HOME/shrinkwrap/cvmfs)')
+    .option('--cvmfs-allow-expired', "HTTP source: read a repository whose whitelist has expired (an archived repository), with a warning")
+    .addOption(new Option('--cvmfs-variant <VAR=VALUE>', 'HTTP source: the value of $(VAR) in variant symlinks (repeatable)').argParser(collect))
+    .option('--cvmfs-revision <n>', 'HTTP source: build from this older revision of the repository')
+    .option('--cvmfs-tag <name>', 'HTTP source: build from this named snapshot (from the history database)')
+    .option('--cvmfs-parallel <n>', 'HTTP source: requests in flight per server', '32')
+    .option('--cvmfs-timeout <seconds>', 'HTTP source: give up on a request that makes no progress for this long', '30')
     .addOption(new Option('--spec <file>', 'cvmfs_shrinkwrap spec file (repeatable; specs union)').argParser(collect))
     .addOption(new Option('--trace <file>', 'access trace: CVMFS tracer log, strace -f output, Parrot name list or path list (repeatable; traces union)').argParser(collect))
     .option('--repo <fqrn>', 'repository of relative spec lines and tracer logs (default: from the file name <fqrn>.spec, <fqrn>.trace.log)')
@@ -184,5 +203,45 @@ export function selectionRequestOf(flags: SelectionFlags): SelectionRequest {
     include: flags.include ?? [],
     exclude: flags.exclude ?? [],
     skipUnreadable: flags.skipUnreadable ?? false,
+    http: httpSourceOf(flags),
   };
+}
+
+/** The --cvmfs-* options of an HTTP source; null for a directory (they are refused there). */
+function httpSourceOf(flags: SelectionFlags): HttpSourceOptions | null {
+  const given = [
+    ['--cvmfs-proxy', flags.cvmfsProxy],
+    ['--cvmfs-cache', flags.cvmfsCache],
+    ['--cvmfs-allow-expired', flags.cvmfsAllowExpired],
+    ['--cvmfs-variant', flags.cvmfsVariant],
+    ['--cvmfs-revision', flags.cvmfsRevision],
+    ['--cvmfs-tag', flags.cvmfsTag],
+  ].filter(([, v]) => v !== undefined);
+  if (!isCvmfsUrl(flags.cvmfsRoot)) {
+    if (given.length > 0) throw new InputError(`${given[0]![0]}: only for a --cvmfs-root read over HTTP (http://HOST/cvmfs), not a directory`);
+    return null;
+  }
+  const variants = new Map<string, string>();
+  for (const v of flags.cvmfsVariant ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(v);
+    if (!m) throw new InputError(`--cvmfs-variant ${v}: expected VAR=VALUE`);
+    variants.set(m[1]!, m[2]!);
+  }
+  if (flags.cvmfsRevision !== undefined && flags.cvmfsTag !== undefined) throw new InputError('--cvmfs-revision and --cvmfs-tag: give one of them');
+  return {
+    proxy: flags.cvmfsProxy ?? null,
+    keysDir: flags.cvmfsKeys,
+    cacheDir: flags.cvmfsCache ?? '',
+    allowExpired: flags.cvmfsAllowExpired ?? false,
+    variants,
+    revision: flags.cvmfsRevision === undefined ? null : wholeNumber(flags.cvmfsRevision, '--cvmfs-revision', 0),
+    tag: flags.cvmfsTag ?? null,
+    parallel: wholeNumber(flags.cvmfsParallel, '--cvmfs-parallel', 1),
+    timeoutMs: wholeNumber(flags.cvmfsTimeout, '--cvmfs-timeout', 1) * 1000,
+  };
+}
+
+function wholeNumber(text: string, opt: string, min: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new InputError(`${opt} ${text}: expected a whole number, at least ${min}`);
+  return Number(text);
 }

@@ -24,7 +24,10 @@ import { type SquashfsOutput, type SquashfsResult, openSquashfs, startSquashfsPo
 import { DEFAULT_MOUNTPOINTS } from './generated.js';
 import { type BuildHooks, type ProgressHooks, type WriteProgress, silentProgress } from './hooks.js';
 import { type MtimePolicy, composeImage, imageEpoch, normaliseOwner, normaliseTimes } from './image.js';
-import { type BaseRequest, type SelectionRequest, openBaseImage, selectOptions } from './inputs.js';
+import { type BaseRequest, type SelectionRequest, openBaseImage, openSource, selectOptions } from './inputs.js';
+import { closeTree } from '../sources/cvmfs/open.js';
+import { HttpTree } from '../sources/cvmfs/http/tree.js';
+import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { type LayerPer, layerGroups } from './layers.js';
 import { DIR_MARKER, type ImageFormat, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource } from './output.js';
 import { VERSION, baseAnnotations, generatedFor, provenanceLabels } from './provenance.js';
@@ -160,6 +163,8 @@ interface Run {
   output: AtomicOutput;
   squashfs: { compression: 'none' | CodecName; level: number; blockSize: number } | null;
   sqfs: SquashfsOutput | null;
+  /** The /cvmfs tree read, once opened. */
+  source?: CvmfsTree;
 }
 
 /** The whole build. Checks every option before the long part, and refuses an existing output before it too. */
@@ -192,6 +197,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
     // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
     if (run.sqfs) await run.sqfs.close();
     else if (pool) await (await pool.catch(() => null))?.close();
+    if (run.source) await closeTree(run.source);
     output.abort(); // no-op after commit
   }
 }
@@ -199,7 +205,14 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
 /** The payload. For SquashFS the image's data area starts meanwhile (see below). */
 async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<typeof startSquashfsPool> | null): Promise<Payload> {
   const { o, diag } = run;
-  const selection = selectOptions(o.selection, baseImage);
+  const source = openSource(o.selection, diag, { xattrs: true });
+  run.source = source;
+  const selection = { ...selectOptions(o.selection, baseImage), source };
+  // A tree read over HTTP has its files' content only once fetched (below): the walk's files are
+  // offered to the SquashFS writer then, in the order the walk found them (the image depends on
+  // the order of offers), so that the image is the one a directory of the same tree gives.
+  const remote = source.prepare !== undefined;
+  const walked: Entry[] = [];
   const selecting = run.progress.stage('selecting');
   let payload: Payload;
   if (run.squashfs) {
@@ -208,11 +221,24 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     run.output.createFile();
     const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool! });
     run.sqfs = started;
-    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => started.feed.offerWalked(e) }, diag, () => started.feed.check());
+    const onWalkFile = remote ? (e: Entry) => void walked.push(e) : (e: Entry) => started.feed.offerWalked(e);
+    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag, () => started.feed.check());
+  } else if (remote) {
+    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick }, diag);
   } else {
     payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
   }
   selecting.done();
+  if (source instanceof HttpTree) {
+    const fetching = run.progress.stage(`fetching from ${o.selection.cvmfsRoot}`, 'objects');
+    let bytes = 0;
+    await source.materialize(payload.entries, (done) => {
+      bytes = source.fetcher.stats().bytesWire;
+      fetching.tick(done, bytes);
+    });
+    fetching.done();
+    for (const e of walked) run.sqfs!.feed.offerWalked(e);
+  }
   return payload;
 }
 
@@ -230,7 +256,7 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
   }
   if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
-  const sources = { cvmfsRoot: o.selection.cvmfsRoot, specs: o.selection.specs, traces: o.selection.traces?.files ?? [] };
+  const sources = { cvmfsRoot: o.selection.cvmfsRoot, specs: o.selection.specs, traces: o.selection.traces?.files ?? [], repositories: payload.source instanceof HttpTree ? payload.source.opened() : null };
   const extra = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work }, diag));
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
   normaliseTimes(image, o.mtime, epoch);

@@ -6,6 +6,8 @@ import { baseLibraries } from '../select/closure/base-libs.js';
 import { type ReleaseOptions, baseOsTag } from '../select/release/index.js';
 import { type BaseImage, type BaseOptions, openBase } from '../sources/base/index.js';
 import { type ProgressHooks, silentProgress } from './hooks.js';
+import { type HttpSourceOptions, openCvmfsTree } from '../sources/cvmfs/open.js';
+import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 
 /** --base and how to read it. */
 export interface BaseRequest {
@@ -18,8 +20,15 @@ export interface BaseRequest {
 }
 
 /** What to select: the selection's options less what the base and the build fill in. */
-export interface SelectionRequest extends Omit<SelectOptions, 'base' | 'releases' | 'onProgress' | 'onWalkFile'> {
+export interface SelectionRequest extends Omit<SelectOptions, 'base' | 'releases' | 'onProgress' | 'onWalkFile' | 'source'> {
   releases?: Omit<ReleaseOptions, 'baseOs'> | null;
+  /** How to read `cvmfsRoot` when it is a URL. */
+  http?: HttpSourceOptions | null;
+}
+
+/** The tree the selection reads, as `--cvmfs-root` names it; `closeTree` gives it back. */
+export function openSource(request: SelectionRequest, diag: Diagnostics, o: { xattrs: boolean }): CvmfsTree {
+  return openCvmfsTree(request.cvmfsRoot, request.http ?? null, diag, o);
 }
 
 /** The base flattened; null without one. */

@@ -1,6 +1,8 @@
 // What an image says about itself: /.shrinkwrap/provenance.json, the plan and the specs it was
 // built from (/.shrinkwrap/plan.json, /.shrinkwrap/specs/), and the OCI config's labels and the
 // manifest's annotations naming the base.
+import type { OpenRepository } from '../sources/cvmfs/http/repository.js';
+import { hashString } from '../formats/cvmfs/hash.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { display } from '../model/bytes.js';
@@ -24,6 +26,8 @@ export interface Sources {
   /** Spec and trace files (recorded by name and digest). */
   specs: string[];
   traces: string[];
+  /** Repositories read over HTTP: which revision and root catalog (null for a directory). */
+  repositories?: OpenRepository[] | null;
 }
 
 /** The image's time as OCI and provenance write it: 2024-01-02T03:04:05Z. */
@@ -42,7 +46,10 @@ export function provenance(sources: Sources, payload: Payload, baseImage: BaseIm
     tool: { name: 'shrinkwrap', version: VERSION },
     created: isoTime(epoch),
     base: baseIdentity(baseImage),
-    source: { cvmfsRoot: sources.cvmfsRoot },
+    source: {
+      cvmfsRoot: sources.cvmfsRoot,
+      ...(sources.repositories ? { repositories: sources.repositories.map((r) => ({ fqrn: r.fqrn, revision: r.revision, rootCatalog: hashString(r.rootCatalog), tag: r.tag, published: r.manifest.timestamp })) } : {}),
+    },
     releases: payload.releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform, path: display(r.path) })),
     specs: sources.specs.map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
     traces: sources.traces.map((f) => ({ file: path.basename(f), digest: digestOf(f) })),
@@ -104,7 +111,7 @@ export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Prom
   return generatedEntries(
     {
       releases: payload.releases.map((r) => ({ name: `${r.project},${r.version}`, setup: display(r.setupScript), compilers: r.compilers.map(display) })),
-      repositories: repositoriesOf(input.sources.cvmfsRoot),
+      repositories: input.sources.repositories ? input.sources.repositories.map((r) => r.fqrn).sort() : repositoriesOf(input.sources.cvmfsRoot),
       mountpoints: input.mountpoints,
       files,
       epoch,

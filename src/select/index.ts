@@ -5,7 +5,6 @@ import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, findPath } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
-import { requireDirectory } from '../sources/posix.js';
 import { throughLinks } from './closure/links.js';
 import type { BaseLibraries } from './closure/base-libs.js';
 import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
@@ -16,6 +15,7 @@ import { type ClosureStats, symlinkClosureSteps } from './closure/symlink.js';
 import { explainPath } from './explain.js';
 import { Selection } from './selection.js';
 import { PosixTree } from '../sources/cvmfs/posix.js';
+import { isCvmfsUrl, openCvmfsTree } from '../sources/cvmfs/open.js';
 import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule, parseSpec, readSpecFile } from './spec/parse.js';
 import { type FailedAccess, type TraceEvent, type TraceEventName, type TraceFormat, buildSpecs, readTraces } from './trace/index.js';
@@ -32,8 +32,10 @@ export interface TraceInput {
 }
 
 export interface SelectOptions {
-  /** The tree laid out like /cvmfs (as typed by the user). */
+  /** The tree laid out like /cvmfs, or a server's /cvmfs URL (as typed by the user). */
   cvmfsRoot: string;
+  /** The tree `cvmfsRoot` names, opened by the caller (sources/cvmfs/open.ts); needed for a URL. */
+  source?: CvmfsTree;
   /** Spec files, in order. */
   specs: string[];
   /** Access traces, turned into spec lines as cvmfs's spec_builder.py would. */
@@ -95,6 +97,8 @@ export interface Payload {
   searchPath: string[];
   /** Why a path is (or is not) in the image: `plan --explain`. */
   explain: (imagePath: string) => string[];
+  /** The tree the entries come from (their `source`s are its to open). */
+  source: CvmfsTree;
 }
 
 export function selectPayload(opts: SelectOptions, diag: Diagnostics): Payload {
@@ -111,14 +115,14 @@ export function selectPayloadAsync(opts: SelectOptions, diag: Diagnostics, betwe
 }
 
 function* selectSteps(opts: SelectOptions, diag: Diagnostics): Steps<Payload> {
-  const rootText = path.resolve(opts.cvmfsRoot);
-  requireDirectory(fromText(rootText), '--cvmfs-root');
-  const source = new PosixTree(fromText(rootText), { xattrs: opts.xattrs ?? true });
   const traceFiles = opts.traces?.files ?? [];
   const releases = opts.releases?.requests.length ? opts.releases : null;
   if (opts.specs.length === 0 && traceFiles.length === 0 && !releases && (opts.include ?? []).length === 0) {
     throw new InputError('nothing to select: give --release VERSION, --spec FILE, --trace FILE or --include GLOB');
   }
+  // The caller's tree (it closes it), else the directory --cvmfs-root names.
+  const rootText = isCvmfsUrl(opts.cvmfsRoot) ? opts.cvmfsRoot : path.resolve(opts.cvmfsRoot);
+  const source = opts.source ?? openCvmfsTree(opts.cvmfsRoot, null, diag, { xattrs: opts.xattrs ?? true });
   try {
     return yield* selectFrom(source, rootText, releases, opts, diag);
   } finally {
@@ -323,7 +327,7 @@ function* finishSelection(
       source.release(); // explaining looks things up through the working-directory cursor
     }
   };
-  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], partOf: [], rules, releases: [], searchPath: [] };
+  return { entries, summary: summarize(entries, MOUNT), closure, elf, explain, parts: [], partOf: [], rules, releases: [], searchPath: [], source };
 }
 
 /**

@@ -37,6 +37,10 @@ export function* walkSteps(sel: Selection, tree: SpecTree, imagePath: string, pi
       }
     }
     if (e.type !== 'dir') continue;
+    // A tree read over the network fetches the catalogs this directory's walk needs (all those
+    // below it, where everything below is selected) while the event loop turns.
+    const ready = sel.source.prepare?.(path, p.state.deep !== null);
+    if (ready) yield ready;
     const listing = tree.listing(p.state);
     let names: string[];
     if (listing === 'fs') {

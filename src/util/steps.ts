@@ -3,14 +3,21 @@
 // the event loop turn at every pause (the selection walk of a large tree runs for seconds, and
 // the SquashFS writer's reads and compression results are delivered by the event loop).
 
-/** A computation with pauses, returning T. */
-export type Steps<T> = Generator<void, T, void>;
+/**
+ * A computation with pauses, returning T. A pause may yield a promise: work started elsewhere that
+ * the computation would rather wait for (a catalog being fetched) than do itself, blocking.
+ */
+export type Steps<T> = Generator<void | Promise<unknown>, T, void>;
 
-/** Run to the end without pausing. */
+/**
+ * Run to the end without pausing. A yielded promise is not waited for: what the computation needs
+ * from it, it gets the blocking way (and the promise's failure, if any, is its to report).
+ */
 export function runSteps<T>(steps: Steps<T>): T {
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
+    if (r.value) r.value.catch(() => {});
   }
 }
 
@@ -22,8 +29,9 @@ export async function runStepsAsync<T>(steps: Steps<T>, between?: () => void): P
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
+      if (r.value) await r.value;
+      else await new Promise<void>((resolve) => setImmediate(resolve));
       between?.();
     } catch (err) {
       steps.return(undefined as never);
@@ -31,3 +39,4 @@ export async function runStepsAsync<T>(steps: Steps<T>, between?: () => void): P
     }
   }
 }
+

@@ -64,8 +64,12 @@ export function* elfClosurePass(
   // Entries, not paths: a path is built anew each time it is asked for (TreeEntry).
   for (const e of sel.all()) if (e.type === 'file' && !seen.has(e)) todo.push(e);
   let read = 0;
+  // A tree read over the network fetches their content many at a time, and the pass waits for each.
+  sel.source.prefetch?.(todo.map((e) => e.source!));
   for (const e of todo) {
     if (++read % PAUSE_EVERY === 0) yield;
+    const ready = sel.source.contentReady?.(e.source!);
+    if (ready) yield ready;
     seen.add(e);
     let info;
     try {

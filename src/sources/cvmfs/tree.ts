@@ -69,4 +69,15 @@ export interface CvmfsTree {
   where(imagePath: string): string;
   /** Give back what lookups held (a working directory, open catalogs); the tree stays usable. */
   release(): void;
+
+  // A tree whose catalogs and content arrive over a network (the HTTP tree) fetches ahead of the
+  // walk through these; the walk waits on the promises between its steps (util/steps.ts). Without
+  // them (the POSIX tree) every lookup is simply answered when asked.
+
+  /** Fetch what lookups at `imagePath` (and, when `deep`, anywhere below it) need; null: nothing to wait for. */
+  prepare?(imagePath: string, deep: boolean): Promise<void> | null;
+  /** Start fetching these sources' content, for openContent later. */
+  prefetch?(sources: Iterable<string>): void;
+  /** Resolves when `source` can be opened without waiting; null: it can now. */
+  contentReady?(source: string): Promise<void> | null;
 }
