@@ -68,6 +68,7 @@ export class PosixTree implements CvmfsTree {
 
   /** Names in a directory of the source, sorted by raw bytes. */
   list(imagePath: string): string[] {
+    if (imagePath === MOUNT) return listDir(this.root); // the repositories: no parent to list from
     return listDir(this.local(imagePath));
   }
 
