@@ -136,9 +136,9 @@ function onChain(chain: Chain | null, dir: string): boolean {
  *
  * Walked here rather than by fast-glob, which follows every directory symlink with no memory of
  * where it has been: `l1 -> .` and `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out,
- * and a link to `/usr` walked the host. Here a link is followed only while it resolves inside
- * /cvmfs, as it would in the image (resolveImagePath; a repository root may itself be a link, which
- * the tree follows); under `**` a link back to a directory above is matched as an entry but not
+ * and a link to `/usr` walked the host. Here a link is followed only while it resolves inside the
+ * tree's /cvmfs (resolveImagePath; a repository root may itself be a link, which the tree follows;
+ * a copy of /cvmfs elsewhere on the host does not follow absolute targets, as before); under `**` a link back to a directory above is matched as an entry but not
  * entered, and reaching directories again by other routes is bounded (MAX_GLOB_REVISITS), as are
  * `{…}` alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
  */
@@ -161,8 +161,9 @@ export interface ResolvedPath {
  * What `imagePath` names once every symlink on its way, the last one too, is followed as the kernel
  * follows them in the image, one component at a time: its canonical image path and stat. Null when
  * it is not there, when a link leads out of /cvmfs (an absolute target elsewhere, `..` above it and
- * not back), or past 40 links (ELOOP). A repository root is taken as it is: where it is a link, the
- * tree's stat follows it.
+ * not back; any absolute target where the tree is a copy elsewhere on the host, see
+ * CvmfsTree.absoluteLinksInside), or past 40 links (ELOOP). A repository root is taken as it is:
+ * where it is a link, the tree's stat follows it.
  */
 export function resolveImagePath(tree: CvmfsTree, imagePath: string): ResolvedPath | null {
   return new LinkResolver(tree).resolve([], imagePath.split('/'), 0);
@@ -171,14 +172,17 @@ export function resolveImagePath(tree: CvmfsTree, imagePath: string): ResolvedPa
 /** Symlinks resolved through a tree (stat and readLink), remembering which names are repositories. */
 class LinkResolver {
   private readonly repos = new Map<string, boolean>();
+  private readonly absoluteInside: boolean;
 
-  constructor(private readonly tree: CvmfsTree) {}
+  constructor(private readonly tree: CvmfsTree) {
+    this.absoluteInside = tree.absoluteLinksInside ?? true;
+  }
 
   /** The directory the link `dir/name` leads to (canonical image path), or null. `dir` is canonical. */
   directoryBehind(dir: string, name: string): string | null {
     const target = readLinkQuietly(this.tree, `${dir}/${name}`);
-    if (target === null) return null;
-    const r = this.resolve(dir.split('/'), target.split('/'), 1);
+    if (target === null || (target.startsWith('/') && !this.absoluteInside)) return null;
+    const r = this.resolve(target.startsWith('/') ? [] : dir.split('/'), target.split('/'), 1);
     return r?.st.isDirectory() ? r.path : null;
   }
 
@@ -219,7 +223,10 @@ class LinkResolver {
       if (++hops > MAX_LINKS) return null;
       const target = readLinkQuietly(this.tree, p);
       if (target === null) return null;
-      if (target.startsWith('/')) done.length = 0;
+      if (target.startsWith('/')) {
+        if (!this.absoluteInside) return null;
+        done.length = 0;
+      }
       for (const t of target.split('/').reverse()) todo.push(t);
     }
     if (done.length === 0 || done[0] !== MOUNT.slice(1)) return null;
