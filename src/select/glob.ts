@@ -7,10 +7,9 @@
 // literal components, never out of the source, never round a symlink loop). Exclusions are never expanded: walking
 // a repository to find what to leave out would cost more than the build, so they are compiled to
 // regular expressions and tested on each path the selection reaches.
-import * as fs from 'node:fs';
-import { fromText, fsArg } from '../model/bytes.js';
+import { fromText } from '../model/bytes.js';
 import { InputError } from '../model/errors.js';
-import { listDir } from '../sources/posix.js';
+import type { CvmfsTree, TreeStat } from '../sources/cvmfs/tree.js';
 import { type Bracket, PatternError, parseBracket } from './pattern.js';
 import { MOUNT, type SpecRule } from './spec/parse.js';
 
@@ -117,40 +116,130 @@ function escapeRegex(s: string): string {
 const MAX_ALTERNATIVES = 4096;
 /** Expansions of a `**` directory already expanded (reached again by another route through links). */
 const MAX_GLOB_REVISITS = 50_000;
+/** Symlinks followed in resolving one path: the kernel's limit (ELOOP past it). */
+const MAX_LINKS = 40;
 
-/** The `**` directories above a state, innermost first. */
+/** The `**` directories above a state (canonical image paths), innermost first. */
 interface Chain {
-  id: string;
+  dir: string;
   up: Chain | null;
 }
 
-/** Is this directory (stat of a link's target) one of those above: would following the link loop? */
-function onChain(chain: Chain | null, st: fs.Stats | null): boolean {
-  if (!st) return true;
-  const id = `${st.dev}:${st.ino}`;
-  for (let c = chain; c; c = c.up) if (c.id === id) return true;
+/** Is this directory one of those above: would following the link to it loop? */
+function onChain(chain: Chain | null, dir: string): boolean {
+  for (let c = chain; c; c = c.up) if (c.dir === dir) return true;
   return false;
 }
 
 /**
- * The image paths (/cvmfs/...) a glob matches in the source at `root` (host path, text), sorted.
+ * The image paths (/cvmfs/...) a glob matches in the source tree, sorted.
  *
  * Walked here rather than by fast-glob, which follows every directory symlink with no memory of
  * where it has been: `l1 -> .` and `l2 -> .` made `repo/**` walk 2^n paths until the heap ran out,
- * and a link to `/usr` walked the host. Here a link is followed only while its target stays inside
- * the source root (or the repository's own root, which may itself be a link); under `**` a link
- * back to a directory above (device and inode) is matched as an entry but not entered, and
- * reaching directories again by other routes is bounded (MAX_GLOB_REVISITS), as are `{…}`
- * alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
+ * and a link to `/usr` walked the host. Here a link is followed only while it resolves inside the
+ * tree's /cvmfs (resolveImagePath; a repository root may itself be a link, which the tree follows;
+ * a copy of /cvmfs elsewhere on the host does not follow absolute targets, as before); under `**` a link back to a directory above is matched as an entry but not
+ * entered, and reaching directories again by other routes is bounded (MAX_GLOB_REVISITS), as are
+ * `{…}` alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
  */
-export function expandGlob(root: string, pattern: string, where = 'glob'): string[] {
-  const rootBytes = fromText(root);
+export function expandGlob(tree: CvmfsTree, pattern: string, where = 'glob'): string[] {
   const found = new Set<string>();
   const text = pattern.includes('/') ? pattern : `**/${pattern}`;
-  const walker = new GlobWalk(rootBytes, found);
+  const walker = new GlobWalk(tree, found);
   const shown = `${where}: '${pattern}'`;
   for (const alt of expandBraces(fromText(text), shown)) walker.run(alt.split('/').filter((c) => c !== ''), shown);
   return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
+}
+
+/** A path with its links resolved: where it really is in the tree (no link in it), and its stat. */
+export interface ResolvedPath {
+  path: string;
+  st: TreeStat;
+}
+
+/**
+ * What `imagePath` names once every symlink on its way, the last one too, is followed as the kernel
+ * follows them in the image, one component at a time: its canonical image path and stat. Null when
+ * it is not there, when a link leads out of /cvmfs (an absolute target elsewhere, `..` above it and
+ * not back; any absolute target where the tree is a copy elsewhere on the host, see
+ * CvmfsTree.absoluteLinksInside), or past 40 links (ELOOP). A repository root is taken as it is:
+ * where it is a link, the tree's stat follows it.
+ */
+export function resolveImagePath(tree: CvmfsTree, imagePath: string): ResolvedPath | null {
+  return new LinkResolver(tree).resolve([], imagePath.split('/'), 0);
+}
+
+/** Symlinks resolved through a tree (stat and readLink), remembering which names are repositories. */
+class LinkResolver {
+  private readonly repos = new Map<string, boolean>();
+  private readonly absoluteInside: boolean;
+
+  constructor(private readonly tree: CvmfsTree) {
+    this.absoluteInside = tree.absoluteLinksInside ?? true;
+  }
+
+  /** The directory the link `dir/name` leads to (canonical image path), or null. `dir` is canonical. */
+  directoryBehind(dir: string, name: string): string | null {
+    const target = readLinkQuietly(this.tree, `${dir}/${name}`);
+    if (target === null || (target.startsWith('/') && !this.absoluteInside)) return null;
+    const r = this.resolve(target.startsWith('/') ? [] : dir.split('/'), target.split('/'), 1);
+    return r?.st.isDirectory() ? r.path : null;
+  }
+
+  /**
+   * Components `rest` followed from the canonical path `from` (its components: `['', 'cvmfs', …]`
+   * or none), having followed `hops` links already.
+   */
+  resolve(from: string[], rest: string[], hops: number): ResolvedPath | null {
+    const done = from.filter((c) => c !== '');
+    const todo = rest.reverse(); // a stack: a link's target goes on top of what was left
+    let st: TreeStat | null = null; // of done's last component, where known
+    while (todo.length > 0) {
+      const c = todo.pop()!;
+      if (c === '' || c === '.') {
+        if (c === '.' && st && !st.isDirectory()) return null; // ENOTDIR
+        continue;
+      }
+      if (st && !st.isDirectory()) return null; // ENOTDIR
+      st = null;
+      if (c === '..') {
+        done.pop(); // above `/` is `/`, as in the kernel
+        continue;
+      }
+      // The first two components are the mount point and a repository of the tree.
+      if (done.length < 2) {
+        if (done.length === 0 ? c !== MOUNT.slice(1) : !this.isRepo(c)) return null;
+        done.push(c);
+        continue;
+      }
+      const p = `/${done.join('/')}/${c}`;
+      const cst = statQuietly(this.tree, p);
+      if (!cst) return null;
+      if (!cst.isSymbolicLink()) {
+        done.push(c);
+        st = cst;
+        continue;
+      }
+      if (++hops > MAX_LINKS) return null;
+      const target = readLinkQuietly(this.tree, p);
+      if (target === null) return null;
+      if (target.startsWith('/')) {
+        if (!this.absoluteInside) return null;
+        done.length = 0;
+      }
+      for (const t of target.split('/').reverse()) todo.push(t);
+    }
+    if (done.length === 0 || done[0] !== MOUNT.slice(1)) return null;
+    const path = '/' + done.join('/');
+    st ??= statQuietly(this.tree, path);
+    return st ? { path, st } : null;
+  }
+
+  private isRepo(name: string): boolean {
+    let is = this.repos.get(name);
+    if (is === undefined) this.repos.set(name, (is = isRepoQuietly(this.tree, name)));
+    return is;
+  }
 }
 
 /** `{a,b}` alternatives expanded (they may hold `/`); nested braces are refused by compileGlob. */
@@ -194,35 +283,37 @@ function splitUnescaped(s: string, sep: string): string[] {
   return parts;
 }
 
-/** One expansion: the source root, what has been found, and what has been visited. */
+/**
+ * One expansion: the tree, what has been found, and what has been visited. A state is a path as
+ * matched (through links: what is found) and the directory it really is (canonical: what the tree
+ * is asked about, and a directory's identity).
+ */
 class GlobWalk {
-  private readonly realRoot: string | null;
-  /** Real paths of repository roots that are symlinks (allowed destinations, like the root). */
-  private readonly repoReal = new Map<string, string | null>();
+  private readonly links: LinkResolver;
   /** `component index \0 relative path`: a directory is expanded once per pattern position. */
   private readonly visited = new Set<string>();
   private readonly matchers = new Map<string, RegExp | string>();
 
   constructor(
-    private readonly root: string,
+    private readonly tree: CvmfsTree,
     private readonly found: Set<string>,
   ) {
-    this.realRoot = realPath(root);
+    this.links = new LinkResolver(tree);
   }
 
   run(comps: string[], shown: string): void {
     this.visited.clear();
-    // `**` directories (device:inode) expanded so far, per pattern position, and how often one was
-    // expanded again by another route.
+    // `**` directories expanded so far, per pattern position, and how often one was expanded again
+    // by another route.
     const expanded = new Set<string>();
     let again = 0;
     // Explicit stack: `**` over a deep tree must not recurse in JS. Each state carries the chain of
     // `**` directories above it, to tell a link back up (a loop) from a link elsewhere.
-    const stack: [rel: string, k: number, chain: Chain | null][] = [['', 0, null]];
+    const stack: [rel: string, dir: string, k: number, chain: Chain | null][] = [['', MOUNT, 0, null]];
     let literal = 0;
     while (literal < comps.length && comps[literal] !== '**' && typeof this.matcher(comps[literal]!) === 'string') literal++;
     while (stack.length > 0) {
-      const [rel, k, chain] = stack.pop()!;
+      const [rel, dir, k, chain] = stack.pop()!;
       const key = `${k}\0${rel}`;
       if (this.visited.has(key)) continue;
       this.visited.add(key);
@@ -232,41 +323,47 @@ class GlobWalk {
       }
       const comp = comps[k]!;
       if (comp === '.' || comp === '..') continue; // refused by compileGlob; never walked up
-      const host = rel === '' ? this.root : `${this.root}/${rel}`;
+      const last = k + 1 === comps.length;
       if (comp === '**') {
-        const st = statQuietly(host);
-        if (!st?.isDirectory()) continue;
-        const id = `${st.dev}:${st.ino}`;
         // Routes to one directory through links are fine (LCG views are made of them); 2^n of them
         // (each level linking twice to the next) is an attack.
-        if (expanded.has(`${k}:${id}`) && ++again > MAX_GLOB_REVISITS) {
+        if (expanded.has(`${k}:${dir}`) && ++again > MAX_GLOB_REVISITS) {
           throw new InputError(`${shown}: reaches directories again through symlinks more than ${MAX_GLOB_REVISITS} times`);
         }
-        expanded.add(`${k}:${id}`);
-        const here: Chain = { id, up: chain };
+        expanded.add(`${k}:${dir}`);
+        const here: Chain = { dir, up: chain };
         // Zero components here, or one more directory and `**` again. A trailing `**` matches what
         // is below, and the directory itself unless it is the pattern's literal prefix (fast-glob
         // never tests the directory it starts in: `a/**` gives a's contents, `a/*\/b/**` gives a/x/b too).
-        if (k + 1 < comps.length) stack.push([rel, k + 1, here]);
+        if (!last) stack.push([rel, dir, k + 1, here]);
         else if (rel !== '' && rel.split('/').length > literal) this.found.add(rel);
-        for (const name of listQuietly(host)) {
+        for (const name of listQuietly(this.tree, dir)) {
           const child = rel === '' ? name : `${rel}/${name}`;
-          if (k + 1 === comps.length) this.found.add(child);
-          const cst = lstatQuietly(`${host}/${name}`);
-          if (cst?.isDirectory()) stack.push([child, k, here]);
-          else if (cst?.isSymbolicLink() && this.enterable(`${host}/${name}`, child) && !onChain(here, statQuietly(`${host}/${name}`))) stack.push([child, k, here]);
+          if (last) this.found.add(child);
+          const real = `${dir}/${name}`;
+          const st = statQuietly(this.tree, real);
+          if (st?.isDirectory()) stack.push([child, real, k, here]);
+          else if (st?.isSymbolicLink()) {
+            const to = this.links.directoryBehind(dir, name);
+            if (to !== null && !onChain(here, to)) stack.push([child, to, k, here]);
+          }
         }
         continue;
       }
       const m = this.matcher(comp);
-      const names = typeof m === 'string' ? (lstatQuietly(`${host}/${m}`) ? [m] : []) : listQuietly(host).filter((n) => m.test(n));
+      const names = typeof m === 'string' ? [m] : listQuietly(this.tree, dir).filter((n) => m.test(n));
       for (const name of names) {
         const child = rel === '' ? name : `${rel}/${name}`;
-        if (k + 1 === comps.length) {
+        const real = `${dir}/${name}`;
+        // A listed name is there; a literal one is looked up (and its stat kept for entering it).
+        const st = typeof m === 'string' || !last ? statQuietly(this.tree, real) : null;
+        if (typeof m === 'string' && !st) continue;
+        if (last) {
           this.found.add(child);
           continue;
         }
-        if (this.enterable(`${host}/${name}`, child)) stack.push([child, k + 1, chain]);
+        const to = st?.isDirectory() ? real : st?.isSymbolicLink() ? this.links.directoryBehind(dir, name) : null;
+        if (to !== null) stack.push([child, to, k + 1, chain]);
       }
     }
   }
@@ -280,56 +377,39 @@ class GlobWalk {
     }
     return m;
   }
-
-  /** May the walk go on below this path: a directory, or a link to one that stays inside the source? */
-  private enterable(host: string, rel: string): boolean {
-    const st = lstatQuietly(host);
-    if (!st) return false;
-    if (st.isDirectory()) return true;
-    if (!st.isSymbolicLink()) return false;
-    const real = realPath(host);
-    if (real === null || !statQuietly(real)?.isDirectory()) return false;
-    const repo = rel.split('/')[0]!;
-    if (!rel.includes('/')) return true; // a repository root may be a link to where it really is
-    return [this.realRoot, this.repoRoot(repo)].some((r) => r !== null && r !== '/' && (real === r || real.startsWith(r + '/')));
-  }
-
-  private repoRoot(repo: string): string | null {
-    if (!this.repoReal.has(repo)) this.repoReal.set(repo, realPath(`${this.root}/${repo}`));
-    return this.repoReal.get(repo)!;
-  }
 }
 
-function listQuietly(hostDir: string): string[] {
+// The walk reads what it can: a name it cannot stat or a directory it cannot list matches nothing.
+
+function listQuietly(tree: CvmfsTree, dir: string): string[] {
   try {
-    return listDir(hostDir);
+    return tree.list(dir);
   } catch {
     return [];
   }
 }
 
-function lstatQuietly(host: string): fs.Stats | null {
+function statQuietly(tree: CvmfsTree, imagePath: string): TreeStat | null {
   try {
-    return fs.lstatSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+    return tree.stat(imagePath);
   } catch {
     return null;
   }
 }
 
-function statQuietly(host: string): fs.Stats | null {
+function readLinkQuietly(tree: CvmfsTree, imagePath: string): string | null {
   try {
-    return fs.statSync(fsArg(host), { throwIfNoEntry: false }) ?? null;
+    return tree.readLink(imagePath);
   } catch {
     return null;
   }
 }
 
-/** The real path (a byte string), or null. */
-function realPath(host: string): string | null {
+function isRepoQuietly(tree: CvmfsTree, name: string): boolean {
   try {
-    return fs.realpathSync.native(fsArg(host), { encoding: 'latin1' }); // one realpath(3), not an lstat per component
+    return tree.isRepo(name);
   } catch {
-    return null;
+    return false;
   }
 }
 

@@ -156,7 +156,7 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const g of opts.include ?? []) {
     compileGlob(g, `--include ${g}`);
-    const matches = expandGlob(rootText, g.replace(/^\/cvmfs\//, ''), `--include ${g}`);
+    const matches = expandGlob(source, g.replace(/^\/cvmfs\//, ''), `--include ${g}`);
     if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
     for (const m of matches) {
       // A glob is not a name: what it matches stays subject to the exclusion globs.

@@ -3,18 +3,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { display } from '../../src/model/bytes.js';
+import { display, fromText } from '../../src/model/bytes.js';
 import { Diagnostics } from '../../src/model/diagnostics.js';
 import { InputError } from '../../src/model/errors.js';
 import type { BaseView } from '../../src/sources/base/view.js';
 import { baseLibraries } from '../../src/select/closure/base-libs.js';
 import { throughLinks } from '../../src/select/closure/links.js';
-import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../../src/select/glob.js';
+import { GlobExclusions, compileGlob, expandGlob, globMatches, resolveImagePath } from '../../src/select/glob.js';
 import { selectPayload } from '../../src/select/index.js';
 import { confineImagePath } from '../../src/select/paths.js';
 import { scriptHost } from '../../src/select/release/index.js';
 import { Selection } from '../../src/select/selection.js';
 import { PosixTree } from '../../src/sources/cvmfs/posix.js';
+import type { CvmfsTree, TreeStat } from '../../src/sources/cvmfs/tree.js';
 import type { SpecRule } from '../../src/select/spec/parse.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
 import { type ScriptHost, LIMITS, evaluateSetup, normalise, trimPattern } from '../../src/select/release/shell.js';
@@ -220,11 +221,12 @@ describe('case 9 siblings: glob expansion over links', () => {
       's.ch/lib/g.so': '',
       'r.ch/other': { link: '../s.ch/lib' },
     });
-    expect(expandGlob(root, 'r.ch/**/*.so').map(display)).toEqual(['/cvmfs/r.ch/other/g.so', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x/f.so']);
-    expect(expandGlob(root, 'r.ch/view/out/*')).toEqual([]);
-    expect(expandGlob(root, '**').map(display)).not.toContain('/cvmfs/'); // the root is no match
-    expect(expandGlob(root, 'r.ch/*/x/**').map(display)).toEqual(['/cvmfs/r.ch/real/x', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x', '/cvmfs/r.ch/view/x/f.so']); // fast-glob's meaning
-    expect(expandGlob(root, 'r.ch/view/loop/view/loop/view/x/*').map(display)).toEqual(['/cvmfs/r.ch/view/loop/view/loop/view/x/f.so']); // each step consumes a component
+    const tree = new PosixTree(fromText(root));
+    expect(expandGlob(tree, 'r.ch/**/*.so').map(display)).toEqual(['/cvmfs/r.ch/other/g.so', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x/f.so']);
+    expect(expandGlob(tree, 'r.ch/view/out/*')).toEqual([]);
+    expect(expandGlob(tree, '**').map(display)).not.toContain('/cvmfs/'); // the root is no match
+    expect(expandGlob(tree, 'r.ch/*/x/**').map(display)).toEqual(['/cvmfs/r.ch/real/x', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x', '/cvmfs/r.ch/view/x/f.so']); // fast-glob's meaning
+    expect(expandGlob(tree, 'r.ch/view/loop/view/loop/view/x/*').map(display)).toEqual(['/cvmfs/r.ch/view/loop/view/loop/view/x/f.so']); // each step consumes a component
   });
 
   it('2^20 routes through links to one directory (no loop) stop with an error naming the glob', () => {
@@ -233,10 +235,10 @@ describe('case 9 siblings: glob expansion over links', () => {
       nodes[`r.ch/n${i}/a`] = { link: `../n${i + 1}` };
       nodes[`r.ch/n${i}/b`] = { link: `../n${i + 1}` };
     }
-    const root = setup(nodes);
+    const tree = new PosixTree(fromText(setup(nodes)));
     const [err, ms] = timed(() => {
       try {
-        expandGlob(root, 'r.ch/n0/**', '--include r.ch/n0/**');
+        expandGlob(tree, 'r.ch/n0/**', '--include r.ch/n0/**');
         return null;
       } catch (e) {
         return e as Error;
@@ -259,3 +261,131 @@ describe('case 11 siblings: nesting', () => {
     expect(evaluateSetup('/cvmfs/r/s.sh', ok).env.get('P')).toBe('/cvmfs/r/x');
   });
 });
+
+describe('globs resolve links through the tree, as the image would', () => {
+  /** The canonical image path `p` resolves to in `tree`, or null. */
+  const resolved = (tree: CvmfsTree, p: string) => resolveImagePath(tree, p)?.path ?? null;
+
+  it('relative and absolute links, component by component, the last one too', () => {
+    const tree = new PosixTree(
+      fromText(
+        cvmfsTree({
+          'r.ch/c/d/x': '',
+          'r.ch/a/b': { link: '../c/d' },
+          'r.ch/a/two': { link: 'b' },
+          'r.ch/abs': { link: '/cvmfs/s.ch/lib' },
+          'r.ch/back': { link: '../../../cvmfs/s.ch/lib' },
+          'r.ch/dot': { link: './c/../c/./d/' },
+          's.ch/lib/g.so': '',
+        }),
+      ),
+    );
+    expect(resolved(tree, '/cvmfs/r.ch/a/b')).toBe('/cvmfs/r.ch/c/d');
+    expect(resolved(tree, '/cvmfs/r.ch/a/two/x')).toBe('/cvmfs/r.ch/c/d/x');
+    expect(resolveImagePath(tree, '/cvmfs/r.ch/a/two/x')!.st.isDirectory()).toBe(false);
+    expect(resolved(tree, '/cvmfs/r.ch/back')).toBe('/cvmfs/s.ch/lib'); // above /cvmfs and back in, as the kernel goes
+    // A copy elsewhere on the host: an absolute /cvmfs target leads to the host's /cvmfs, not here.
+    expect(tree.absoluteLinksInside).toBe(false);
+    expect(resolved(tree, '/cvmfs/r.ch/abs/g.so')).toBeNull();
+    expect(expandGlob(tree, 'r.ch/abs/*')).toEqual([]);
+    expect(resolved(tree, '/cvmfs/r.ch/dot')).toBe('/cvmfs/r.ch/c/d');
+    expect(resolved(tree, '/cvmfs/r.ch')).toBe('/cvmfs/r.ch');
+    expect(resolved(tree, '/cvmfs')).toBe('/cvmfs');
+  });
+
+  it('loops, 40 links at most, links out of /cvmfs, missing targets: null', () => {
+    const nodes: Parameters<typeof makeTree>[1] = {
+      'r.ch/d/f': '',
+      'r.ch/self': { link: 'self' },
+      'r.ch/p': { link: 'q' },
+      'r.ch/q': { link: 'p' },
+      'r.ch/usr': { link: '/usr' },
+      'r.ch/etc': { link: '../../etc' },
+      'r.ch/root': { link: '/' },
+      'r.ch/norepo': { link: '../nope.ch/x' },
+      'r.ch/dangling': { link: 'd/none' },
+      'r.ch/notdir': { link: 'd/f/x' },
+      'r.ch/notdir2': { link: 'd/f/..' },
+    };
+    // k0 -> k1 -> … -> k40 -> d: 41 links from k0, 40 from k1.
+    for (let i = 0; i <= 40; i++) nodes[`r.ch/k${i}`] = { link: i === 40 ? 'd' : `k${i + 1}` };
+    const tree = new PosixTree(fromText(cvmfsTree(nodes)));
+    expect(resolved(tree, '/cvmfs/r.ch/k1')).toBe('/cvmfs/r.ch/d');
+    for (const p of ['k0', 'self', 'p', 'usr', 'etc', 'root', 'norepo', 'dangling', 'notdir', 'notdir2']) expect([p, resolved(tree, `/cvmfs/r.ch/${p}`)]).toEqual([p, null]);
+    expect(resolved(tree, '/cvmfs/nope.ch')).toBeNull();
+    expect(resolved(tree, '/etc')).toBeNull();
+    // None of them is entered by a glob; each is matched as an entry.
+    const all = expandGlob(tree, 'r.ch/**').map(display);
+    const entered = ['d', ...Array.from({ length: 40 }, (_, i) => `k${i + 1}`)].map((n) => `/cvmfs/r.ch/${n}/f`).sort();
+    expect(all.filter((p) => p.split('/').length > 4)).toEqual(entered);
+    expect(all.length).toBe(Object.keys(nodes).length + entered.length); // every name itself (d/f among them), and what the links lead to
+  });
+
+  it('a repository root may be a link to where it really is; links inside it resolve in the image', () => {
+    const dir = tmpDir();
+    treeDirs.push(dir);
+    makeTree(dir, { 'real/q/lib/h.so': '', 'real/q/view': { link: '../q.ch/lib' }, 'real/q/up': { link: '..' }, 'cvmfs/r.ch/x': '' });
+    fs.symlinkSync(path.join(dir, 'real/q'), path.join(dir, 'cvmfs/q.ch'));
+    const tree = new PosixTree(fromText(path.join(dir, 'cvmfs')));
+    expect(resolved(tree, '/cvmfs/q.ch')).toBe('/cvmfs/q.ch');
+    expect(resolved(tree, '/cvmfs/q.ch/view/h.so')).toBe('/cvmfs/q.ch/lib/h.so');
+    expect(resolved(tree, '/cvmfs/q.ch/up')).toBe('/cvmfs'); // `..` of a repository is /cvmfs in the image, not the host's real/
+    expect(resolved(tree, '/cvmfs/r.ch/../q.ch/lib')).toBe('/cvmfs/q.ch/lib');
+    // up is /cvmfs, no directory above in q.ch/**: entered, and q.ch below it is where the walk began.
+    expect(expandGlob(tree, 'q.ch/**/*.so').map(display)).toEqual(['/cvmfs/q.ch/lib/h.so', '/cvmfs/q.ch/up/q.ch/lib/h.so', '/cvmfs/q.ch/up/q.ch/view/h.so', '/cvmfs/q.ch/view/h.so']);
+    expect(expandGlob(tree, '*.so').map(display)).toEqual(['/cvmfs/q.ch/lib/h.so', '/cvmfs/q.ch/view/h.so']);
+  });
+
+  it('needs nothing but the tree: an in-memory tree gives the same matches as the same tree on disk', () => {
+    const nodes: Parameters<typeof makeTree>[1] = {
+      'r.ch/real/x/f.so': '',
+      'r.ch/view/x': { link: '../real/x' },
+      'r.ch/view/loop': { link: '..' },
+      'r.ch/view/out': { link: '/usr' },
+      'r.ch/abs': { link: '/cvmfs/s.ch/lib' },
+      's.ch/lib/g.so': '',
+    };
+    const posix = new PosixTree(fromText(cvmfsTree(nodes)));
+    const copy = memoryTree(nodes, false);
+    for (const g of ['r.ch/**/*.so', '**', '*.so', 'r.ch/*/x/**', 'r.ch/view/loop/view/x/*', '{r,s}.ch/*/*']) {
+      expect([g, expandGlob(copy, g)]).toEqual([g, expandGlob(posix, g)]);
+    }
+    // A tree that is what /cvmfs holds (a catalog tree, a mounted /cvmfs) follows /cvmfs/... targets.
+    const mounted = memoryTree(nodes);
+    expect(resolveImagePath(mounted, '/cvmfs/r.ch/abs/g.so')?.path).toBe('/cvmfs/s.ch/lib/g.so');
+    expect(expandGlob(mounted, 'r.ch/**/*.so')).toEqual(['/cvmfs/r.ch/abs/g.so', '/cvmfs/r.ch/real/x/f.so', '/cvmfs/r.ch/view/x/f.so']);
+    expect(expandGlob(mounted, 'r.ch/abs/*')).toEqual(['/cvmfs/r.ch/abs/g.so']);
+  });
+});
+
+/** A CvmfsTree of `nodes` held in memory (files, directories, links): what a glob asks of a tree, no host file. */
+function memoryTree(nodes: Parameters<typeof makeTree>[1], absoluteLinksInside?: boolean): CvmfsTree {
+  const kinds = new Map<string, { dir: boolean; link: string | null }>([['/cvmfs', { dir: true, link: null }]]);
+  for (const [rel, node] of Object.entries(nodes)) {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) kinds.set('/cvmfs/' + parts.slice(0, i).join('/'), { dir: true, link: null });
+    kinds.set('/cvmfs/' + rel, { dir: false, link: typeof node === 'object' && 'link' in node ? node.link : null });
+  }
+  const stat = (p: string): TreeStat | null => {
+    const k = kinds.get(p);
+    if (!k) return null;
+    return { mode: 0, uid: 0, gid: 0, size: 0, mtimeMs: 0, nlink: 1, dev: 0, ino: 0, rdev: 0, isDirectory: () => k.dir, isSymbolicLink: () => k.link !== null };
+  };
+  const unused = () => {
+    throw new Error('not asked by a glob');
+  };
+  return {
+    absoluteLinksInside,
+    isRepo: (fqrn) => kinds.get('/cvmfs/' + fqrn)?.dir ?? false,
+    stat,
+    list: (p) => [...kinds.keys()].filter((q) => q.startsWith(p + '/') && !q.slice(p.length + 1).includes('/')).map((q) => q.slice(p.length + 1)).sort(),
+    readLink: (p) => kinds.get(p)?.link ?? unused(),
+    entry: unused,
+    readable: unused,
+    readFile: unused,
+    openContent: unused,
+    contentHash: unused,
+    where: (p) => p,
+    release: () => undefined,
+  };
+}

@@ -124,7 +124,7 @@ export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: 
   const host = scriptHost(source);
   for (const req of opts.requests) {
     const r = resolve(req, opts, source, rootText);
-    plan.releases.push(addRelease(r, opts, source, host, rootText, plan, diag));
+    plan.releases.push(addRelease(r, opts, source, host, plan, diag));
   }
   return plan;
 }
@@ -174,7 +174,7 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, r
     const pattern = templateGlob(recipe.release, vars, { project: braces(projects), platform: '*' });
     const re = templateRegex(recipe.release, vars);
     const byProject = new Map<string, string[]>();
-    for (const p of expandGlob(root, pattern)) {
+    for (const p of expandGlob(source, pattern)) {
       const m = re.exec(display(p).slice(MOUNT.length + 1));
       if (!m) continue;
       // A layout without {project} in its path has one project: the recipe's first.
@@ -187,7 +187,7 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, r
   }
   const what = `${project ? `${project} ` : ''}${req.version}`;
   if (found.length === 0) {
-    const near = nearestVersions(req.version, project, matching, root);
+    const near = nearestVersions(req.version, project, matching, source);
     throw new InputError(
       `${req.origin}: release ${what} not found under ${root}` +
         (near.length > 0 ? `; nearest: ${near.join(', ')}` : `; no ${project ?? 'release'} versions found there at all`),
@@ -218,7 +218,7 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, r
 const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`);
 
 /** Versions of the project(s) that exist, nearest to the one asked for (three below, three above). */
-function nearestVersions(version: string, project: string | null, recipes: Recipe[], root: string): string[] {
+function nearestVersions(version: string, project: string | null, recipes: Recipe[], source: CvmfsTree): string[] {
   const key = (v: string) => v.split('.').map((n) => n.padStart(6, '0')).join('.');
   const all = new Set<string>();
   for (const recipe of recipes) {
@@ -230,7 +230,7 @@ function nearestVersions(version: string, project: string | null, recipes: Recip
       platform: '*',
     });
     const re = templateRegex(recipe.release.replace('{area}', recipe.area), { repo: recipe.repo });
-    for (const p of expandGlob(root, pattern)) {
+    for (const p of expandGlob(source, pattern)) {
       const m = re.exec(display(p).slice(MOUNT.length + 1));
       const v = m?.groups?.['version'];
       if (v && recipe.version.test(v)) all.add(`${m.groups?.['project'] ?? recipe.projects[0]},${v}`);
@@ -298,7 +298,7 @@ interface ReleaseWork {
  * The phases of one release, in order: each adds rules and parts to the plan, and the order of
  * those is the plan's (and the image's) order.
  */
-function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, root: string, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
   const w = startRelease(res, opts, source, host, plan, diag);
   const chain = evaluateChain(w);
   selectChainScripts(w, chain);
@@ -317,7 +317,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, ho
   // Resolved here for the packs' {dbrelease}; recorded in `out` only where the dbrelease pack puts it in the image.
   const resolvedDb = resolveDbRelease(w);
   if (resolvedDb) packVars['dbrelease'] = display(resolvedDb.version);
-  applyPacks(w, packVars, resolvedDb, root);
+  applyPacks(w, packVars, resolvedDb);
   return w.out;
 }
 
@@ -493,7 +493,7 @@ function resolveDbRelease(w: ReleaseWork): ResolvedRelease['dbrelease'] {
 }
 
 /** Rule packs: the recipe's (with their conditions) and the operator's, minus the ones turned off. */
-function applyPacks(w: ReleaseWork, packVars: Record<string, string | string[]>, resolvedDb: ResolvedRelease['dbrelease'], root: string): void {
+function applyPacks(w: ReleaseWork, packVars: Record<string, string | string[]>, resolvedDb: ResolvedRelease['dbrelease']): void {
   const { recipe, vars, opts } = w;
   const packNames: string[] = [];
   for (const l of recipe.packs) if (holds(l.when, vars)) packNames.push(...l.args);
@@ -503,7 +503,7 @@ function applyPacks(w: ReleaseWork, packVars: Record<string, string | string[]>,
   for (const p of wanted) {
     const pack = loadPack(p);
     w.out.packs.push(pack.name);
-    const roots = applyPack(pack, packVars, vars, root, w.host, w.plan, w.addRule, w.name);
+    const roots = applyPack(pack, packVars, vars, w.source, w.host, w.plan, w.addRule, w.name);
     if (pack.name === 'dbrelease' && resolvedDb) {
       w.out.dbrelease = resolvedDb;
       roots.push(resolvedDb.path);
@@ -516,7 +516,7 @@ function applyPack(
   pack: Pack,
   packVars: Record<string, string | string[]>,
   vars: Record<string, string>,
-  root: string,
+  source: CvmfsTree,
   host: ScriptHost,
   plan: ReleasePlan,
   addRule: (kind: SpecRule['kind'], path: string, reason: string, origin: string) => void,
@@ -530,7 +530,7 @@ function applyPack(
       else if (l.key === 'keep') plan.globs.keep(pattern, l.origin);
       else {
         compileGlob(pattern, l.origin); // syntax check, with the line in the message
-        const matches = /[*?[{]/.test(pattern) ? expandGlob(root, pattern) : [`${MOUNT}/${fromText(pattern.replace(/^\/cvmfs\//, ''))}`];
+        const matches = /[*?[{]/.test(pattern) ? expandGlob(source, pattern) : [`${MOUNT}/${fromText(pattern.replace(/^\/cvmfs\//, ''))}`];
         for (const m of matches) {
           const kind = host.kind(m);
           if (kind === null) continue; // packs name what may be there
