@@ -161,8 +161,8 @@ export interface ResolvedPath {
  * What `imagePath` names once every symlink on its way, the last one too, is followed as the kernel
  * follows them in the image, one component at a time: its canonical image path and stat. Null when
  * it is not there, when a link leads out of /cvmfs (an absolute target elsewhere, `..` above it and
- * not back; any absolute target where the tree is a copy elsewhere on the host, see
- * CvmfsTree.absoluteLinksInside), or past 40 links (ELOOP). A repository root is taken as it is:
+ * not back), or past 40 links (ELOOP). The tree is /cvmfs as the image holds it, wherever a copy
+ * of it sits on the host: an absolute `/cvmfs/…` target leads into it, as on a mount and over HTTP. A repository root is taken as it is:
  * where it is a link, the tree's stat follows it.
  */
 export function resolveImagePath(tree: CvmfsTree, imagePath: string): ResolvedPath | null {
@@ -172,16 +172,12 @@ export function resolveImagePath(tree: CvmfsTree, imagePath: string): ResolvedPa
 /** Symlinks resolved through a tree (stat and readLink), remembering which names are repositories. */
 class LinkResolver {
   private readonly repos = new Map<string, boolean>();
-  private readonly absoluteInside: boolean;
-
-  constructor(private readonly tree: CvmfsTree) {
-    this.absoluteInside = tree.absoluteLinksInside ?? true;
-  }
+  constructor(private readonly tree: CvmfsTree) {}
 
   /** The directory the link `dir/name` leads to (canonical image path), or null. `dir` is canonical. */
   directoryBehind(dir: string, name: string): string | null {
     const target = readLinkQuietly(this.tree, `${dir}/${name}`);
-    if (target === null || (target.startsWith('/') && !this.absoluteInside)) return null;
+    if (target === null) return null;
     const r = this.resolve(target.startsWith('/') ? [] : dir.split('/'), target.split('/'), 1);
     return r?.st.isDirectory() ? r.path : null;
   }
@@ -223,10 +219,7 @@ class LinkResolver {
       if (++hops > MAX_LINKS) return null;
       const target = readLinkQuietly(this.tree, p);
       if (target === null) return null;
-      if (target.startsWith('/')) {
-        if (!this.absoluteInside) return null;
-        done.length = 0;
-      }
+      if (target.startsWith('/')) done.length = 0;
       for (const t of target.split('/').reverse()) todo.push(t);
     }
     if (done.length === 0 || done[0] !== MOUNT.slice(1)) return null;

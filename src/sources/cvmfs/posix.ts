@@ -176,14 +176,6 @@ export class PosixTree implements CvmfsTree {
     return readableByUs(st, dir);
   }
 
-  private atMount: boolean | undefined;
-
-  /** Is the tree the host's /cvmfs (the mount, or what a link at /cvmfs leads to)? */
-  get absoluteLinksInside(): boolean {
-    this.atMount ??= sameHostDirectory(this.root, MOUNT);
-    return this.atMount;
-  }
-
   isRepo(fqrn: string): boolean {
     if (fqrn === '' || fqrn === '.' || fqrn === '..' || fqrn.includes('/')) return false;
     try {
@@ -211,15 +203,6 @@ export class PosixTree implements CvmfsTree {
       if (code === 'ENOTDIR' || code === 'ENOENT') return null;
       throw new BuildError(`cannot stat ${display(this.host(imagePath))}: ${describeSystemError(err)}`);
     }
-  }
-}
-
-/** Do two host paths (byte strings) lead to one directory? */
-function sameHostDirectory(a: string, b: string): boolean {
-  try {
-    return fs.realpathSync.native(fsArg(a), { encoding: 'latin1' }) === fs.realpathSync.native(fsArg(b), { encoding: 'latin1' });
-  } catch {
-    return false;
   }
 }
 

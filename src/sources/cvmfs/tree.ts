@@ -43,13 +43,6 @@ export interface FileReader {
  * names them so that the writers can read them (see docs/architecture.md, sources).
  */
 export interface CvmfsTree {
-  /**
-   * Does an absolute symlink target (`/cvmfs/<repo>/...`) lead into this tree? It does where the tree
-   * is what /cvmfs holds: a repository read over HTTP, a mounted /cvmfs (absent means yes). A copy
-   * elsewhere on the host says no: there such a link leads to whatever the host has at /cvmfs, and
-   * globs do not follow it.
-   */
-  readonly absoluteLinksInside?: boolean;
   /** Is `fqrn` a repository of this tree (a directory below its root)? */
   isRepo(fqrn: string): boolean;
   /** lstat, except that a repository root is followed where it is a link; null when absent. */
