@@ -85,9 +85,12 @@ export class HttpTree implements CvmfsTree {
     private readonly diag: Diagnostics,
   ) {}
 
-  /** The repositories opened, for provenance: name, revision, root catalog. */
+  /** The repositories opened, for provenance: name, revision, root catalog; by name. */
   opened(): OpenRepository[] {
-    return [...this.repos.values()].filter((r): r is RepoState => r !== null).map((r) => r.open);
+    return [...this.repos.values()]
+      .filter((r): r is RepoState => r !== null)
+      .map((r) => r.open)
+      .sort((a, b) => (a.fqrn < b.fqrn ? -1 : a.fqrn > b.fqrn ? 1 : 0));
   }
 
   private repo(fqrn: string): RepoState | null {
