@@ -35,7 +35,8 @@ export interface Ticket {
 export class DownloadError extends Error {}
 
 export class Downloader {
-  private readonly deadServers = new Set<string>();
+  /** Servers skipped for the rest of the run, with why. */
+  private readonly deadServers = new Map<string, string>();
   private readonly deadProxies = new Set<string>();
   private readonly gates = new Map<string, Gate>();
   readonly http: HttpClient;
@@ -58,7 +59,7 @@ export class Downloader {
       if (failure.kind === 'fatal') throw new DownloadError(`${fqrn}: ${rel}: ${failure.message}`);
       failures.push({ server, failure });
     }
-    throw new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.o.servers)}`);
+    throw new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.deadServers)}`);
   }
 
   private async fromServer<T>(server: string, url: string, consume: Consume<T>, ticket: Ticket): Promise<{ value: T } | Failure> {
@@ -106,9 +107,10 @@ export class Downloader {
 
   private dropServer(server: string, why: string): void {
     if (this.deadServers.has(server)) return;
-    this.deadServers.add(server);
+    this.deadServers.set(server, why);
     const next = this.o.servers.find((s) => !this.deadServers.has(s));
-    this.o.log(`cvmfs: ${serverName(server)} skipped: ${why}; ${next ? `trying ${serverName(next)}` : 'no server left'}`);
+    // With no server left the request fails, and its one error line says why: no warning besides.
+    if (next) this.o.log(`cvmfs: ${serverName(server)} skipped: ${why}; trying ${serverName(next)}`);
   }
 
   private dropProxy(proxy: string, why: string, url: string): void {
@@ -156,8 +158,8 @@ async function readWith<T>(r: Response, consume: Consume<T>): Promise<T> {
   }
 }
 
-function summarise(failures: Array<{ server: string; failure: Failure }>, all: string[]): string {
-  if (failures.length === 0) return `no server left (${all.map(serverName).join(', ')} failed earlier in this run)`;
+function summarise(failures: Array<{ server: string; failure: Failure }>, dead: Map<string, string>): string {
+  if (failures.length === 0) return `no server left (${[...dead].map(([s, why]) => `${serverName(s)}: ${why}`).join('; ')}, earlier in this run)`;
   const messages = new Set(failures.map((f) => f.failure.message));
   if (messages.size === 1) {
     const only = failures[0]!.failure.message;

@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { describeSystemError } from '../../../../model/errors.js';
@@ -59,12 +59,10 @@ export async function storeObject(r: Response, req: ObjectRequest, target: strin
     // own open could still be under way and create it after the removal).
     const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     out = fs.createWriteStream('', { fd });
-    const stages = req.compressed ? [r.res, wire, zlib.createInflate(), inflated, out] : [r.res, wire, inflated, out];
-    await pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream]).catch((err: unknown) => {
-      throw zlibFailure(err) ?? err;
-    });
+    const zlibError = req.compressed ? await inflateHashed(r.res, wire, [inflated, out]) : (await pipeline(r.res, wire, inflated, out), null);
     const digest = hash.digest('hex');
     if (digest !== req.digestHex) throw new Failure(`content hash ${digest} does not match`, 'next');
+    if (zlibError !== null) throw zlibFailure(zlibError) ?? zlibError;
     if (req.exactBytes !== undefined && inflated.bytes !== req.exactBytes) {
       throw new Failure(`${inflated.bytes} bytes where the catalog says ${req.exactBytes}`, 'next');
     }
@@ -75,6 +73,40 @@ export async function storeObject(r: Response, req: ObjectRequest, target: strin
     fs.rmSync(tmp, { force: true });
     throw cacheFailure(err, target) ?? err;
   }
+}
+
+/**
+ * Hash every stored byte (through `wire`) while inflating them into `sink`. A zlib error stops only
+ * the inflating, and is returned: the rest is still read and hashed, so that an altered object is
+ * reported as what it is, a hash mismatch (a flipped byte breaks the zlib stream long before the
+ * end). Any other failure of the sink (too large, the cache's disk) stops the reading at once.
+ */
+async function inflateHashed(source: Readable, wire: Meter, sink: Writable[]): Promise<unknown> {
+  const inflate = zlib.createInflate();
+  let zlibError: unknown = null;
+  let sinkError: unknown = null;
+  const feed = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (zlibError !== null || inflate.destroyed || inflate.write(chunk)) return done();
+      const go = () => {
+        inflate.off('drain', go).off('close', go);
+        done();
+      };
+      inflate.on('drain', go).on('close', go);
+    },
+    final(done) {
+      if (!inflate.destroyed) inflate.end();
+      done();
+    },
+  });
+  const inflating = pipeline([inflate, ...sink] as unknown as [NodeJS.ReadWriteStream, NodeJS.WritableStream]).catch((err: unknown) => {
+    if (zlibFailure(err)) zlibError = err;
+    else feed.destroy((sinkError = err) as Error);
+  });
+  await pipeline(source, wire, feed);
+  await inflating;
+  if (sinkError !== null) throw sinkError;
+  return zlibError;
 }
 
 /** An error of the cache's file system: no server can help with that. */

@@ -95,6 +95,8 @@ async function fetchInto(r: ObjectRequest | ChunkedRequest, target: string, tick
   if (isChunked(r)) {
     const parts = [...r.chunks].sort((a, b) => a.offset - b.offset);
     const files = await Promise.all(parts.map((c) => object(chunkRequest(c), ticket.urgent)));
+    // Closed while the chunks came: no assembly the exit could cut short (its temporary would stay).
+    if (closed) throw new DownloadError('cvmfs fetcher closed');
     const job = assemble(target, parts.map((c, i) => ({ file: files[i]!, offset: c.offset, size: c.size })), r.size).catch((err: unknown) => {
       throw err instanceof Failure ? new DownloadError(`${r.fqrn}: ${r.key}: ${err.message}`) : err;
     });
@@ -117,7 +119,8 @@ async function handle(job: Job): Promise<void> {
   if (job.kind === 'close') {
     closed = true;
     downloader.close();
-    await Promise.allSettled([...running]);
+    // Until none is left: a store may start after a first wait (a response already in).
+    while (running.size > 0) await Promise.allSettled([...running]);
     send({ id: job.id, ok: true, stats });
     return;
   }
