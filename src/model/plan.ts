@@ -54,7 +54,8 @@ export function mergeSorted(sorted: Entry[], extra: Entry[]): Entry[] {
 export function assignHardLinks(sorted: Entry[]): void {
   const first = new Map<string, string>();
   for (const e of sorted) {
-    if (e.type !== 'file' || e.inode === undefined) continue;
+    // Files and symlinks (a hard-linked symlink is one inode too: CVMFS catalogs and `ln` make them).
+    if ((e.type !== 'file' && e.type !== 'symlink') || e.inode === undefined) continue;
     const owner = first.get(e.inode);
     if (owner === undefined) {
       first.set(e.inode, e.path);

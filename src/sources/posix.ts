@@ -70,7 +70,7 @@ export function entryFromStat(imagePath: string, hostPath: string, st: TreeStat,
   } else if (type === 'char' || type === 'block') {
     e.rdev = st.rdev;
   }
-  if (type === 'file' && st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
+  if ((type === 'file' || type === 'symlink') && st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
   return e;
 }
 

@@ -30,6 +30,15 @@ export function interrupting(): boolean {
   return stopping;
 }
 
+/**
+ * From now on SIGINT/SIGTERM stop the run through the handlers below (temporaries removed, the
+ * stoppers run). AtomicOutput.begin() calls it; a source that fetches over the network calls it
+ * when it opens, so that an interrupted fetch leaves nothing half-written in its cache.
+ */
+export function obeySignals(): void {
+  installSignalHandlers();
+}
+
 function installSignalHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;

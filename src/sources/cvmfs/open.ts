@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
 import { requireDirectory } from '../posix.js';
+import { obeySignals, onInterrupt } from '../../util/atomic.js';
 import { Fetcher } from './http/fetch/fetcher.js';
 import { parseProxyList, parseServerList } from './http/fetch/servers.js';
 import { HttpTree } from './http/tree.js';
@@ -62,7 +63,10 @@ export function openCvmfsTree(root: string, http: HttpSourceOptions | null, diag
       cacheDir: h.cacheDir || defaultCvmfsCache(),
       log: (line) => diag.warn('cvmfs-failover', line),
     });
-    return new HttpTree(fetcher, { ...h, now: new Date(), label: root }, diag);
+    // Interrupted, the fetch worker stops and removes what it was writing before the process exits.
+    obeySignals();
+    const unregister = onInterrupt(() => fetcher.close());
+    return new HttpTree(fetcher, { ...h, now: new Date(), label: root }, diag, unregister);
   }
   const rootText = path.resolve(root);
   requireDirectory(fromText(rootText), '--cvmfs-root');

@@ -15,7 +15,7 @@ import { expandVariantSymlink } from '../../../formats/cvmfs/catalog.js';
 import { type ContentHash, hashString, objectPath } from '../../../formats/cvmfs/hash.js';
 import { type CvmfsTree, type FileReader, MOUNT, type TreeStat } from '../tree.js';
 import { openHostFile } from '../posix.js';
-import { Catalog, type CatalogRow, type NestedCatalog, isChunkedRow, isDirRow, isExternalRow, isHiddenRow, isLinkRow, isSpecialRow } from './catalog.js';
+import { Catalog, type CatalogRow, type NestedCatalog, isChunkedRow, isDirRow, isExternalRow, isHiddenRow, isLinkRow, isMountpointRow, isSpecialRow } from './catalog.js';
 import type { ChunkedRequest, Fetcher, ObjectRequest } from './fetch/fetcher.js';
 import { type OpenRepository, type TrustOptions, objectRequest, openRepository } from './repository.js';
 
@@ -83,6 +83,7 @@ export class HttpTree implements CvmfsTree {
     readonly fetcher: Fetcher,
     private readonly o: HttpTreeOptions,
     private readonly diag: Diagnostics,
+    private readonly onClose: () => void = () => {},
   ) {}
 
   /** The repositories opened, for provenance: name, revision, root catalog; by name. */
@@ -136,6 +137,18 @@ export class HttpTree implements CvmfsTree {
     }
   }
 
+  /**
+   * A path's row from its parent directory's catalog: a nested catalog's mount point is described
+   * there too (cvmfs keeps the two rows alike), so a stat does not load the catalog below it; the
+   * nested catalog's own root row is used once that catalog is loaded.
+   */
+  private lookup(state: RepoState, repoPath: string): CatalogRow | null {
+    if (repoPath === '') return state.root.lookup('');
+    const r = this.catalogFor(state, repoPath.slice(0, repoPath.lastIndexOf('/'))).lookup(repoPath);
+    if (!r || !isMountpointRow(r)) return r;
+    return state.catalogs.get(repoPath)?.lookup(repoPath) ?? r;
+  }
+
   private row(imagePath: string): { state: RepoState; row: CatalogRow; repoPath: string } | null {
     const s = this.split(imagePath);
     if (!s) return null;
@@ -143,7 +156,7 @@ export class HttpTree implements CvmfsTree {
     if (!state) return null;
     const dir = imagePath.slice(0, imagePath.lastIndexOf('/'));
     const cached = this.listed.get(dir)?.get(imagePath.slice(dir.length + 1));
-    const row = cached ?? this.catalogFor(state, s.repoPath).lookup(s.repoPath);
+    const row = cached ?? this.lookup(state, s.repoPath);
     if (!row || isHiddenRow(row)) return null;
     if (isExternalRow(row) && !isDirRow(row)) {
       if (!this.externalWarned.has(s.fqrn)) {
@@ -215,8 +228,8 @@ export class HttpTree implements CvmfsTree {
       e.rdev = row.size;
     } else if (type === 'file') {
       e.source = this.sourceOf(row, repoPath, imagePath);
-      if (row.hardlinkGroup > 0 && row.linkCount > 1) e.inode = `${row.catalog.id}:${row.hardlinkGroup}`;
     }
+    if ((type === 'file' || type === 'symlink') && row.hardlinkGroup > 0 && row.linkCount > 1) e.inode = `${row.catalog.id}:${row.hardlinkGroup}`;
     if (row.xattrs && row.xattrs.length > 0) e.xattrs = row.xattrs;
     return e;
   }
@@ -359,6 +372,7 @@ export class HttpTree implements CvmfsTree {
   }
 
   close(): Promise<void> {
+    this.onClose();
     for (const s of this.repos.values()) if (s) for (const c of s.catalogs.values()) c.close();
     return this.fetcher.close();
   }
