@@ -32,6 +32,8 @@ export interface Counts {
   maxConcurrent: number;
   /** User-Agent of the last request. */
   userAgent: string;
+  /** URL paths asked for with `Cache-Control: no-cache` (a proxy must not answer them from its cache). */
+  noCache: string[];
 }
 
 export interface CvmfsServer {
@@ -50,7 +52,7 @@ function serverMain(workerData: { dir: string; delayMs: number }, parentPort: im
   const http = req('node:http') as typeof import('node:http');
   const path = req('node:path') as typeof import('node:path');
   const faults = new Map<string, Fault>();
-  const counts: Counts = { seen: {}, total: 0, maxConcurrent: 0, userAgent: '' };
+  const counts: Counts = { seen: {}, total: 0, maxConcurrent: 0, userAgent: '', noCache: [] };
   const sockets = new Set<import('node:net').Socket>();
   let concurrent = 0;
   const answer = (urlPath: string, fault: Fault, request: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
@@ -74,6 +76,7 @@ function serverMain(workerData: { dir: string; delayMs: number }, parentPort: im
     counts.total++;
     counts.seen[urlPath] = (counts.seen[urlPath] ?? 0) + 1;
     counts.userAgent = request.headers['user-agent'] ?? '';
+    if (request.headers['cache-control'] === 'no-cache' && !counts.noCache.includes(urlPath)) counts.noCache.push(urlPath);
     concurrent++;
     counts.maxConcurrent = Math.max(counts.maxConcurrent, concurrent);
     res.on('close', () => concurrent--);
@@ -105,7 +108,7 @@ export async function startCvmfsServer(dir: string, opts: { delayMs?: number } =
   const code = `const { workerData, parentPort } = require('node:worker_threads');\n(${serverMain.toString()})(workerData, parentPort, require);`;
   const worker = new Worker(code, { eval: true, workerData: { dir, delayMs: opts.delayMs ?? 0 } });
   const waiting = new Map<number, (m: { counts?: Counts; port?: number }) => void>();
-  worker.on('message', (m: { id: number }) => {
+  worker.on('message', (m: { id: number; counts?: Counts; port?: number }) => {
     waiting.get(m.id)?.(m);
     waiting.delete(m.id);
   });

@@ -223,6 +223,8 @@ describe('the example /cvmfs published as repositories', () => {
     expect(fetched.map((p) => path.posix.basename(p)).sort(), JSON.stringify(fetched)).toEqual(['.cvmfspublished', '.cvmfspublished', '.cvmfswhitelist', '.cvmfswhitelist']);
     expect(digest(c)).toBe(digest(a));
     expect(after.userAgent).toMatch(/^shrinkwrap\/\S+ \(cvmfs-http\)$/);
+    // Manifests and whitelists change in place: asked for past any proxy's cache; objects not.
+    expect(after.noCache.map((p) => path.posix.basename(p)).sort()).toEqual(['.cvmfspublished', '.cvmfspublished', '.cvmfswhitelist', '.cvmfswhitelist']);
   });
 
   it('--release AnalysisBase,21.2.75 with its closures (ELF too), on a base: the same image as from the directory, but for the provenance that names the source', () => {

@@ -10,6 +10,7 @@ import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestKeys, makeTestKeys, publishRepository } from '../../fixtures/cvmfs-repo.js';
 import { openDatabase, sqliteLibrary, type SqlRow } from '../../src/util/sqlite.js';
+import { findSharedFixture } from '../helpers/shared-fixtures.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
@@ -18,15 +19,7 @@ const REAL_FQRN = 'legacy_aufs.cern.ch';
 const MTIME = 1557878400;
 const CHUNK = 4096;
 
-function findFixture(): string | null {
-  for (let dir = path.resolve(import.meta.dirname, '../..'); ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'shared/fixtures/cvmfs-legacy-aufs');
-    if (fs.existsSync(path.join(candidate, 'legacy_aufs_repo.tar.gz'))) return candidate;
-    if (path.dirname(dir) === dir) return null;
-  }
-}
-
-const fixture = findFixture();
+const fixture = findSharedFixture('cvmfs-legacy-aufs', 'legacy_aufs_repo.tar.gz');
 const ready = canRun(
   fixture !== null && hasCommand('openssl') && sqliteLibrary() !== null,
   'CernVM-FS fixture tests',

@@ -57,21 +57,13 @@ import { encodeWhitelist, listsFingerprint, parseFingerprint, parseWhitelist, wh
 import { findMasterKeys } from '../../src/sources/cvmfs/http/keys.js';
 import { InputError } from '../../src/model/errors.js';
 import { type SqlDatabase, openDatabase } from '../../src/util/sqlite.js';
+import { findSharedFixture } from '../helpers/shared-fixtures.js';
 import { canRun, hasCommand } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
 const FQRN = 'legacy_aufs.cern.ch';
 
-/** shared/fixtures/cvmfs-legacy-aufs, beside the checkout or beside one of its parents. */
-function findFixture(): string | null {
-  for (let dir = path.resolve(import.meta.dirname, '../..'); ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'shared/fixtures/cvmfs-legacy-aufs');
-    if (fs.existsSync(path.join(candidate, 'legacy_aufs_repo.tar.gz'))) return candidate;
-    if (path.dirname(dir) === dir) return null;
-  }
-}
-
-const fixture = findFixture();
+const fixture = findSharedFixture('cvmfs-legacy-aufs', 'legacy_aufs_repo.tar.gz');
 const haveFixture = canRun(fixture !== null, 'CernVM-FS format tests', 'shared/fixtures/cvmfs-legacy-aufs is not beside the checkout');
 const haveOpenssl = canRun(hasCommand('openssl'), 'CernVM-FS manifest signing test', 'the openssl command is not installed');
 

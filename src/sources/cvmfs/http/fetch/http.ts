@@ -73,7 +73,10 @@ export class HttpClient {
 
   private request(url: URL, proxy: string | null): Promise<Response> {
     this.onRequest();
-    const headers = { 'User-Agent': this.userAgent, Accept: '*/*' };
+    const headers: Record<string, string> = { 'User-Agent': this.userAgent, Accept: '*/*' };
+    // The manifest and whitelist change in place: a proxy must not answer them from its cache (the
+    // client asks the same way). Objects are named by their content and may come from any cache.
+    if (/\/\.cvmfs(published|whitelist)$/.test(url.pathname)) Object.assign(headers, { 'Cache-Control': 'no-cache', Pragma: 'no-cache' });
     let req: http.ClientRequest;
     if (proxy && url.protocol === 'http:') {
       const p = new URL(proxy);
