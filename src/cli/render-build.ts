@@ -2,6 +2,7 @@
 import type { BuildResult, WrittenImage } from '../compose/build.js';
 import { display } from '../model/bytes.js';
 import type { PushResult } from '../registry/push.js';
+import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
 import { humanBytes } from './output.js';
 import { releaseLines, summaryLines } from './render-plan.js';
 
@@ -35,9 +36,19 @@ export function buildSummaryLines(r: BuildResult): string[] {
   if (r.push) lines.push(pushSummary(r.push.to, r.push));
   lines.push(...summaryLines(r.payload.summary, r.warnings.length));
   if (r.payload.releases.length > 0) lines.push(...releaseLines(r.payload));
+  if (r.fetched) lines.push(fetchedText(r.fetched));
   lines.push(`wrote ${r.output}: ${writtenText(r.image)}`);
   if (r.sha256) lines.push(`wrote ${r.output}.sha256: ${r.sha256}`);
   return lines;
+}
+
+/** What an HTTP source fetched, and from where. */
+function fetchedText(s: FetchStats): string {
+  const servers = Object.entries(s.perServer)
+    .map(([server, n]) => `${n.toLocaleString('en-US')} to ${server}`)
+    .join(', ');
+  const retried = s.retries ? `, ${s.retries.toLocaleString('en-US')} retried` : '';
+  return `fetched: ${s.objects.toLocaleString('en-US')} objects not in the cache, ${humanBytes(s.bytesWire)} in ${s.requests.toLocaleString('en-US')} requests (${servers || 'none'}${retried})`;
 }
 
 /** The image's own fields in the JSON report, in the order the report has always had them. */
@@ -59,6 +70,7 @@ export function buildJson(r: BuildResult): string {
     ...imageJson(r.image),
     ...(r.sha256 ? { sha256: r.sha256 } : {}),
     ...(r.push ? { push: r.push } : {}),
+    ...(r.fetched ? { fetched: r.fetched } : {}),
     base: r.base,
     selection: { entries: r.payload.summary.entries, bytes: r.payload.summary.bytes, repositories, parts: r.payload.parts, releases: r.payload.releases.map((rel) => `${rel.project},${rel.version}`) },
     warnings: r.warnings.map((w) => ({ kind: w.kind, message: w.message })),

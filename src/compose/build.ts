@@ -27,6 +27,7 @@ import { type MtimePolicy, composeImage, imageEpoch, normaliseOwner, normaliseTi
 import { type BaseRequest, type SelectionRequest, openBaseImage, openSource, selectOptions } from './inputs.js';
 import { closeTree } from '../sources/cvmfs/open.js';
 import { HttpTree } from '../sources/cvmfs/http/tree.js';
+import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
 import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { type LayerPer, layerGroups } from './layers.js';
 import { DIR_MARKER, type ImageFormat, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource } from './output.js';
@@ -114,6 +115,8 @@ export interface BuildResult {
   /** The selection (summary, releases, parts). */
   payload: Payload;
   warnings: readonly Warning[];
+  /** What an HTTP source fetched (null for a directory source). */
+  fetched: FetchStats | null;
 }
 
 type Resolved = Required<Omit<BuildOptions, 'tag' | 'push' | 'threads'>> & Pick<BuildOptions, 'tag' | 'push' | 'threads'>;
@@ -192,6 +195,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
       base: baseImage ? { name: baseImage.text, kind: baseImage.kind, digest: baseImage.digest } : null,
       payload,
       warnings: run.diag.warnings,
+      fetched: run.source instanceof HttpTree ? run.source.fetcher.stats() : null,
     };
   } finally {
     // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
@@ -231,10 +235,9 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
   selecting.done();
   if (source instanceof HttpTree) {
     const fetching = run.progress.stage(`fetching from ${o.selection.cvmfsRoot}`, 'objects');
-    let bytes = 0;
-    await source.materialize(payload.entries, (done) => {
-      bytes = source.fetcher.stats().bytesWire;
-      fetching.tick(done, bytes);
+    await source.materialize(payload.entries, () => {
+      const s = source.fetcher.stats();
+      fetching.tick(s.objects, s.bytesWire);
     });
     fetching.done();
     for (const e of walked) run.sqfs!.feed.offerWalked(e);

@@ -217,7 +217,11 @@ describe('the example /cvmfs published as repositories', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(digest(b)).toBe(digest(a));
     const before = await server.counts();
-    expect(shrinkwrap(['build', ...overHttp('cache-ex'), '--spec', SPEC, '-o', c], { env: ENV }).code).toBe(0);
+    const warm = shrinkwrap(['build', ...overHttp('cache-ex'), '--spec', SPEC, '-o', c], { env: ENV });
+    expect(warm.code).toBe(0);
+    expect(warm.stderr).toContain(`fetched: 0 objects not in the cache, `);
+    expect(warm.stderr).toMatch(new RegExp(`in 4 requests \\(4 to ${server.url.replace(/[.]/g, '\\.')}\\)`));
+    expect(r.stderr).toMatch(/fetched: [1-9]\d* objects not in the cache/);
     const after = await server.counts();
     const fetched = Object.keys(after.seen).filter((p) => after.seen[p] !== before.seen[p]);
     expect(fetched.map((p) => path.posix.basename(p)).sort(), JSON.stringify(fetched)).toEqual(['.cvmfspublished', '.cvmfspublished', '.cvmfswhitelist', '.cvmfswhitelist']);
