@@ -3,9 +3,10 @@
 // counter the worker bumps after each reply) while the worker keeps many requests in flight, and
 // asynchronous callers get promises. A cached object is answered here, with no message at all.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { BuildError, InputError } from '../../../../model/errors.js';
-import { cachePathOf as cachePathIn, cached, ensureCacheDir } from './cache.js';
+import { cachePathOf as cachePathIn, cached, ensureCacheDir, sweepCache } from './cache.js';
 import { seconds } from './http.js';
 import { CTL, type Job, type Reply, type WorkerData } from './protocol.js';
 import type { ProxyGroup } from './servers.js';
@@ -38,6 +39,9 @@ interface Pending {
 
 type Done = Extract<Reply, { ok: boolean }>;
 
+/** Cache directories this process has swept. */
+const swept = new Set<string>();
+
 export class Fetcher {
   onProgress: ((s: FetchStats) => void) | null = null;
   private readonly worker: Worker;
@@ -59,6 +63,13 @@ export class Fetcher {
   constructor(private readonly o: FetcherOptions) {
     if (o.servers.length === 0) throw new InputError('cvmfs: no server to fetch from');
     ensureCacheDir(o.cacheDir);
+    // What killed runs left, once per process and cache: the sweep counts temporaries with our
+    // own pid as a dead run's (a reused pid), so a second Fetcher's sweep would take a first's.
+    const cacheKey = path.resolve(o.cacheDir);
+    if (!swept.has(cacheKey)) {
+      swept.add(cacheKey);
+      sweepCache(o.cacheDir);
+    }
     const control = new SharedArrayBuffer(CTL.length * 4);
     this.control = new Int32Array(control);
     const { port1, port2 } = new MessageChannel();

@@ -4,7 +4,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'node:worker_threads';
 import { InputError } from '../../../../model/errors.js';
-import { cachePathOf, cached, ensureCacheDir, sweepCache } from './cache.js';
+import { cachePathOf, cached, ensureCacheDir } from './cache.js';
 import { DownloadError, Downloader, type Ticket } from './download.js';
 import { Failure } from './http.js';
 import { CTL, type Job, type Reply, type WorkerData } from './protocol.js';
@@ -45,7 +45,6 @@ const counters = {
 };
 
 ensureCacheDir(options.cacheDir);
-sweepCache(options.cacheDir);
 
 const downloader = new Downloader({ ...options, userAgent: data.userAgent, env: data.env, log: (line) => send({ id: -1, log: line }), activity, stats });
 
