@@ -156,6 +156,11 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const g of opts.include ?? []) {
     compileGlob(g, `--include ${g}`);
+    const first = g.replace(/^\/cvmfs\//, '').split('/')[0]!;
+    if (isCvmfsUrl(rootText) && (!g.replace(/^\/cvmfs\//, '').includes('/') || /[*?[{\\]/.test(first))) {
+      // A server lists no repositories: which ones a glob may look in, it must say.
+      throw new InputError(`--include ${g}: over HTTP, begin with the repository (the server cannot list its repositories), e.g. atlas.cern.ch/**/${g.split('/').pop()}`);
+    }
     const matches = expandGlob(source, g.replace(/^\/cvmfs\//, ''), `--include ${g}`);
     if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
     for (const m of matches) {

@@ -296,6 +296,17 @@ describe('the example /cvmfs published as repositories', () => {
     expect(data).toEqual([]);
   });
 
+  it('--include: the same matches as from the directory where the glob names its repository; refused in one line where it cannot', () => {
+    const entries = (args: string[]) => {
+      const r = shrinkwrap(['plan', ...args, '--include', 'atlas.cern.ch/**/*.so', '--json'], { env: ENV });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).entries;
+    };
+    expect(entries(overHttp('cache-ex'))).toEqual(entries(fromDir()));
+    expectOneLineError(shrinkwrap(['plan', ...overHttp('cache-ex'), '--include', '*.so']), 2, '--include *.so: over HTTP, begin with the repository');
+    expectOneLineError(shrinkwrap(['plan', ...overHttp('cache-ex'), '--include', '*/repo/**']), 2, '--include */repo/**: over HTTP, begin with the repository');
+  });
+
   it('--cvmfs-* options on a directory source are refused in one line', () => {
     expectOneLineError(shrinkwrap(['plan', ...fromDir(), '--spec', SPEC, '--cvmfs-tag', 'x']), 2, '--cvmfs-tag: only for a --cvmfs-root read over HTTP');
   });

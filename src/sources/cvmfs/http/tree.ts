@@ -188,6 +188,8 @@ export class HttpTree implements CvmfsTree {
   }
 
   list(imagePath: string): string[] {
+    // A server cannot list its repositories: /cvmfs holds those opened so far.
+    if (imagePath === MOUNT) return this.opened().map((r) => r.fqrn);
     const s = this.split(imagePath);
     const state = s ? this.repo(s.fqrn) : null;
     if (!s || !state) throw Object.assign(new Error(`no such directory: ${display(imagePath)}`), { code: 'ENOENT' });
