@@ -17,6 +17,7 @@ import { type CvmfsTree, type FileReader, MOUNT, type TreeStat } from '../tree.j
 import { openHostFile } from '../posix.js';
 import { Catalog, type CatalogRow, type NestedCatalog, isChunkedRow, isDirRow, isExternalRow, isHiddenRow, isLinkRow, isMountpointRow, isSpecialRow } from './catalog.js';
 import type { ChunkedRequest, Fetcher, ObjectRequest } from './fetch/fetcher.js';
+import { FQRN as FQRN_PLACEHOLDER } from './fetch/servers.js';
 import { type OpenRepository, type TrustOptions, objectRequest, openRepository } from './repository.js';
 
 export interface HttpTreeOptions extends TrustOptions {
@@ -285,7 +286,10 @@ export class HttpTree implements CvmfsTree {
 
   where(imagePath: string): string {
     const s = this.split(imagePath);
-    return s ? `${this.o.label}/${s.fqrn}${s.repoPath} (in the catalogs)` : imagePath;
+    if (!s) return imagePath;
+    // A server URL may name the repository itself (`…/@fqrn@`, as CVMFS_SERVER_URL does): filled in, not appended.
+    const repo = this.o.label.includes(FQRN_PLACEHOLDER) ? this.o.label.replaceAll(FQRN_PLACEHOLDER, s.fqrn) : `${this.o.label}/${s.fqrn}`;
+    return `${repo}${s.repoPath} (in the catalogs)`;
   }
 
   release(): void {}
