@@ -236,12 +236,14 @@ function httpSourceOf(flags: SelectionFlags): HttpSourceOptions | null {
     variants,
     revision: flags.cvmfsRevision === undefined ? null : wholeNumber(flags.cvmfsRevision, '--cvmfs-revision', 0),
     tag: flags.cvmfsTag ?? null,
-    parallel: wholeNumber(flags.cvmfsParallel, '--cvmfs-parallel', 1),
-    timeoutMs: wholeNumber(flags.cvmfsTimeout, '--cvmfs-timeout', 1) * 1000,
+    parallel: wholeNumber(flags.cvmfsParallel, '--cvmfs-parallel', 1, 1024),
+    timeoutMs: wholeNumber(flags.cvmfsTimeout, '--cvmfs-timeout', 1, 86_400) * 1000,
   };
 }
 
-function wholeNumber(text: string, opt: string, min: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new InputError(`${opt} ${text}: expected a whole number, at least ${min}`);
+function wholeNumber(text: string, opt: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new InputError(`${opt} ${text}: expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`);
+  }
   return Number(text);
 }

@@ -48,7 +48,7 @@ export function provenance(sources: Sources, payload: Payload, baseImage: BaseIm
     base: baseIdentity(baseImage),
     source: {
       cvmfsRoot: sources.cvmfsRoot,
-      ...(sources.repositories ? { repositories: sources.repositories.map((r) => ({ fqrn: r.fqrn, revision: r.revision, rootCatalog: hashString(r.rootCatalog), tag: r.tag, published: r.manifest.timestamp })) } : {}),
+      ...(sources.repositories ? { repositories: sources.repositories.map((r) => ({ fqrn: r.fqrn, revision: r.revision, rootCatalog: hashString(r.rootCatalog), tag: r.tag, published: r.published })) } : {}),
     },
     releases: payload.releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform, path: display(r.path) })),
     specs: sources.specs.map((f) => ({ file: path.basename(f), digest: digestOf(f) })),

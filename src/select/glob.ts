@@ -8,7 +8,7 @@
 // a repository to find what to leave out would cost more than the build, so they are compiled to
 // regular expressions and tested on each path the selection reaches.
 import { fromText } from '../model/bytes.js';
-import { InputError } from '../model/errors.js';
+import { InputError, ShrinkwrapError } from '../model/errors.js';
 import type { CvmfsTree, TreeStat } from '../sources/cvmfs/tree.js';
 import { type Bracket, PatternError, parseBracket } from './pattern.js';
 import { MOUNT, type SpecRule } from './spec/parse.js';
@@ -374,36 +374,32 @@ class GlobWalk {
 
 // The walk reads what it can: a name it cannot stat or a directory it cannot list matches nothing.
 
-function listQuietly(tree: CvmfsTree, dir: string): string[] {
+// A name the walk cannot look at (gone, not a directory, not readable) is simply no match; a source
+// that cannot be read at all (a catalog or object no server would give, a repository that failed
+// its checks) stops the expansion: a glob matching nothing then would cost the image files silently.
+function quietly<T>(fn: () => T, otherwise: T): T {
   try {
-    return tree.list(dir);
-  } catch {
-    return [];
+    return fn();
+  } catch (err) {
+    if (err instanceof ShrinkwrapError) throw err;
+    return otherwise;
   }
+}
+
+function listQuietly(tree: CvmfsTree, dir: string): string[] {
+  return quietly(() => tree.list(dir), []);
 }
 
 function statQuietly(tree: CvmfsTree, imagePath: string): TreeStat | null {
-  try {
-    return tree.stat(imagePath);
-  } catch {
-    return null;
-  }
+  return quietly(() => tree.stat(imagePath), null);
 }
 
 function readLinkQuietly(tree: CvmfsTree, imagePath: string): string | null {
-  try {
-    return tree.readLink(imagePath);
-  } catch {
-    return null;
-  }
+  return quietly<string | null>(() => tree.readLink(imagePath), null);
 }
 
 function isRepoQuietly(tree: CvmfsTree, name: string): boolean {
-  try {
-    return tree.isRepo(name);
-  } catch {
-    return false;
-  }
+  return quietly(() => tree.isRepo(name), false);
 }
 
 /**

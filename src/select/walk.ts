@@ -1,7 +1,7 @@
 // Walk the source tree where the spec tree says to, and nowhere else.
 import { display } from '../model/bytes.js';
 import { joinPath } from '../model/entry.js';
-import { BuildError, describeSystemError } from '../model/errors.js';
+import { BuildError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
 import type { Selection } from './selection.js';
 import type { Pick, SpecTree } from './spec/tree.js';
 import type { Steps } from '../util/steps.js';
@@ -47,6 +47,7 @@ export function* walkSteps(sel: Selection, tree: SpecTree, imagePath: string, pi
       try {
         names = sel.source.list(path);
       } catch (err) {
+        if (err instanceof ShrinkwrapError) throw err; // it names what failed (a catalog, an object)
         throw new BuildError(`cannot list ${display(sel.source.where(path))}: ${describeSystemError(err)}`);
       }
     } else {

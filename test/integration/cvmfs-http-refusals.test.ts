@@ -20,6 +20,7 @@ import { encodeManifest, parseManifest } from '../../src/formats/cvmfs/manifest.
 import { signManifest, signWhitelist, splitSigned } from '../../src/formats/cvmfs/signed.js';
 import { encodeWhitelist, parseWhitelist } from '../../src/formats/cvmfs/whitelist.js';
 import { openDatabase } from '../../src/util/sqlite.js';
+import { md5Path } from '../../src/formats/cvmfs/catalog.js';
 
 const FQRN = 'refuse.test.ch';
 const CHUNK = 16 << 10;
@@ -360,6 +361,82 @@ describe('cvmfs over HTTP: what cannot be trusted is refused in one line, with n
     if (signal === null) expect({ code, stderr }).toEqual({ code: 130, stderr: 'shrinkwrap: interrupted by SIGINT; temporary output removed\n' });
     else expect({ signal, stderr }).toEqual({ signal: 'SIGINT', stderr: '' });
     expect((await s.counts()).total).toBeGreaterThan(4);
+    expectNothingWritten(c);
+  });
+});
+
+/** Run SQL on a copy of the case's root catalog, store it under its new hash and re-sign the manifest. */
+function alterRootCatalog(c: Case, statements: string[]): void {
+  const db = path.join(c.dir, `root-${crypto.randomBytes(4).toString('hex')}.db`);
+  fs.writeFileSync(db, zlib.inflateSync(fs.readFileSync(path.join(c.repo, root.catalog))));
+  const sql = openDatabase(db, { readOnly: false });
+  for (const st of statements) sql.exec(st);
+  sql.close();
+  const stored = zlib.deflateSync(fs.readFileSync(db));
+  const hash = hashBytes('sha1', stored);
+  fs.mkdirSync(path.dirname(path.join(c.repo, objectPath(hash, 'C'))), { recursive: true });
+  fs.writeFileSync(path.join(c.repo, objectPath(hash, 'C')), stored);
+  resignManifest(c, encodeManifest({ ...manifestOf(c), rootCatalog: hash, catalogSize: fs.statSync(db).size }));
+}
+
+/** A repository path's key halves as SQL integer literals. */
+const keyOf = (repoPath: string) => md5Path(repoPath).map(String) as [string, string];
+
+describe('cvmfs over HTTP: a catalog its publisher signed can still not make the image escape, loop or lose files', () => {
+  it('a row named ".." or "a/b" (its key computed, so a lookup finds it): refused in one line', async () => {
+    for (const name of ['..', 'a/b']) {
+      const c = newCase();
+      const [k1, k2] = keyOf(`/${name}`);
+      alterRootCatalog(c, [`UPDATE catalog SET name = '${name}', md5path_1 = ${k1}, md5path_2 = ${k2} WHERE name = 'README'`]);
+      const s = await serve(c);
+      expectOneLineError(build(c, s.url), 1, new RegExp(`^shrinkwrap: error: ${esc(FQRN)}: data/[0-9a-f]{2}/[0-9a-f]{38}C: a row named ${esc(JSON.stringify(name))} in /: not a file name$`, 'm'));
+      expectNothingWritten(c);
+    }
+  });
+
+  it('a nested catalog listed by itself (a loop) or outside its parent: refused in one line, no hang', async () => {
+    const c = newCase();
+    alterRootCatalog(c, [`INSERT INTO nested_catalogs (path, sha1, size) VALUES ('', '${root.catalog.replace(/^data\/(..)\/(.*)C$/, '$1$2')}', 0)`]);
+    const s = await serve(c);
+    expectOneLineError(build(c, s.url), 1, /nested catalog at "", not below \//);
+    expectNothingWritten(c);
+  });
+
+  it('a name that is not UTF-8 keeps its bytes (and its key): the image has the same name', async () => {
+    const c = newCase();
+    const raw = Buffer.from([0x52, 0x45, 0x41, 0x44, 0xff]); // "READ\xff"
+    const [k1, k2] = md5Path('/' + raw.toString('latin1')).map(String);
+    alterRootCatalog(c, [`UPDATE catalog SET name = CAST(X'${raw.toString('hex')}' AS TEXT), md5path_1 = ${k1}, md5path_2 = ${k2} WHERE name = 'README'`]);
+    const s = await serve(c);
+    const r = build(c, s.url);
+    expect(r.code, r.stderr).toBe(0);
+    const names = fs.readdirSync(Buffer.from(path.join(c.outDir, 'image', FQRN)), { encoding: 'buffer' });
+    expect(names.some((n) => n.equals(raw))).toBe(true);
+    expect(fs.readFileSync(Buffer.concat([Buffer.from(path.join(c.outDir, 'image', FQRN) + '/'), raw]), 'utf8')).toBe(README);
+  });
+
+  it('a glob that reaches a catalog no server has: one line, not "matches nothing"', async () => {
+    const c = newCase();
+    fs.rmSync(path.join(c.repo, root.nested));
+    const s = await serve(c);
+    const r = shrinkwrap(['plan', '--cvmfs-root', s.url, '--cvmfs-keys', keys.dir, '--cvmfs-cache', c.cache, '--include', `${FQRN}/sw/**`]);
+    expectOneLineError(r, 1, `${FQRN}: ${root.nested}: 404 Not Found`);
+  });
+
+  it('a repository no server has is "not found"; one whose servers could not all be asked is an error', async () => {
+    const c = newCase();
+    const empty = path.join(c.dir, 'empty');
+    fs.mkdirSync(empty);
+    const s = await startCvmfsServer(empty);
+    servers.push(s);
+    expectOneLineError(build(c, s.url), 2, `repository ${FQRN} not found under ${s.url}`);
+    const dead = `http://127.0.0.1:${await freePort()}/cvmfs`;
+    // The dead server is skipped with its warning; that the other has no such repository proves nothing.
+    const r = build(c, `${dead};${s.url}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('shrinkwrap: error: '))).toEqual([
+      `shrinkwrap: error: ${FQRN}: .cvmfspublished: ${dead}: connection refused (ECONNREFUSED); ${s.url}: 404 Not Found`,
+    ]);
     expectNothingWritten(c);
   });
 });

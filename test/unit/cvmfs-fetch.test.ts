@@ -258,7 +258,8 @@ describe('Fetcher', () => {
       const err = await failure(f.object({ ...a.req, ...change }));
       expect(err.message).toMatch(message);
       expect(err.message).not.toContain('\n');
-      expect(err.constructor.name).toBe('BuildError');
+      // Every server answered 404: "not there", which a repository's absence is told by; else "could not be had".
+      expect(err.constructor.name).toBe(/404 Not Found on every server/.test(err.message) ? 'NotFoundError' : 'BuildError');
       expect(cacheFiles(f['o'].cacheDir)).toEqual([path.join('objects', good.req.path.slice(5))]);
       return { s, f, err };
     }

@@ -544,14 +544,16 @@ function makeDatabase(name: string, statements: string[]): SqlDatabase {
 }
 
 describe('master keys', () => {
-  it('finds <fqrn>.pub, then <domain>/*.pub, then *.pub; refuses when there is none', () => {
+  it('finds <fqrn>.pub, then <domain>/*.pub where there are any, else *.pub (a key of another domain never signs); refuses when there is none', () => {
     const dir = tmpDir('sw-cvmfs-keys-');
     try {
       fs.mkdirSync(path.join(dir, 'cern.ch'));
       fs.mkdirSync(path.join(dir, 'x.pub'));
       for (const f of ['cern.ch/b.pub', 'cern.ch/a.pub', 'cern.ch/readme', 'atlas.cern.ch.pub', 'egi.eu.pub', 'z.pub']) fs.writeFileSync(path.join(dir, f), 'key');
-      expect(findMasterKeys(dir, 'atlas.cern.ch')).toEqual(['atlas.cern.ch.pub', 'cern.ch/a.pub', 'cern.ch/b.pub', 'egi.eu.pub', 'z.pub'].map((f) => path.join(dir, f)));
-      expect(findMasterKeys(dir, 'sft.cern.ch')).toEqual(['cern.ch/a.pub', 'cern.ch/b.pub', 'atlas.cern.ch.pub', 'egi.eu.pub', 'z.pub'].map((f) => path.join(dir, f)));
+      expect(findMasterKeys(dir, 'atlas.cern.ch')).toEqual(['atlas.cern.ch.pub', 'cern.ch/a.pub', 'cern.ch/b.pub'].map((f) => path.join(dir, f)));
+      expect(findMasterKeys(dir, 'sft.cern.ch')).toEqual(['cern.ch/a.pub', 'cern.ch/b.pub'].map((f) => path.join(dir, f)));
+      // A domain without a directory of its own: the top-level keys.
+      expect(findMasterKeys(dir, 'repo.egi.eu')).toEqual(['atlas.cern.ch.pub', 'egi.eu.pub', 'z.pub'].map((f) => path.join(dir, f)));
       expect(findMasterKeys(path.join(dir, 'cern.ch'), 'sft.cern.ch')).toEqual(['a.pub', 'b.pub'].map((f) => path.join(dir, 'cern.ch', f)));
       const empty = path.join(dir, 'empty');
       fs.mkdirSync(empty);

@@ -66,7 +66,7 @@ export function openCvmfsTree(root: string, http: HttpSourceOptions | null, diag
     // Interrupted, the fetch worker stops and removes what it was writing before the process exits.
     obeySignals();
     const unregister = onInterrupt(() => fetcher.close());
-    return new HttpTree(fetcher, { ...h, now: new Date(), label: root }, diag, unregister);
+    return new HttpTree(fetcher, { ...h, now: new Date(), label: root, xattrs: o.xattrs }, diag, unregister);
   }
   const rootText = path.resolve(root);
   requireDirectory(fromText(rootText), '--cvmfs-root');

@@ -1,7 +1,7 @@
 // One CernVM-FS catalog: an SQLite database describing a subtree of a repository, opened from the
 // object cache. Rows are keyed by the MD5 of their repository path (formats/cvmfs/catalog.ts);
 // a directory's children are the rows whose parent key is its key.
-import { fromBuffer } from '../../../model/bytes.js';
+import { display, fromBuffer } from '../../../model/bytes.js';
 import { BuildError } from '../../../model/errors.js';
 import {
   FLAG_CHUNKED,
@@ -17,7 +17,7 @@ import {
   hashAlgorithmOfFlags,
   md5Path,
 } from '../../../formats/cvmfs/catalog.js';
-import { type ContentHash, parseHashString } from '../../../formats/cvmfs/hash.js';
+import { type ContentHash, DIGEST_SIZE, parseHashString } from '../../../formats/cvmfs/hash.js';
 import { type SqlDatabase, type SqlRow, type SqlStatement, openDatabase } from '../../../util/sqlite.js';
 
 /** A row of the `catalog` table, decoded. Paths and names are byte strings (model/bytes.ts). */
@@ -51,17 +51,32 @@ export interface Chunk {
   hash: ContentHash;
 }
 
-const COLUMNS = 'name, flags, mode, size, mtime, symlink, hash, hardlinks, xattr';
+// Names, link targets and paths as stored, byte for byte: SQLite's TEXT read as a string would be
+// decoded as UTF-8, turning a name that is not into U+FFFD (and losing its subtree, whose parent
+// key is the MD5 of the real bytes).
+const COLUMNS = 'CAST(name AS BLOB) AS name, flags, mode, size, mtime, CAST(symlink AS BLOB) AS symlink, hash, hardlinks, xattr';
+
+/** Catalogs open at once: each holds a file descriptor and a page cache; a release enters thousands. */
+const MAX_OPEN = 64;
+/** Open catalogs, least recently used first. */
+const open = new Set<Catalog>();
+
+/** Bytes of a BLOB (or TEXT cast to one) as a byte string. */
+const bytesOf = (v: unknown): string => (v instanceof Uint8Array ? fromBuffer(Buffer.from(v.buffer, v.byteOffset, v.byteLength)) : v === null || v === undefined ? '' : fromBuffer(Buffer.from(String(v), 'utf8')));
+
+interface Statements {
+  db: SqlDatabase;
+  byKey: SqlStatement;
+  byParent: SqlStatement;
+  chunksOf: SqlStatement;
+}
 
 export class Catalog {
-  private readonly db: SqlDatabase;
-  private readonly byKey: SqlStatement;
-  private readonly byParent: SqlStatement;
-  private readonly chunksOf: SqlStatement;
-  /** Nested catalogs, by mount point. */
+  private handle: Statements | null = null;
+  private readonly columns: string;
+  /** Nested catalogs, by mount point, deepest first; each strictly below this catalog's root. */
   readonly nested: NestedCatalog[];
   readonly properties: Map<string, string>;
-  readonly hasXattrColumn: boolean;
 
   /**
    * @param file the decompressed catalog in the cache
@@ -70,35 +85,85 @@ export class Catalog {
    * @param label repository and object, for messages
    */
   constructor(
-    file: string,
+    private readonly file: string,
     readonly mountpoint: string,
     readonly id: number,
     readonly label: string,
   ) {
+    const db = this.guard(() => openDatabase(file, { readOnly: true }));
     try {
-      this.db = openDatabase(file, { readOnly: true });
-      this.properties = new Map(this.db.prepare('SELECT key, value FROM properties').all().map((r) => [String(r.key), String(r.value)]));
-      const columns = new Set(this.db.prepare("SELECT name FROM pragma_table_info('catalog')").all().map((r) => String(r.name)));
-      this.hasXattrColumn = columns.has('xattr');
-      const cols = this.hasXattrColumn ? COLUMNS : COLUMNS.replace(', xattr', ', NULL AS xattr');
-      this.byKey = this.db.prepare(`SELECT ${cols} FROM catalog WHERE md5path_1 = ? AND md5path_2 = ?`);
-      this.byParent = this.db.prepare(`SELECT ${cols} FROM catalog WHERE parent_1 = ? AND parent_2 = ?`);
-      this.chunksOf = this.db.prepare('SELECT offset, size, hash FROM chunks WHERE md5path_1 = ? AND md5path_2 = ? ORDER BY offset');
-      this.nested = this.nestedRows();
-    } catch (err) {
-      if (err instanceof BuildError) throw err;
-      throw new BuildError(`${label}: not a readable catalog (${(err as Error).message})`);
+      const read = this.guard(() => {
+        // A crafted catalog cannot run code through its schema (a view named catalog, triggers).
+        db.exec('PRAGMA trusted_schema = OFF');
+        const kinds = new Map(db.prepare("SELECT name, type FROM sqlite_master WHERE name IN ('catalog', 'chunks', 'nested_catalogs', 'properties', 'bind_mountpoints')").all().map((r) => [String(r.name), String(r.type)]));
+        for (const t of ['catalog', 'chunks', 'nested_catalogs', 'properties']) if (kinds.get(t) !== 'table') throw new BuildError(`${label}: not a catalog (no table ${t})`);
+        const columns = new Set(db.prepare("SELECT name FROM pragma_table_info('catalog')").all().map((r) => String(r.name)));
+        const selected = columns.has('xattr') ? COLUMNS : COLUMNS.replace(', xattr', ', NULL AS xattr');
+        const properties = new Map(db.prepare('SELECT key, value FROM properties').all().map((r) => [String(r.key), String(r.value)]));
+        // A catalog planted elsewhere than where it is mounted (bind mount points, a root prefix that is
+        // not its mount point) keys its rows by other paths: not read rather than read wrong.
+        const prefix = properties.get('root_prefix');
+        if (prefix !== undefined && prefix.replace(/\/$/, '') !== mountpoint) throw new BuildError(`${label}: a catalog planted at ${prefix}, mounted at ${mountpoint || '/'}: not supported`);
+        if (kinds.get('bind_mountpoints') === 'table' && db.prepare('SELECT count(*) AS n FROM bind_mountpoints').get()!.n !== 0n) {
+          throw new BuildError(`${label}: bind mount points are not supported`);
+        }
+        return { selected, properties, nested: this.nestedRows(db) };
+      });
+      this.columns = read.selected;
+      this.properties = read.properties;
+      this.nested = read.nested;
+    } finally {
+      db.close();
     }
   }
 
-  private nestedRows(): NestedCatalog[] {
-    const tables = new Set(this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => String(r.name)));
-    const rows: SqlRow[] = this.db.prepare('SELECT path, sha1, size FROM nested_catalogs').all();
-    // Bind mount points (schema revision 6) are nested catalogs the client mounts the same way.
-    if (tables.has('bind_mountpoints')) for (const r of this.db.prepare('SELECT path, sha1, size FROM bind_mountpoints').all()) rows.push(r);
-    return rows
-      .map((r) => ({ path: fromBuffer(Buffer.from(String(r.path), 'utf8')), hash: parseHashString(String(r.sha1)), size: Number(r.size ?? 0) }))
-      .sort((a, b) => b.path.length - a.path.length);
+  /** A failure of SQLite or of a row's format, as one line naming the catalog. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof BuildError) throw err;
+      throw new BuildError(`${this.label}: not a readable catalog (${(err as Error).message})`);
+    }
+  }
+
+  private nestedRows(db: SqlDatabase): NestedCatalog[] {
+    const rows = db.prepare('SELECT CAST(path AS BLOB) AS path, sha1, size FROM nested_catalogs').all();
+    const out = rows.map((r) => {
+      const p = bytesOf(r.path);
+      // Strictly below this catalog's root: a catalog listing itself or an ancestor would loop.
+      if (!p.startsWith(this.mountpoint + '/') || !isRepoPath(p)) throw new BuildError(`${this.label}: nested catalog at ${JSON.stringify(display(p))}, not below ${this.mountpoint || '/'}`);
+      let hash: ContentHash;
+      try {
+        hash = parseHashString(String(r.sha1));
+      } catch {
+        throw new BuildError(`${this.label}: nested catalog at ${display(p)}: ${JSON.stringify(String(r.sha1))} is not a content hash`);
+      }
+      return { path: p, hash, size: Number(r.size ?? 0) };
+    });
+    return out.sort((a, b) => b.path.length - a.path.length);
+  }
+
+  /** The statements, the database opened again if it was closed to keep the number open bounded. */
+  private db(): Statements {
+    if (this.handle) {
+      open.delete(this);
+      open.add(this);
+      return this.handle;
+    }
+    if (open.size >= MAX_OPEN) open.values().next().value!.close();
+    this.handle = this.guard(() => {
+      const db = openDatabase(this.file, { readOnly: true });
+      db.exec('PRAGMA trusted_schema = OFF');
+      return {
+        db,
+        byKey: db.prepare(`SELECT ${this.columns} FROM catalog WHERE md5path_1 = ? AND md5path_2 = ?`),
+        byParent: db.prepare(`SELECT ${this.columns} FROM catalog WHERE parent_1 = ? AND parent_2 = ?`),
+        chunksOf: db.prepare('SELECT offset, size, hash FROM chunks WHERE md5path_1 = ? AND md5path_2 = ? ORDER BY offset'),
+      };
+    });
+    open.add(this);
+    return this.handle;
   }
 
   /** The nested catalog whose subtree holds `repoPath` (itself included), if any. */
@@ -112,47 +177,70 @@ export class Catalog {
   /** The row at `repoPath`, or null. */
   lookup(repoPath: string): CatalogRow | null {
     const [a, b] = md5Path(repoPath);
-    const r = this.byKey.get(a, b);
-    return r ? this.decode(r) : null;
+    const r = this.guard(() => this.db().byKey.get(a, b));
+    return r ? this.decode(r, repoPath) : null;
   }
 
   /** The rows of a directory's children, in no particular order. */
   children(repoPath: string): CatalogRow[] {
     const [a, b] = md5Path(repoPath);
-    return this.byParent.all(a, b).map((r) => this.decode(r));
+    return this.guard(() => this.db().byParent.all(a, b)).map((r) => this.decode(r, null, repoPath));
   }
 
   /** A chunked file's chunks, in order; their hashes are of the file's algorithm. */
   chunks(row: CatalogRow, repoPath: string): Chunk[] {
     const [a, b] = md5Path(repoPath);
     const algorithm = hashAlgorithmOfFlags(row.flags);
-    return this.chunksOf.all(a, b).map((r) => ({ offset: Number(r.offset), size: Number(r.size), hash: { algorithm, digest: Buffer.from(r.hash as Uint8Array) } }));
+    return this.guard(() => this.db().chunksOf.all(a, b)).map((r) => {
+      const digest = r.hash instanceof Uint8Array ? Buffer.from(r.hash) : null;
+      if (!digest || digest.length !== DIGEST_SIZE) throw new BuildError(`${this.label}: ${display(repoPath)}: a chunk at ${r.offset} without a content hash`);
+      return { offset: Number(r.offset), size: Number(r.size), hash: { algorithm, digest } };
+    });
   }
 
-  private decode(r: SqlRow): CatalogRow {
-    const flags = Number(r.flags);
-    const hardlinks = decodeHardlinks(BigInt((r.hardlinks as bigint | number | null) ?? 0));
-    const raw = r.hash as Uint8Array | null;
-    const hash = raw && raw.length > 0 ? { algorithm: hashAlgorithmOfFlags(flags), digest: Buffer.from(raw) } : null;
-    return {
-      name: fromBuffer(Buffer.from(String(r.name ?? ''), 'utf8')),
-      flags,
-      mode: Number(r.mode),
-      size: Number(r.size ?? 0),
-      mtime: Number(r.mtime ?? 0),
-      symlink: fromBuffer(Buffer.from(String(r.symlink ?? ''), 'utf8')),
-      hash,
-      compressed: compressionOfFlags(flags) === 'zlib',
-      hardlinkGroup: hardlinks.group,
-      linkCount: hardlinks.linkCount,
-      xattrs: r.xattr ? decodeXattrs(r.xattr as Uint8Array) : null,
-      catalog: this,
-    };
+  /** A row as the tree uses it; `path` is the row's own path, or `parent` its directory's. */
+  private decode(r: SqlRow, path: string | null, parent?: string): CatalogRow {
+    const name = bytesOf(r.name);
+    const at = path ?? `${parent}/${name}`;
+    // A name the kernel would never show (`..`, `a/b`, NUL): an image holding it could escape where it is unpacked.
+    if (path === null ? !isName(name) : at !== '' && !isName(name)) throw new BuildError(`${this.label}: a row named ${JSON.stringify(display(name))} in ${display(parent ?? at) || '/'}: not a file name`);
+    return this.guard(() => {
+      const flags = Number(r.flags);
+      const hardlinks = decodeHardlinks(BigInt((r.hardlinks as bigint | number | null) ?? 0));
+      const raw = r.hash as Uint8Array | null;
+      const hash = raw && raw.length > 0 ? { algorithm: hashAlgorithmOfFlags(flags), digest: Buffer.from(raw) } : null;
+      return {
+        name,
+        flags,
+        mode: Number(r.mode),
+        size: Number(r.size ?? 0),
+        mtime: Number(r.mtime ?? 0),
+        symlink: bytesOf(r.symlink),
+        hash,
+        compressed: compressionOfFlags(flags) === 'zlib',
+        hardlinkGroup: hardlinks.group,
+        linkCount: hardlinks.linkCount,
+        xattrs: r.xattr ? decodeXattrs(r.xattr as Uint8Array) : null,
+        catalog: this,
+      };
+    });
   }
 
   close(): void {
-    this.db.close();
+    this.handle?.db.close();
+    this.handle = null;
+    open.delete(this);
   }
+}
+
+/** A name of a directory entry: not empty, not `.` or `..`, no `/` and no NUL. */
+function isName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
+}
+
+/** A repository path below the root: `/a/b`, every component a name. */
+function isRepoPath(p: string): boolean {
+  return p.startsWith('/') && p.slice(1).split('/').every(isName);
 }
 
 export const isDirRow = (r: CatalogRow) => (r.flags & FLAG_DIR) !== 0;

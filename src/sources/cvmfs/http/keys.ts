@@ -4,8 +4,9 @@
 // signed; the stock configuration points CVMFS_KEYS_DIR at /etc/cvmfs/keys/<domain> for the
 // domains it knows (domain.d/cern.ch.conf: /etc/cvmfs/keys/cern.ch) and at /etc/cvmfs/keys
 // otherwise, where a repository's own key is conventionally `<fqrn>.pub`.
-// Given the top directory (/etc/cvmfs/keys or a copy of it), we try, in order:
-//   <dir>/<fqrn>.pub, <dir>/<domain>/*.pub (domain: the fqrn without its first label), <dir>/*.pub.
+// Given the top directory (/etc/cvmfs/keys or a copy of it), we try <dir>/<fqrn>.pub, then the
+// domain's keys <dir>/<domain>/*.pub (domain: the fqrn without its first label) where that directory
+// has any, else <dir>/*.pub: as the client, a key of another domain never signs for this one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../../../model/errors.js';
@@ -42,7 +43,8 @@ function pubFiles(dir: string): string[] {
 /** Paths of the master public keys to try for `fqrn`, most specific first; InputError when none. */
 export function findMasterKeys(keysDir: string, fqrn: string): string[] {
   const domain = repositoryDomain(fqrn);
-  const candidates = [path.join(keysDir, `${fqrn}.pub`), ...(domain ? pubFiles(path.join(keysDir, domain)) : []), ...pubFiles(keysDir)];
+  const domainKeys = domain ? pubFiles(path.join(keysDir, domain)) : [];
+  const candidates = [path.join(keysDir, `${fqrn}.pub`), ...(domainKeys.length > 0 ? domainKeys : pubFiles(keysDir))];
   const found = [...new Set(candidates.filter(isFile))];
   if (found.length === 0) {
     const places = [`${fqrn}.pub`, ...(domain ? [`${domain}/*.pub`] : []), '*.pub'].join(', ');

@@ -11,7 +11,7 @@ import { type Manifest, parseManifest } from '../../../formats/cvmfs/manifest.js
 import { bodyHash, certificateFingerprint, splitSigned, verifyManifestSignature, verifyWhitelistSignature } from '../../../formats/cvmfs/signed.js';
 import { type Whitelist, parseWhitelist, whitelistExpired } from '../../../formats/cvmfs/whitelist.js';
 import { openDatabase } from '../../../util/sqlite.js';
-import type { Fetcher, ObjectRequest } from './fetch/fetcher.js';
+import { type Fetcher, NotFoundError, type ObjectRequest } from './fetch/fetcher.js';
 import { findMasterKeys } from './keys.js';
 
 /** The most a manifest or whitelist may be: both are a few hundred bytes. */
@@ -39,11 +39,25 @@ export interface OpenRepository {
   rootCatalog: ContentHash;
   /** The tag asked for, if any. */
   tag: string | null;
+  /** When the revision read was published (its root catalog's last_modified; set once it is loaded). */
+  published: number;
 }
 
-/** A request for an object of the repository that is stored compressed, as catalogs and certificates are. */
+/** The most a catalog or history database may inflate to when nothing says its size; a certificate is small. */
+const MAX_DATABASE = 4 * 2 ** 30;
+const MAX_CERTIFICATE = 1 << 20;
+
+/**
+ * A request for an object of the repository. A data object's size is known exactly (its row); a
+ * catalog's from its parent or the manifest (at most that); for the rest, a bound by kind, so that a
+ * server cannot make us write without end.
+ */
 export function objectRequest(fqrn: string, hash: ContentHash, suffix: ObjectSuffix, compressed = true, size?: number): ObjectRequest {
-  return { fqrn, path: objectPath(hash, suffix), algorithm: hash.algorithm, digestHex: hash.digest.toString('hex'), compressed, ...(size !== undefined ? { exactBytes: size } : {}) };
+  const base = { fqrn, path: objectPath(hash, suffix), algorithm: hash.algorithm, digestHex: hash.digest.toString('hex'), compressed };
+  if (suffix === '' && size !== undefined) return { ...base, exactBytes: size };
+  if (suffix === 'X') return { ...base, maxBytes: MAX_CERTIFICATE };
+  if (suffix === 'P' && size !== undefined) return { ...base, exactBytes: size };
+  return { ...base, maxBytes: size !== undefined && size > 0 ? size : MAX_DATABASE };
 }
 
 /**
@@ -55,14 +69,14 @@ export function openRepository(fqrn: string, fetcher: Fetcher, o: TrustOptions, 
   try {
     manifestFile = fetcher.fetchFileSync(fqrn, '.cvmfspublished', MAX_SIGNED_FILE);
   } catch (err) {
-    if (err instanceof BuildError && /404/.test(err.message)) return null;
+    if (err instanceof NotFoundError) return null; // every server answered 404: no such repository
     throw err;
   }
   const whitelistFile = fetcher.fetchFileSync(fqrn, '.cvmfswhitelist', MAX_SIGNED_FILE);
   const whitelist = checkWhitelist(fqrn, whitelistFile, o, diag);
   const manifest = checkManifest(fqrn, manifestFile, whitelist, fetcher);
   const { revision, rootCatalog } = chooseRevision(fqrn, manifest, fetcher, o);
-  return { fqrn, manifest, whitelist, revision, rootCatalog, tag: o.tag };
+  return { fqrn, manifest, whitelist, revision, rootCatalog, tag: o.tag, published: manifest.timestamp };
 }
 
 function refuse(fqrn: string, what: string): never {
@@ -71,6 +85,14 @@ function refuse(fqrn: string, what: string): never {
 
 function checkWhitelist(fqrn: string, file: Buffer, o: TrustOptions, diag: Diagnostics): Whitelist {
   const signed = parseSigned(fqrn, '.cvmfswhitelist', file);
+  let w: Whitelist;
+  try {
+    w = parseWhitelist(signed.body);
+  } catch (err) {
+    refuse(fqrn, `.cvmfswhitelist: ${(err as Error).message}`);
+  }
+  // The client then verifies a PKCS#7 signature or a CA chain, not the master key's: not read rather than half checked.
+  if (w.pkcs7 || w.caChain) refuse(fqrn, `.cvmfswhitelist: signed ${w.pkcs7 ? 'with PKCS#7' : 'through a CA chain'}, which shrinkwrap does not verify`);
   const keys = findMasterKeys(o.keysDir, fqrn);
   const good = keys.some((k) => {
     try {
@@ -80,12 +102,6 @@ function checkWhitelist(fqrn: string, file: Buffer, o: TrustOptions, diag: Diagn
     }
   });
   if (!good) refuse(fqrn, `.cvmfswhitelist: not signed by a master key in ${o.keysDir} (tried ${keys.map((k) => k.slice(o.keysDir.length + 1) || k).join(', ')})`);
-  let w: Whitelist;
-  try {
-    w = parseWhitelist(signed.body);
-  } catch (err) {
-    refuse(fqrn, `.cvmfswhitelist: ${(err as Error).message}`);
-  }
   if (w.fqrn !== fqrn) refuse(fqrn, `.cvmfswhitelist: made for repository ${display(w.fqrn)}, not this one`);
   if (whitelistExpired(w, o.now)) {
     const when = w.expires.toISOString().replace('.000Z', 'Z');

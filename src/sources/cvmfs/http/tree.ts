@@ -7,7 +7,7 @@
 // catalog not yet loaded loads it there and then, blocking (the fetcher's synchronous path).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { display, fromBuffer } from '../../../model/bytes.js';
+import { display, fromBuffer, fsPath } from '../../../model/bytes.js';
 import type { Diagnostics } from '../../../model/diagnostics.js';
 import type { Entry, EntryType } from '../../../model/entry.js';
 import { BuildError } from '../../../model/errors.js';
@@ -15,6 +15,7 @@ import { expandVariantSymlink } from '../../../formats/cvmfs/catalog.js';
 import { type ContentHash, hashString, objectPath } from '../../../formats/cvmfs/hash.js';
 import { type CvmfsTree, type FileReader, MOUNT, type TreeStat } from '../tree.js';
 import { openHostFile } from '../posix.js';
+import { keepCvmfsXattr } from '../../xattrs.js';
 import { Catalog, type CatalogRow, type NestedCatalog, isChunkedRow, isDirRow, isExternalRow, isHiddenRow, isLinkRow, isMountpointRow, isSpecialRow } from './catalog.js';
 import type { ChunkedRequest, Fetcher, ObjectRequest } from './fetch/fetcher.js';
 import { FQRN as FQRN_PLACEHOLDER } from './fetch/servers.js';
@@ -25,6 +26,8 @@ export interface HttpTreeOptions extends TrustOptions {
   variants: Map<string, string>;
   /** The base URL(s) as the user gave them, for messages. */
   label: string;
+  /** Give entries their catalog's extended attributes (builds do; `plan` only with --xattrs, as from a directory). */
+  xattrs: boolean;
 }
 
 const S_IFMT = 0o170000;
@@ -99,10 +102,16 @@ export class HttpTree implements CvmfsTree {
     let r = this.repos.get(fqrn);
     if (r !== undefined) return r;
     r = null;
-    if (fqrn !== '' && fqrn !== '.' && fqrn !== '..' && !fqrn.includes('/')) {
+    // A repository name is a host-like name: it goes into URLs and messages as it is.
+    if (/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(fqrn)) {
       const open = openRepository(fqrn, this.fetcher, this.o, this.diag);
       if (open) {
-        const root = this.loadCatalogSync(fqrn, '', open.rootCatalog, 0);
+        // The manifest's B is the root catalog's size; a revision or tag chose another root.
+        const size = open.rootCatalog === open.manifest.rootCatalog ? (open.manifest.catalogSize ?? 0) : 0;
+        const root = this.loadCatalogSync(fqrn, '', open.rootCatalog, size);
+        // The revision's own time, not the newest manifest's: an old revision's image stays the same.
+        const modified = Number(root.properties.get('last_modified'));
+        if (Number.isSafeInteger(modified)) open.published = modified;
         r = { open, root, catalogs: new Map([['', root]]), loading: new Map() };
       }
     }
@@ -111,8 +120,7 @@ export class HttpTree implements CvmfsTree {
   }
 
   private loadCatalogSync(fqrn: string, mountpoint: string, hash: ContentHash, size: number): Catalog {
-    const file = this.fetcher.objectSync(objectRequest(fqrn, hash, 'C', true, undefined));
-    void size;
+    const file = this.fetcher.objectSync(objectRequest(fqrn, hash, 'C', true, size));
     return new Catalog(file, mountpoint, this.nextCatalogId++, `${fqrn}: ${objectPath(hash, 'C')}`);
   }
 
@@ -233,7 +241,11 @@ export class HttpTree implements CvmfsTree {
       e.source = this.sourceOf(row, repoPath, imagePath);
     }
     if ((type === 'file' || type === 'symlink') && row.hardlinkGroup > 0 && row.linkCount > 1) e.inode = `${row.catalog.id}:${row.hardlinkGroup}`;
-    if (row.xattrs && row.xattrs.length > 0) e.xattrs = row.xattrs;
+    if (this.o.xattrs && row.xattrs) {
+      // As from a mounted repository: what a client shows of its own (magic attributes) stays out.
+      const kept = row.xattrs.filter(([name]) => keepCvmfsXattr(name));
+      if (kept.length > 0) e.xattrs = kept;
+    }
     return e;
   }
 
@@ -242,7 +254,7 @@ export class HttpTree implements CvmfsTree {
     const fqrn = this.split(imagePath)!.fqrn;
     let req: ObjectRequest | ChunkedRequest;
     if (isChunkedRow(row)) {
-      const chunks = row.catalog.chunks(row, repoPath).map((c) => ({ ...objectRequest(fqrn, c.hash, 'P', row.compressed), offset: c.offset, size: c.size }));
+      const chunks = row.catalog.chunks(row, repoPath).map((c) => ({ ...objectRequest(fqrn, c.hash, 'P', row.compressed, c.size), offset: c.offset, size: c.size }));
       if (chunks.length === 0) throw new BuildError(`${fqrn}: ${display(repoPath)}: a chunked file with no chunks in its catalog`);
       // The file is named by its chunks: cvmfs leaves a chunked file's own hash empty (no bulk object).
       const key = createHash('sha1').update(chunks.map((c) => `${c.path}@${c.offset}+${c.size}`).join('\n')).digest('hex');
@@ -265,14 +277,14 @@ export class HttpTree implements CvmfsTree {
     if (!st || st.isDirectory()) throw Object.assign(new Error(`no such file: ${display(imagePath)}`), { code: st ? 'EISDIR' : 'ENOENT' });
     if (st.isSymbolicLink()) throw Object.assign(new Error(`a symbolic link: ${display(imagePath)}`), { code: 'ELOOP' });
     const source = this.entry(imagePath, st, '').source!;
-    return fs.readFileSync(this.ensure(source));
+    return fs.readFileSync(fsPath(this.ensure(source)));
   }
 
-  /** The cache file of a source, fetched now if it is not there yet. */
+  /** The cache file of a source (a byte string, as every source is), fetched now if it is not there yet. */
   private ensure(source: string): string {
     const req = this.requests.get(source);
-    if (!req) return source;
-    return this.fetcher.objectSync(req);
+    if (req) this.fetcher.objectSync(req);
+    return source;
   }
 
   openContent(source: string): FileReader {
@@ -330,7 +342,7 @@ export class HttpTree implements CvmfsTree {
     const loading = state.loading.get(n.path);
     if (loading) return loading;
     const fqrn = state.open.fqrn;
-    const p = this.fetcher.object(objectRequest(fqrn, n.hash, 'C')).then((file: string) => {
+    const p = this.fetcher.object(objectRequest(fqrn, n.hash, 'C', true, n.size)).then((file: string) => {
         let cat = state.catalogs.get(n.path);
         if (!cat) state.catalogs.set(n.path, (cat = new Catalog(file, n.path, this.nextCatalogId++, `${fqrn}: ${objectPath(n.hash, 'C')}`)));
         return cat;
@@ -352,7 +364,7 @@ export class HttpTree implements CvmfsTree {
   /** A promise that resolves when a source's content is in the cache; null if it is there. */
   contentReady(source: string): Promise<void> | null {
     const req = this.requests.get(source);
-    if (!req || fs.existsSync(source)) return null;
+    if (!req || fs.existsSync(fsPath(source))) return null;
     return this.fetcher.object(req).then(() => undefined);
   }
 

@@ -32,7 +32,10 @@ export interface Ticket {
 }
 
 /** A request's own failure: what the user sees, one line, naming the repository and the object. */
-export class DownloadError extends Error {}
+export class DownloadError extends Error {
+  /** Every server tried answered 404: the thing is not there (as opposed to: could not be had). */
+  notFound = false;
+}
 
 export class Downloader {
   /** Servers skipped for the rest of the run, with why. */
@@ -59,7 +62,9 @@ export class Downloader {
       if (failure.kind === 'fatal') throw new DownloadError(`${fqrn}: ${rel}: ${failure.message}`);
       failures.push({ server, failure });
     }
-    throw new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.deadServers)}`);
+    const err = new DownloadError(`${fqrn}: ${rel}: ${summarise(failures, this.deadServers)}`);
+    err.notFound = failures.length > 0 && this.deadServers.size === 0 && failures.every((f) => f.failure.status === 404);
+    throw err;
   }
 
   private async fromServer<T>(server: string, url: string, consume: Consume<T>, ticket: Ticket): Promise<{ value: T } | Failure> {

@@ -227,9 +227,12 @@ export class Fetcher {
   }
 }
 
+/** A file or object that every server said it does not have (404). */
+export class NotFoundError extends BuildError {}
+
 function unwrap(m: Done): Extract<Reply, { ok: true }> {
   if (m.ok) return m;
-  throw m.input ? new InputError(m.error) : new BuildError(m.error);
+  throw m.input ? new InputError(m.error) : m.notFound ? new NotFoundError(m.error) : new BuildError(m.error);
 }
 
 function bytesOf(r: Extract<Reply, { ok: true }>): Buffer {

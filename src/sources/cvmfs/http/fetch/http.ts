@@ -18,6 +18,8 @@ export class Failure extends Error {
   constructor(
     message: string,
     readonly kind: FailureKind,
+    /** The HTTP status that made it, if one did. */
+    readonly status: number | null = null,
   ) {
     super(message);
   }
@@ -67,7 +69,7 @@ export class HttpClient {
         continue;
       }
       const text = `${status} ${r.res.statusMessage ?? http.STATUS_CODES[status] ?? ''}`.trim();
-      throw new Failure(text, status >= 500 || status === 429 || status === 408 ? 'retry' : 'next');
+      throw new Failure(text, status >= 500 || status === 429 || status === 408 ? 'retry' : 'next', status);
     }
   }
 

@@ -24,6 +24,6 @@ export type Job =
 
 export type Reply =
   | { id: number; ok: true; path?: string; bytes?: Uint8Array; stats: FetchStats }
-  | { id: number; ok: false; error: string; input: boolean; stats: FetchStats }
+  | { id: number; ok: false; error: string; input: boolean; notFound: boolean; stats: FetchStats }
   | { id: -1; log: string }
   | { id: -2; stats: FetchStats };

@@ -133,7 +133,7 @@ async function handle(job: Job): Promise<void> {
       send({ id: job.id, ok: true, path: await p, stats });
     }
   } catch (err) {
-    send({ id: job.id, ok: false, error: messageOf(err), input: err instanceof InputError, stats });
+    send({ id: job.id, ok: false, error: messageOf(err), input: err instanceof InputError, notFound: err instanceof DownloadError && err.notFound, stats });
   }
 }
 
