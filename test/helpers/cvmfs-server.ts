@@ -105,7 +105,7 @@ export async function startCvmfsServer(dir: string, opts: { delayMs?: number } =
   const code = `const { workerData, parentPort } = require('node:worker_threads');\n(${serverMain.toString()})(workerData, parentPort, require);`;
   const worker = new Worker(code, { eval: true, workerData: { dir, delayMs: opts.delayMs ?? 0 } });
   const waiting = new Map<number, (m: { counts?: Counts; port?: number }) => void>();
-  worker.on('message', (m: { id: number }) => {
+  worker.on('message', (m: { id: number; counts?: Counts; port?: number }) => {
     waiting.get(m.id)?.(m);
     waiting.delete(m.id);
   });
