@@ -222,6 +222,9 @@ export async function benchCvmfsHttp(o: CvmfsHttpBenchOptions): Promise<string[]
   row('HTTP', 'serial', 'empty', 1);
   row('HTTP', 'warm', 'full', null, PARALLEL);
   row('directory', 'dir', '', null);
-  for (const name of ['cold', 'warm', 'dir', 'serial']) fs.rmSync(out(name), { force: true });
+  for (const name of ['cold', 'warm', 'dir', 'serial']) {
+    fs.rmSync(out(name), { force: true });
+    fs.rmSync(cache(name), { recursive: true, force: true });
+  }
   return rows;
 }
