@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireGnuTime } from './measure.js';
+import { benchCvmfsHttp } from './cvmfs-http.js';
 import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
 import { benchScale } from './scale.js';
@@ -22,6 +23,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
   layer: () => benchLayer({ work, cli, reps }),
+  // Not in the default set: ~25 minutes, most of it the serial build (BENCH_CVMFS_SERIAL_REPS, default 1).
+  'cvmfs-http': () => benchCvmfsHttp({ work, cli, repoRoot, reps, serialReps: Number(process.env['BENCH_CVMFS_SERIAL_REPS'] ?? 1) }),
   // Not in the default set: tens of minutes and ~30 GB of disk.
   scale: () => benchScale({ work, cli, sizes: (process.env['BENCH_SCALE_SIZES'] ?? '500000,1000000,2000000').split(',').map(Number) }),
 };
@@ -33,7 +36,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(work, { recursive: true });
   const cpus = os.cpus();
   console.log(`Machine: ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
-  for (const name of chosen.length > 0 ? chosen : Object.keys(suites).filter((s) => s !== 'scale')) {
+  for (const name of chosen.length > 0 ? chosen : Object.keys(suites).filter((s) => s !== 'scale' && s !== 'cvmfs-http')) {
     console.log(`\n### ${name}\n`);
     console.log((await suites[name]!()).join('\n'));
   }
