@@ -212,11 +212,10 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
   const source = openSource(o.selection, diag, { xattrs: true });
   run.source = source;
   const selection = { ...selectOptions(o.selection, baseImage), source };
-  // A tree read over HTTP has its files' content only once fetched (below): the walk's files are
-  // offered to the SquashFS writer then, in the order the walk found them (the image depends on
-  // the order of offers), so that the image is the one a directory of the same tree gives.
-  const remote = source.prepare !== undefined;
-  const walked: Entry[] = [];
+  // A tree read over HTTP starts fetching each file the walk selects at once (a batch at a time),
+  // and the SquashFS writer takes them once fetched, in the order the walk found them (the image
+  // depends on the order of offers), so that the image is the one a directory of the same tree gives.
+  const remote = source instanceof HttpTree ? new RemoteFeed(source) : null;
   const selecting = run.progress.stage('selecting');
   let payload: Payload;
   if (run.squashfs) {
@@ -225,24 +224,60 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     run.output.createFile();
     const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool! });
     run.sqfs = started;
-    const onWalkFile = remote ? (e: Entry) => void walked.push(e) : (e: Entry) => started.feed.offerWalked(e);
+    const onWalkFile = remote ? (e: Entry) => remote.walked(e) : (e: Entry) => started.feed.offerWalked(e);
     payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag, () => started.feed.check());
   } else if (remote) {
-    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick }, diag);
+    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => remote.walked(e) }, diag);
   } else {
     payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
   }
   selecting.done();
-  if (source instanceof HttpTree) {
+  if (remote) {
     const fetching = run.progress.stage(`fetching from ${o.selection.cvmfsRoot}`, 'objects');
-    await source.materialize(payload.entries, () => {
-      const s = source.fetcher.stats();
+    const tick = () => {
+      const s = remote.tree.fetcher.stats();
       fetching.tick(s.objects, s.bytesWire);
-    });
+    };
+    const sqfs = run.sqfs;
+    if (sqfs) await remote.offerInOrder(sqfs.feed, tick);
+    await remote.tree.materialize(payload.entries, tick); // what closures added, and the rest for other formats
     fetching.done();
-    for (const e of walked) run.sqfs!.feed.offerWalked(e);
   }
   return payload;
+}
+
+/** The walk's files of an HTTP tree: fetched as they are found, offered to the writer in walk order once there. */
+class RemoteFeed {
+  private readonly order: Entry[] = [];
+  private batch: string[] = [];
+
+  constructor(readonly tree: HttpTree) {}
+
+  walked(e: Entry): void {
+    this.order.push(e);
+    this.batch.push(e.source!);
+    if (this.batch.length >= 256) this.flush();
+  }
+
+  private flush(): void {
+    if (this.batch.length > 0) this.tree.prefetch(this.batch);
+    this.batch = [];
+  }
+
+  /** Offer each file when its content is in the cache, in walk order: the writer compresses while the rest arrives. */
+  async offerInOrder(feed: SquashfsOutput['feed'], tick: () => void): Promise<void> {
+    this.flush();
+    for (const [i, e] of this.order.entries()) {
+      const ready = this.tree.contentReady(e.source!);
+      if (ready) await ready;
+      feed.offerWalked(e);
+      if (i % 256 === 0) {
+        feed.check();
+        tick();
+      }
+    }
+    feed.check();
+  }
 }
 
 /** The image tree: base, payload and generated files, owners and times as asked. */
