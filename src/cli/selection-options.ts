@@ -30,7 +30,7 @@ export interface SelectionFlags extends TraceFlags {
   release?: string[];
   releasesFile?: string[];
   project?: string;
-  platform?: string;
+  platform?: string[];
   recipe?: string[];
   pack?: string[];
   dropPack?: string[];
@@ -88,10 +88,10 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('--no-closure', 'do not follow selected symlinks to their targets')
     .option('--env-file <file>', "a recorded environment (`env` output after the release's setup): its LD_LIBRARY_PATH guides the ELF closure")
     .option('--ld-library-path <dirs>', 'LD_LIBRARY_PATH for the ELF closure (colon-separated /cvmfs directories)')
-    .addOption(new Option('--release <[project,]version>', 'a release to put in the image, e.g. 21.2.75 or AnalysisBase,21.2.75 (repeatable)').argParser(collect))
-    .addOption(new Option('--releases-file <file>', 'releases, one [PROJECT,]VERSION per line (# comments)').argParser(collect))
+    .addOption(new Option('--release <[project,]version[,platform]>', 'a release to put in the image, e.g. 21.2.75, AnalysisBase,21.2.75 or AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt (repeatable; each may name its own platform)').argParser(collect))
+    .addOption(new Option('--releases-file <file>', 'releases, one [PROJECT,]VERSION[,PLATFORM] per line (# comments)').argParser(collect))
     .option('--project <name>', 'project of releases given without one (AnalysisBase, Athena, ...)')
-    .option('--platform <platform>', 'release platform, e.g. x86_64-centos7-gcc8-opt (needed when a release has several), or the base image platform OS/ARCH[/VARIANT] to take from an index (default: this machine\'s); repeat for both')
+    .addOption(new Option('--platform <platform>', "release platform of releases given without one, e.g. x86_64-centos7-gcc8-opt (needed when a release has several), or the base image platform OS/ARCH[/VARIANT] to take from an index (default: this machine's); give both with --platform twice").argParser(collect))
     .addOption(new Option('--recipe <file>', 'a release recipe besides the bundled specs/recipes/*.recipe (repeatable)').argParser(collect))
     .addOption(new Option('--pack <name|file>', 'a rule pack to apply besides the recipe\'s (specs/packs/<name>.pack or a file; repeatable)').argParser(collect))
     .addOption(new Option('--drop-pack <name>', "leave out one of the recipe's rule packs (repeatable)").argParser(collect))
@@ -108,14 +108,21 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('-q, --quiet', 'print errors only');
 }
 
-/** --platform is two things, told apart by their shape: OS/ARCH for the base image, the rest for releases. */
-function releasePlatform(flags: SelectionFlags): string | null {
-  return flags.platform !== undefined && !flags.platform.includes('/') ? flags.platform : null;
+/**
+ * --platform is two things, told apart by their shape: OS/ARCH[/VARIANT] (with a `/`) for the base
+ * image, the rest the platform of releases given without one. Each at most once.
+ */
+function platformOf(flags: SelectionFlags, kind: 'release' | 'image'): string | null {
+  const given = (flags.platform ?? []).filter((p) => p.includes('/') === (kind === 'image'));
+  if (given.length > 1) {
+    const what = kind === 'image' ? 'base image platforms (OS/ARCH)' : `release platforms (a release's own goes with it: --release PROJECT,VERSION,PLATFORM)`;
+    throw new InputError(`--platform ${given.join(' --platform ')}: two ${what}; give one`);
+  }
+  return given[0] ?? null;
 }
 
-function imagePlatform(flags: SelectionFlags): string | null {
-  return flags.platform !== undefined && flags.platform.includes('/') ? flags.platform : null;
-}
+const releasePlatform = (flags: SelectionFlags) => platformOf(flags, 'release');
+const imagePlatform = (flags: SelectionFlags) => platformOf(flags, 'image');
 
 /** --registry-timeout SECONDS, in milliseconds. */
 export function registryTimeout(text: string): number {

@@ -19,6 +19,8 @@ import { type ScriptHost, type ShellResult, evaluateSetup, normalise } from './s
 export interface ReleaseRequest {
   project: string | null;
   version: string;
+  /** The platform asked for with this release (PROJECT,VERSION,PLATFORM); null: ReleaseOptions.platform, else resolved. */
+  platform: string | null;
   /** Where it was asked for: `--release` or `file:line`. */
   origin: string;
 }
@@ -27,6 +29,7 @@ export interface ReleaseOptions {
   requests: ReleaseRequest[];
   /** Default project for requests without one. */
   project: string | null;
+  /** Platform of requests without one (--platform). */
   platform: string | null;
   recipes: Recipe[];
   /** Extra packs (names or files) and packs turned off (names). */
@@ -99,21 +102,41 @@ export function baseOsTag(rootfs: BaseView): string | null {
   return null;
 }
 
-/** `[PROJECT,]VERSION` or asetup's `VERSION,PROJECT`. */
+export const RELEASE_FORM = '[PROJECT,]VERSION[,PLATFORM]';
+const RELEASE_EXAMPLES = 'e.g. 21.2.75, AnalysisBase,21.2.75 or AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt';
+
+/**
+ * `[PROJECT,]VERSION[,PLATFORM]`, or asetup's `VERSION,PROJECT[,PLATFORM]`. The version is the field
+ * that starts with a digit; of the others, the platform is the one with a `-` in it
+ * (x86_64-slc6-gcc62-opt; project names have none), else the last of two.
+ */
 export function parseReleaseArg(text: string, origin: string): ReleaseRequest {
+  const bad = (why = '') => new InputError(`${origin}: '${text}': ${why}expected ${RELEASE_FORM}, ${RELEASE_EXAMPLES}`);
   const parts = text.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === '' || /[\s]/.test(p))) throw bad();
+  // OS/ARCH is the base image's platform (--platform linux/amd64), never a release's.
+  if (parts.some((p) => p.includes('/'))) throw bad(`a release's fields hold no '/' (--platform OS/ARCH is the base image's); `);
   const versions = parts.filter((p) => /^[0-9]/.test(p));
-  const names = parts.filter((p) => p !== '' && !/^[0-9]/.test(p));
-  if (parts.length > 2 || versions.length !== 1 || names.length > 1 || parts.some((p) => p === '' || /[/\s]/.test(p))) {
-    throw new InputError(`${origin}: '${text}': expected [PROJECT,]VERSION, e.g. 21.2.75 or AnalysisBase,21.2.75`);
+  const names = parts.filter((p) => !/^[0-9]/.test(p));
+  if (parts.length > 3 || versions.length !== 1) throw bad();
+  let project: string | null = null;
+  let platform: string | null = null;
+  if (names.length === 1) {
+    if (names[0]!.includes('-')) platform = names[0]!;
+    else project = names[0]!;
+  } else if (names.length === 2) {
+    const dashed = names.filter((n) => n.includes('-'));
+    if (dashed.length === 2) throw bad('two platforms; ');
+    platform = dashed[0] ?? names[1]!;
+    project = names.find((n) => n !== platform)!;
   }
-  return { project: names[0] ?? null, version: versions[0]!, origin };
+  return { project, version: versions[0]!, platform, origin };
 }
 
 export function readReleasesFile(file: string): ReleaseRequest[] {
   const { lines } = readLines(file, file);
   return lines.map((l) => {
-    if (l.when.length > 0 || l.args.length > 0) throw new InputError(`${l.origin}: one release per line, [PROJECT,]VERSION`);
+    if (l.when.length > 0 || l.args.length > 0) throw new InputError(`${l.origin}: one release per line, ${RELEASE_FORM}`);
     return parseReleaseArg(l.key, l.origin);
   });
 }
@@ -124,9 +147,22 @@ export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: 
   const host = scriptHost(source);
   for (const req of opts.requests) {
     const r = resolve(req, opts, source, rootText);
+    refuseSecondPlatform(r, plan.releases);
     plan.releases.push(addRelease(r, opts, source, host, plan, diag));
   }
   return plan;
+}
+
+/**
+ * One platform of a release per image: /release_setup.sh (SHRINKWRAP_RELEASE=PROJECT,VERSION) and
+ * the image's parts name a release by project and version.
+ */
+function refuseSecondPlatform(r: Resolution, planned: ResolvedRelease[]): void {
+  const { project, version, platform } = r.vars;
+  const other = planned.find((p) => p.project === project && p.version === version && p.platform !== platform);
+  if (other) {
+    throw new InputError(`${r.req.origin}: ${project} ${version} is already in the image for ${other.platform}; an image holds one platform of a release (build one image per platform)`);
+  }
 }
 
 interface Resolution {
@@ -193,26 +229,32 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, r
         (near.length > 0 ? `; nearest: ${near.join(', ')}` : `; no ${project ?? 'release'} versions found there at all`),
     );
   }
-  if (found.length > 1) {
+  const wanted = req.platform ?? opts.platform;
+  // A platform only one of the projects has names the release as well as a project would.
+  const candidates = found.length > 1 && wanted && found.some((f) => f.platforms.includes(wanted)) ? found.filter((f) => f.platforms.includes(wanted)) : found;
+  if (candidates.length > 1) {
     throw new InputError(
-      `${req.origin}: release ${req.version} is ambiguous: ${found.map((f) => `${f.project},${req.version}`).join(', ')} (name one: --release PROJECT,${req.version} or --project)`,
+      `${req.origin}: release ${req.version} is ambiguous: ${candidates.map((f) => `${f.project},${req.version}`).join(', ')} (name one: --release PROJECT,${req.version} or --project)`,
     );
   }
-  const f = found[0]!;
-  let platform: string;
-  if (opts.platform) {
-    if (!f.platforms.includes(opts.platform)) {
-      throw new InputError(`${req.origin}: ${f.project} ${req.version} has no platform ${opts.platform} (there: ${f.platforms.join(', ')})`);
-    }
-    platform = opts.platform;
-  } else if (f.platforms.length === 1) {
-    platform = f.platforms[0]!;
-  } else if (opts.baseOs && f.platforms.filter((p) => p.split('-').includes(opts.baseOs!)).length === 1) {
-    platform = f.platforms.find((p) => p.split('-').includes(opts.baseOs!))!; // the one the base image runs
-  } else {
-    throw new InputError(`${req.origin}: ${f.project} ${req.version} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform${opts.baseOs ? `; none is the only one for the base image's ${opts.baseOs}` : ''})`);
-  }
+  const f = candidates[0]!;
+  const platform = pickPlatform(req, f, wanted, opts.baseOs ?? null);
   return { req, recipe: f.recipe, vars: { ...f.vars, platform } };
+}
+
+/** The platform asked for (the release's own, else --platform), the only one there, or the base image's OS's. */
+function pickPlatform(req: ReleaseRequest, f: { project: string; platforms: string[] }, wanted: string | null, baseOs: string | null): string {
+  const what = `${f.project} ${req.version}`;
+  if (wanted) {
+    if (!f.platforms.includes(wanted)) throw new InputError(`${req.origin}: ${what} has no platform ${wanted} (there: ${f.platforms.join(', ')})`);
+    return wanted;
+  }
+  if (f.platforms.length === 1) return f.platforms[0]!;
+  const forBase = baseOs ? f.platforms.filter((p) => p.split('-').includes(baseOs)) : [];
+  if (forBase.length === 1) return forBase[0]!; // the one the base image runs
+  throw new InputError(
+    `${req.origin}: ${what} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform${baseOs ? `; none is the only one for the base image's ${baseOs}` : ''})`,
+  );
 }
 
 const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`);
