@@ -198,6 +198,7 @@ function releasesOf(flags: SelectionFlags): Omit<ReleaseOptions, 'baseOs'> | nul
 /** What to select (compose/inputs.ts completes it with what the base provides). */
 export function selectionRequestOf(flags: SelectionFlags): SelectionRequest {
   const c = closures(flags);
+  imagePlatform(flags); // two OS/ARCH are refused with or without --base
   return {
     cvmfsRoot: flags.cvmfsRoot,
     specs: flags.spec ?? [],

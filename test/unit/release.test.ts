@@ -163,13 +163,20 @@ describe('recipes and packs', () => {
     expect(() => expandTemplate('{nope}', {}, 'p.pack:3')).toThrow(/p\.pack:3: unknown variable \{nope\}/);
   });
 
-  it('release arguments: [PROJECT,]VERSION or VERSION,PROJECT', () => {
-    expect(parseReleaseArg('21.2.75', 'o')).toEqual({ project: null, version: '21.2.75', origin: 'o' });
-    expect(parseReleaseArg('AnalysisBase,21.2.75', 'o').project).toBe('AnalysisBase');
-    expect(parseReleaseArg('21.2.75,AnalysisBase', 'o').project).toBe('AnalysisBase');
-    for (const bad of ['', 'AnalysisBase', 'a,b,21.2', '21.2.75,21.2.76', 'x/y,21.2.75']) {
-      expect(() => parseReleaseArg(bad, '--release')).toThrow(/expected \[PROJECT,\]VERSION/);
+  it('release arguments: [PROJECT,]VERSION[,PLATFORM] or asetup\'s VERSION,PROJECT[,PLATFORM]', () => {
+    const P = 'x86_64-slc6-gcc62-opt';
+    expect(parseReleaseArg('21.2.75', 'o')).toEqual({ project: null, version: '21.2.75', platform: null, origin: 'o' });
+    expect(parseReleaseArg('AnalysisBase,21.2.75', 'o')).toMatchObject({ project: 'AnalysisBase', platform: null });
+    expect(parseReleaseArg('21.2.75,AnalysisBase', 'o')).toMatchObject({ project: 'AnalysisBase', platform: null });
+    expect(parseReleaseArg(`AthAnalysis,21.2.75,${P}`, 'o')).toEqual({ project: 'AthAnalysis', version: '21.2.75', platform: P, origin: 'o' });
+    expect(parseReleaseArg(`21.2.75,AthAnalysis,${P}`, 'o')).toMatchObject({ project: 'AthAnalysis', version: '21.2.75', platform: P });
+    expect(parseReleaseArg(` 21.2.75 , ${P} , AthAnalysis `, 'o')).toMatchObject({ project: 'AthAnalysis', platform: P }); // the dashed field, wherever it is
+    expect(parseReleaseArg(`21.2.75,${P}`, 'o')).toMatchObject({ project: null, platform: P }); // the project from --project
+    expect(parseReleaseArg('P,1.0,plat', 'o')).toMatchObject({ project: 'P', platform: 'plat' }); // a recipe's platform without '-': the last of three
+    for (const bad of ['', 'AnalysisBase', 'a,b,c,21.2', '21.2.75,21.2.76', 'x/y,21.2.75', `A,21.2.75,${P},x`, `21.2.75,${P},x86_64-centos7-gcc62-opt`, 'A,21.2.75,linux/amd64', 'A,,21.2.75', 'A B,21.2.75']) {
+      expect(() => parseReleaseArg(bad, '--release'), bad).toThrow(/expected \[PROJECT,\]VERSION\[,PLATFORM\], e\.g\./);
     }
+    expect(() => parseReleaseArg('A,21.2.75,linux/amd64', '--release')).toThrow(/--platform OS\/ARCH is the base image's/);
   });
 
   it('LCG_externals lines: header lines skipped, malformed package lines named', () => {

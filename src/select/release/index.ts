@@ -5,15 +5,16 @@
 //  2. the setup chain: the release's setup.sh evaluated (never run), which gives the base projects
 //     it sources (<Project>Externals, ...), the compiler setup, LD_LIBRARY_PATH and LCG releases;
 //  3. rule packs: include/exclude/keep lines instantiated for the release.
+import * as fs from 'node:fs';
 import { display, fromText } from '../../model/bytes.js';
 import type { Diagnostics } from '../../model/diagnostics.js';
-import { InputError } from '../../model/errors.js';
+import { InputError, describeSystemError } from '../../model/errors.js';
 import type { BaseView } from '../../sources/base/view.js';
 import { throughLinks } from '../closure/links.js';
 import { GlobExclusions, compileGlob, expandGlob, globMatches } from '../glob.js';
 import type { CvmfsTree } from '../../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
-import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack, readLines } from './recipe.js';
+import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack } from './recipe.js';
 import { type ScriptHost, type ShellResult, evaluateSetup, normalise } from './shell.js';
 
 export interface ReleaseRequest {
@@ -133,12 +134,22 @@ export function parseReleaseArg(text: string, origin: string): ReleaseRequest {
   return { project, version: versions[0]!, platform, origin };
 }
 
+/** A releases file: one release a line; `#` starts a comment (a whole line, or after the release). */
 export function readReleasesFile(file: string): ReleaseRequest[] {
-  const { lines } = readLines(file, file);
-  return lines.map((l) => {
-    if (l.when.length > 0 || l.args.length > 0) throw new InputError(`${l.origin}: one release per line, ${RELEASE_FORM}`);
-    return parseReleaseArg(l.key, l.origin);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`${file}: ${describeSystemError(err)}`);
+  }
+  const out: ReleaseRequest[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') return;
+    if (/\s/.test(line)) throw new InputError(`${file}:${i + 1}: one release per line, ${RELEASE_FORM} (commas, no spaces)`);
+    out.push(parseReleaseArg(line, `${file}:${i + 1}`));
   });
+  return out;
 }
 
 export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: string, diag: Diagnostics): ReleasePlan {
