@@ -91,7 +91,7 @@ export function addSelectionOptions(cmd: Command): Command {
     .addOption(new Option('--release <[project,]version[,platform]>', 'a release to put in the image, e.g. 21.2.75, AnalysisBase,21.2.75 or AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt (repeatable; each may name its own platform)').argParser(collect))
     .addOption(new Option('--releases-file <file>', 'releases, one [PROJECT,]VERSION[,PLATFORM] per line (# comments)').argParser(collect))
     .option('--project <name>', 'project of releases given without one (AnalysisBase, Athena, ...)')
-    .addOption(new Option('--platform <platform>', "release platform of releases given without one, e.g. x86_64-centos7-gcc8-opt (needed when a release has several), or the base image platform OS/ARCH[/VARIANT] to take from an index (default: this machine's); give both with --platform twice").argParser(collect))
+    .addOption(new Option('--platform <platform>', "the platform of releases given without one, e.g. x86_64-centos7-gcc8-opt (needed when a release has several); with a /, OS/ARCH[/VARIANT], the base image platform to take from an index (default: this machine's); give both with --platform twice").argParser(collect))
     .addOption(new Option('--recipe <file>', 'a release recipe besides the bundled specs/recipes/*.recipe (repeatable)').argParser(collect))
     .addOption(new Option('--pack <name|file>', 'a rule pack to apply besides the recipe\'s (specs/packs/<name>.pack or a file; repeatable)').argParser(collect))
     .addOption(new Option('--drop-pack <name>', "leave out one of the recipe's rule packs (repeatable)").argParser(collect))
