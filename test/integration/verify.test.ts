@@ -221,6 +221,41 @@ describe('verify fails a damaged docker-archive with one line naming the blob', 
   });
 });
 
+describe('docker-archive: manifest.json, with and without a layout beside it', () => {
+  /** The archive unpacked, changed by `edit`, packed again with GNU tar. */
+  function repacked(name: string, edit: (dir: string) => void): string {
+    const dir = path.join(work, `${name}-unpacked`);
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['-xf', images['image.tar']!, '-C', dir]);
+    edit(dir);
+    const file = path.join(work, `${name}.tar`);
+    execFileSync('tar', ['-cf', file, '-C', dir, '.']);
+    return file;
+  }
+
+  it('an archive without index.json (docker < 25) is checked by manifest.json, against the plan', () => {
+    const file = repacked('no-layout', (dir) => {
+      fs.rmSync(path.join(dir, 'index.json'));
+      fs.rmSync(path.join(dir, 'oci-layout'));
+    });
+    const r = shrinkwrap(['verify', file, '--manifest', plan]);
+    expect(r.stdout).toMatch(/: OK: docker-archive, 1 manifest, 6 layers, 6 blobs .*manifest entries compared/);
+    expect(r.code).toBe(0);
+  });
+
+  it("manifest.json naming other layers than index.json's image: one line", () => {
+    const file = repacked('swapped', (dir) => {
+      const docker = readJson(path.join(dir, 'manifest.json'));
+      const layers: string[] = docker[0].Layers;
+      [layers[4], layers[5]] = [layers[5]!, layers[4]!];
+      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(docker));
+    });
+    const r = shrinkwrap(['verify', file]);
+    expect(r.code).toBe(1);
+    expect(problems(r)).toEqual([expect.stringMatching(/: manifest\.json names layers .*, not those of index\.json's image/)]);
+  });
+});
+
 describe('verify refuses what is no image, in one line', () => {
   it('a directory without oci-layout', () => {
     const r = shrinkwrap(['verify', work]);

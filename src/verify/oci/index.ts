@@ -62,7 +62,7 @@ const MAX_INDEX_DEPTH = 4;
 class OciChecker {
   readonly stats: OciVerifyStats;
   /** Images (by config digest) whose layers were checked: a docker-archive names its image twice. */
-  private readonly imagesDone = new Set<string>();
+  private readonly imagesDone = new Map<string, Array<string | undefined>>();
   private work: string | null = null;
 
   constructor(
@@ -74,9 +74,9 @@ class OciChecker {
     this.stats = { fileSize, manifests: 0, layers: 0, blobs: 0, blobBytes: 0, entries: 0 };
   }
 
-  /** Was the image of this config digest checked already? */
-  checked(configDigest: string): boolean {
-    return this.imagesDone.has(configDigest);
+  /** The layer digests of the image of this config digest, if it was checked already. */
+  checked(configDigest: string): Array<string | undefined> | undefined {
+    return this.imagesDone.get(configDigest);
   }
 
   /** Every image an index lists, nested indexes included. */
@@ -120,7 +120,7 @@ class OciChecker {
    */
   async image(config: ImageConfig | null, id: string, layers: LayerRef[]): Promise<void> {
     if (this.imagesDone.has(id)) return;
-    this.imagesDone.add(id);
+    this.imagesDone.set(id, layers.map((l) => l.digest));
     const diffIds = config?.rootfs?.diff_ids;
     if (config && diffIds?.length !== layers.length) this.p.add(`config ${id}: lists ${diffIds?.length ?? 'no'} diff_ids for ${layers.length} layers`);
     const stack = new LayerStack(0);
@@ -282,15 +282,26 @@ export async function verifyDockerArchive(file: string, opts: OciVerifyOptions =
     if (!indexMember || layoutProblems === 0) failed(err);
     return finish(c);
   }
-  if (indexMember && !c.checked(stored.manifestDigest)) {
-    // After a problem with the layout's config, this would only say it again.
-    if (p.list.length === 0) p.add(`manifest.json names config ${stored.manifestDigest}, which no image of index.json has`);
-    return finish(c);
-  }
   const names = new Map<number, string>();
   for (const [name, m] of members) names.set(m.offset, name);
+  const layerNames = stored.layers.map((l) => names.get(l.region.offset) ?? '?');
+  if (indexMember) {
+    // manifest.json's image must be one the layout holds (checked above): its config and layers.
+    const layoutLayers = c.checked(stored.manifestDigest);
+    // After a problem with the layout, a mismatch here would only say it again.
+    if (p.list.length > 0) return finish(c);
+    if (!layoutLayers) p.add(`manifest.json names config ${stored.manifestDigest}, which no image of index.json has`);
+    else if (layerNames.map(digestOfName).join() !== layoutLayers.join()) p.add(`manifest.json names layers ${layerNames.join(', ')}, not those of index.json's image (${layoutLayers.join(', ')})`);
+    return finish(c);
+  }
+  // An archive without a layout (docker < 25): manifest.json is its manifest, its members the blobs.
+  c.stats.manifests++;
+  for (const l of stored.layers) {
+    c.stats.blobs++;
+    c.stats.blobBytes += l.region.length;
+  }
   const layers: LayerRef[] = stored.layers.map((l, i) => {
-    const name = names.get(l.region.offset) ?? '?';
+    const name = layerNames[i]!;
     return { label: `layer ${i + 1} ${name}`, region: l.region, digest: digestOfName(name), tar: true };
   });
   await c.image(stored.config, stored.manifestDigest, layers);
