@@ -26,7 +26,7 @@ import { codecChoices, codecFor } from '../codecs/index.js';
 import { singleLine } from '../util/json-check.js';
 import { Out } from '../util/out.js';
 import { parseSize } from '../util/size.js';
-import { readManifestFile, verifySquashfs } from '../verify/squashfs/index.js';
+import { type ImageVerifyResult, readManifestFile, verifyImage } from '../verify/index.js';
 import { type BuildFlags, buildOptionsOf } from './build-options.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
@@ -245,24 +245,31 @@ interface VerifyFlags {
   json?: boolean;
 }
 
-/** `verify`: our own reader checks an image the way the kernel does, and against a plan if given. */
+/** `verify`: our own readers check an image (SquashFS as the kernel does; OCI layouts and docker-archives blob by blob), and against a plan if given. */
 async function runVerify(image: string, flags: VerifyFlags): Promise<void> {
   const manifest = flags.manifest === undefined ? undefined : readManifestFile(flags.manifest);
   if (!fs.existsSync(image)) throw new InputError(`${image}: no such file`);
-  const r = await verifySquashfs(image, { manifest, manifestRoot: '/cvmfs', imageRoot: flags.imageRoot ?? '/', data: flags.data ?? false });
+  const r = await verifyImage(image, { manifest, imageRoot: flags.imageRoot, data: flags.data ?? false });
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ image, ok: r.problems.length === 0, problems: r.problems, warnings: r.warnings, stats: r.stats }, null, 1) + '\n');
+    process.stdout.write(JSON.stringify({ image, format: r.format, ok: r.problems.length === 0, problems: r.problems, warnings: r.warnings, stats: r.stats }, null, 1) + '\n');
   } else {
     for (const w of r.warnings) process.stderr.write(`shrinkwrap: warning: ${w}\n`);
     for (const p of r.problems) process.stdout.write(`${image}: ${p}\n`);
-    const s = r.stats;
+    const n = r.problems.length;
     process.stdout.write(
-      `${image}: ${r.problems.length === 0 ? 'OK' : `${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`}: ` +
-        `${s.inodes} inodes, ${s.entries} entries, ${s.compressor}, ${s.blockSize}-byte blocks${flags.data ? ', all data blocks read' : ''}` +
-        `${manifest ? `, ${manifest.length} manifest entries compared` : ''}\n`,
+      `${image}: ${n === 0 ? 'OK' : `${n} problem${n === 1 ? '' : 's'}`}: ${verifySummary(r, flags.data ?? false)}${manifest ? `, ${manifest.length} manifest entries compared` : ''}\n`,
     );
   }
   if (r.problems.length > 0) throw new VerifyFailed();
+}
+
+function verifySummary(r: ImageVerifyResult, data: boolean): string {
+  if (r.format === 'squashfs') {
+    const s = r.stats;
+    return `${s.inodes} inodes, ${s.entries} entries, ${s.compressor}, ${s.blockSize}-byte blocks${data ? ', all data blocks read' : ''}`;
+  }
+  const s = r.stats;
+  return `${r.format}, ${s.manifests} manifest${s.manifests === 1 ? '' : 's'}, ${s.layers} layers, ${s.blobs} blobs (${s.blobBytes} bytes) checked, ${s.entries} entries`;
 }
 
 /** The traced command failed: exit with its status, after the outputs are written. */
@@ -345,10 +352,10 @@ export function makeProgram(): Command {
 
   program
     .command('verify <image>')
-    .description('check a SquashFS image the way the Linux kernel does, and optionally against a plan')
+    .description('check an image (SquashFS the way the Linux kernel does; an OCI layout or docker-archive blob by blob, every layer decompressed and applied), and optionally against a plan')
     .option('--manifest <plan.json>', 'the output of `shrinkwrap plan --json`: the image must hold exactly these /cvmfs entries')
-    .option('--image-root <path>', "where the plan's /cvmfs is in the image: / for an image built without --base (default), /cvmfs with one")
-    .option('--data', 'also read and decompress every data block')
+    .option('--image-root <path>', "where the plan's /cvmfs is in the image (default: /cvmfs where the image has /.shrinkwrap/plan.json, an image with a root filesystem; else /)")
+    .option('--data', 'SquashFS: also read and decompress every data block')
     .option('--json', 'print one JSON report')
     .action((image: string, flags: VerifyFlags) => runVerify(image, flags));
 

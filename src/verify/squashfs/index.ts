@@ -9,13 +9,13 @@ import { InputError, describeSystemError } from '../../model/errors.js';
 import { SUPERBLOCK_SIZE, decodeSuperblock } from '../../formats/squashfs/index.js';
 import { type SquashfsImage, openSquashfs } from '../../sources/squashfs/reader.js';
 import { checkData } from './data.js';
-import { compareManifest } from './manifest.js';
+import { PLAN_ROOT, compareManifest, payloadRoot } from '../manifest.js';
 import { Problems, type VerifyOptions, type VerifyResult, type VerifyStats, emptyStats } from './report.js';
 import { checkCompressionOptions, checkSuperblock } from './superblock.js';
 import { checkExportTable, checkLookupTables, walkChain } from './tables.js';
 import { TreeChecker } from './tree.js';
 
-export { type ManifestEntry, readManifestFile } from './manifest.js';
+export { type ManifestEntry, readManifestFile } from '../manifest.js';
 export type { VerifyOptions, VerifyResult, VerifyStats } from './report.js';
 
 /** Check an image. Problems are returned, not thrown; InputError only when the file cannot be read at all. */
@@ -55,7 +55,16 @@ export async function verifySquashfs(path: string, opts: VerifyOptions = {}): Pr
   }
   try {
     check(image, p, stats, opts);
-    if (opts.manifest) compareManifest(image, opts.manifest, opts.manifestRoot ?? '/cvmfs', opts.imageRoot ?? '/', p);
+    if (opts.manifest) {
+      const root = payloadRoot(opts.imageRoot, (path) => {
+        try {
+          return image.lookup(path) !== undefined;
+        } catch {
+          return false; // a damaged tree: reported by the checks above
+        }
+      });
+      compareManifest(() => image.walk(), opts.manifest, opts.manifestRoot ?? PLAN_ROOT, root, p);
+    }
   } finally {
     image.close();
   }

@@ -1,6 +1,7 @@
 // What a check produces: problems (the image is wrong), warnings (oddities readers accept) and
 // statistics; and the options of a check.
-import type { ManifestEntry } from './manifest.js';
+import type { ManifestEntry } from '../manifest.js';
+export { Problems } from '../problems.js';
 
 export interface VerifyOptions {
   /** Entries the image must hold exactly (paths and hard-link targets under `manifestRoot`). */
@@ -8,8 +9,9 @@ export interface VerifyOptions {
   /** Prefix of manifest paths that is the image root (default '/cvmfs'; '' or '/' = none). */
   manifestRoot?: string;
   /**
-   * Where `manifestRoot` lands in the image (default '/': an image built without a base). For an
-   * image with a base root filesystem it is '/cvmfs': only that subtree is compared.
+   * Where `manifestRoot` lands in the image: '/' for an image built without a base, '/cvmfs' for one
+   * with a root filesystem (only that subtree is compared). Default: what the image says of itself
+   * (`/.shrinkwrap/plan.json` is there: '/cvmfs'; else '/').
    */
   imageRoot?: string;
   /** Also read and decompress every data and fragment block. */
@@ -63,31 +65,6 @@ export interface VerifyResult {
   /** Oddities that readers accept (padding, flags, layout beyond what tools check). */
   warnings: string[];
   stats: VerifyStats;
-}
-
-export class Problems {
-  readonly list: string[] = [];
-  readonly warnings: string[] = [];
-  private dropped = 0;
-  /** Reader messages name the image file; every problem here is about that file. */
-  private readonly prefix: string;
-  constructor(
-    private readonly max: number,
-    imagePath: string,
-  ) {
-    this.prefix = `${imagePath}: `;
-  }
-  add(msg: string): void {
-    if (this.list.length < this.max) this.list.push(msg.replaceAll(this.prefix, ''));
-    else this.dropped++;
-  }
-  warn(msg: string): void {
-    if (this.warnings.length < this.max) this.warnings.push(msg.replaceAll(this.prefix, ''));
-  }
-  finish(): string[] {
-    if (this.dropped > 0) this.list.push(`... and ${this.dropped} more problems`);
-    return this.list;
-  }
 }
 
 export function emptyStats(fileSize: number): VerifyStats {

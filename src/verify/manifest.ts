@@ -1,12 +1,12 @@
-// Checking an image against a plan manifest (`verify --manifest`: the output of `shrinkwrap plan
-// --json`): every entry there with its type, size, mode, owner, time and target, and nothing else.
+// Checking an image's tree against a plan manifest (`verify --manifest`: the output of `shrinkwrap
+// plan --json`): every entry there with its type, size, mode, owner, time and target, and nothing
+// else. The tree is any image's, as entries in path order (SquashFS walked, OCI layers flattened).
 import { constants as bufferConstants } from 'node:buffer';
-import { display, fromText } from '../../model/bytes.js';
-import type { EntryType } from '../../model/entry.js';
-import { describeSystemError } from '../../model/errors.js';
-import type { ImageEntry, SquashfsImage } from '../../sources/squashfs/reader.js';
-import { type Check, arr, int, obj, oneOf, optional, readJsonFile, size, str, uint } from '../../util/json-check.js';
-import type { Problems } from './report.js';
+import { display, fromText } from '../model/bytes.js';
+import type { Entry, EntryType } from '../model/entry.js';
+import { describeSystemError } from '../model/errors.js';
+import { type Check, arr, int, obj, oneOf, optional, readJsonFile, size, str, uint } from '../util/json-check.js';
+import type { Problems } from './problems.js';
 
 const MAX_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
 
@@ -61,13 +61,28 @@ function mapPath(path: string, root: string, imageRoot = '/'): string | undefine
   return rest === '/' ? imageRoot : imageRoot + rest;
 }
 
-export function compareManifest(image: SquashfsImage, manifest: ManifestEntry[], manifestRoot: string, imageRootText: string, p: Problems): void {
+/** Where a plan's paths start: the payload, /cvmfs. */
+export const PLAN_ROOT = '/cvmfs';
+/**
+ * What an image with a root filesystem says about itself (compose/provenance.ts): with it, the
+ * payload is at /cvmfs, as in the plan; without it (a /cvmfs-only image), /cvmfs is the image root.
+ */
+export const SELF_DESCRIPTION = '/.shrinkwrap/plan.json';
+
+/** Where the plan's /cvmfs is in an image: `given` (--image-root), else what the image says of itself. */
+export function payloadRoot(given: string | undefined, has: (path: string) => boolean): string {
+  if (given !== undefined) return given;
+  return has(fromText(SELF_DESCRIPTION)) ? PLAN_ROOT : '/';
+}
+
+/** Compare the tree `walk()` gives (entries in path order, hard links as in a plan) with `manifest`. */
+export function compareManifest(walk: () => Iterable<Entry>, manifest: ManifestEntry[], manifestRoot: string, imageRootText: string, p: Problems): void {
   const root = fromText(manifestRoot.replace(/\/+$/, ''));
   const imageRoot = fromText(imageRootText.replace(/\/+$/, '')) || '/';
   const inScope = (path: string) => imageRoot === '/' || path === imageRoot || path.startsWith(imageRoot + '/');
-  const entries = new Map<string, ImageEntry>();
+  const entries = new Map<string, Entry>();
   try {
-    for (const e of image.walk()) if (inScope(e.path)) entries.set(e.path, e);
+    for (const e of walk()) if (inScope(e.path)) entries.set(e.path, e);
   } catch (err) {
     p.add(`manifest: the image cannot be walked: ${describeSystemError(err)}`);
     return;

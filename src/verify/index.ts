@@ -1,0 +1,60 @@
+// `shrinkwrap verify`: which checker an image needs, by what it is: a directory with an
+// `oci-layout` marker (an OCI layout), a tar (a docker-archive), anything else a SquashFS image
+// (whose checker names what is wrong with a file that is not one).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError, describeSystemError } from '../model/errors.js';
+import { type ManifestEntry, readManifestFile } from './manifest.js';
+import { type OciVerifyResult, type OciVerifyStats, verifyDockerArchive, verifyOciLayout } from './oci/index.js';
+import { type VerifyResult, type VerifyStats, verifySquashfs } from './squashfs/index.js';
+
+export { type ManifestEntry, readManifestFile };
+export type { OciVerifyStats, VerifyStats };
+
+export type ImageFormat = 'squashfs' | 'oci' | 'docker-archive';
+
+export interface ImageVerifyOptions {
+  manifest?: ManifestEntry[];
+  /** Where the plan's /cvmfs is in the image; default: what the image says of itself. */
+  imageRoot?: string;
+  /** SquashFS: also decompress every data block (OCI layers are always decompressed). */
+  data?: boolean;
+}
+
+export type ImageVerifyResult = ({ format: 'squashfs' } & VerifyResult) | ({ format: 'oci' | 'docker-archive' } & OciVerifyResult);
+
+/** The format of the image at `file`, by its content. InputError when it cannot be one. */
+export function imageFormat(file: string): ImageFormat {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw new InputError(`${file}: ${describeSystemError(err)}`);
+  }
+  if (st.isDirectory()) {
+    if (fs.existsSync(path.join(file, 'oci-layout')) || fs.existsSync(path.join(file, 'index.json'))) return 'oci';
+    throw new InputError(`${file}: a directory without an oci-layout file: verify checks SquashFS images, OCI layouts and docker-archives`);
+  }
+  if (!st.isFile()) throw new InputError(`${file}: not a regular file`);
+  const head = Buffer.alloc(263);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // ustar (POSIX "ustar\0", GNU "ustar  "): a docker-archive is a tar.
+  return head.toString('latin1', 257, 262) === 'ustar' ? 'docker-archive' : 'squashfs';
+}
+
+export async function verifyImage(file: string, opts: ImageVerifyOptions): Promise<ImageVerifyResult> {
+  const format = imageFormat(file);
+  switch (format) {
+    case 'squashfs':
+      return { format, ...(await verifySquashfs(file, { manifest: opts.manifest, imageRoot: opts.imageRoot, data: opts.data ?? false })) };
+    case 'oci':
+      return { format, ...(await verifyOciLayout(file, { manifest: opts.manifest, imageRoot: opts.imageRoot })) };
+    case 'docker-archive':
+      return { format, ...(await verifyDockerArchive(file, { manifest: opts.manifest, imageRoot: opts.imageRoot })) };
+  }
+}
