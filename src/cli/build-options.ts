@@ -2,6 +2,7 @@
 // always were (the first bad option is the one reported).
 import * as path from 'node:path';
 import { type BuildOptions, checkFormatRules, defaultImageName } from '../compose/build.js';
+import { formatFromName } from '../compose/output.js';
 import type { MtimePolicy } from '../compose/image.js';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
 import type { LayerPer } from '../compose/layers.js';
@@ -36,11 +37,13 @@ export interface BuildFlags extends SelectionFlags {
   threads?: string;
   devices?: boolean;
   keepSetuid?: boolean;
+  spaceCheck: boolean;
 }
 
-/** The flags as compose/build.ts takes them. */
-export function buildOptionsOf(flags: BuildFlags): BuildOptions {
-  const format = flags.format ?? 'squashfs';
+/** The flags as compose/build.ts takes them; `argv` is the command's arguments as typed, for provenance. */
+export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = process.argv.slice(2)): BuildOptions {
+  // --format wins; else the output's name says it (.sqfs, .tar, a trailing /), or the build is refused.
+  const format = flags.format ?? formatFromName(flags.output);
   const oci = format === 'oci' || format === 'docker-archive';
   checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push });
   const level = format === 'squashfs' || oci ? compressionLevel(flags) : 0;
@@ -73,7 +76,32 @@ export function buildOptionsOf(flags: BuildFlags): BuildOptions {
     tag,
     mountpoints,
     push,
+    spaceCheck: flags.spaceCheck,
+    commandLine: commandLineOf(argv, flags.output),
   };
+}
+
+/**
+ * The command as provenance records it: as typed, but the output's path replaced by OUTPUT. Where
+ * an image was written is not something it is built from, and the same inputs written to another
+ * place must give the same bytes (the inputs' paths stay: they are inputs).
+ */
+export function commandLineOf(argv: readonly string[], output: string): string[] {
+  const out = ['shrinkwrap'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if ((a === '-o' || a === '--output') && argv[i + 1] === output) {
+      out.push(a, 'OUTPUT');
+      i++;
+    } else if (a === `--output=${output}`) out.push('--output=OUTPUT');
+    else if (a === `-o${output}`) out.push('-oOUTPUT');
+    else out.push(a);
+  }
+  return out;
 }
 
 /** The compression level: given and in range, or the codec's default. */
