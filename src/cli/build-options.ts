@@ -82,9 +82,28 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
 }
 
 /**
- * The command as provenance records it: as typed, but the output's path replaced by OUTPUT. Where
- * an image was written is not something it is built from, and the same inputs written to another
- * place must give the same bytes (the inputs' paths stay: they are inputs).
+ * Options that never change an image's bytes (what is printed, threads, where it is pushed, what
+ * may be replaced), left out of the recorded command with their values (true: takes one). --creds
+ * is a secret: it never goes into an image.
+ */
+const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
+  ['--threads', true],
+  ['--push', true],
+  ['--creds', true],
+  ['-q', false],
+  ['--quiet', false],
+  ['--progress', false],
+  ['--json', false],
+  ['--force', false],
+  ['--no-checksum', false],
+  ['--no-space-check', false],
+]);
+
+/**
+ * The command as provenance records it: as typed, but the output's path replaced by OUTPUT and
+ * the options of NOT_RECORDED left out. Where an image was written is not something it is built
+ * from, and the same inputs written elsewhere, or with more threads, give the same bytes (the
+ * inputs' paths stay: they are inputs).
  */
 export function commandLineOf(argv: readonly string[], output: string): string[] {
   const out = ['shrinkwrap'];
@@ -94,7 +113,11 @@ export function commandLineOf(argv: readonly string[], output: string): string[]
       out.push(...argv.slice(i));
       break;
     }
-    if ((a === '-o' || a === '--output') && argv[i + 1] === output) {
+    const name = a.startsWith('--') ? a.split('=')[0]! : a;
+    const takesValue = NOT_RECORDED.get(name);
+    if (takesValue !== undefined) {
+      if (takesValue && !a.includes('=')) i++;
+    } else if ((a === '-o' || a === '--output') && argv[i + 1] === output) {
       out.push(a, 'OUTPUT');
       i++;
     } else if (a === `--output=${output}`) out.push('--output=OUTPUT');
