@@ -2,6 +2,7 @@
 // always were (the first bad option is the one reported).
 import * as path from 'node:path';
 import { type BuildOptions, checkFormatRules, defaultImageName } from '../compose/build.js';
+import { formatFromName } from '../compose/output.js';
 import type { MtimePolicy } from '../compose/image.js';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
 import type { LayerPer } from '../compose/layers.js';
@@ -36,11 +37,13 @@ export interface BuildFlags extends SelectionFlags {
   threads?: string;
   devices?: boolean;
   keepSetuid?: boolean;
+  spaceCheck: boolean;
 }
 
-/** The flags as compose/build.ts takes them. */
-export function buildOptionsOf(flags: BuildFlags): BuildOptions {
-  const format = flags.format ?? 'squashfs';
+/** The flags as compose/build.ts takes them; `argv` is the command's arguments as typed, for provenance. */
+export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = process.argv.slice(2)): BuildOptions {
+  // --format wins; else the output's name says it (.sqfs, .tar, a trailing /), or the build is refused.
+  const format = flags.format ?? formatFromName(flags.output);
   const oci = format === 'oci' || format === 'docker-archive';
   checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push });
   const level = format === 'squashfs' || oci ? compressionLevel(flags) : 0;
@@ -73,7 +76,55 @@ export function buildOptionsOf(flags: BuildFlags): BuildOptions {
     tag,
     mountpoints,
     push,
+    spaceCheck: flags.spaceCheck,
+    commandLine: commandLineOf(argv, flags.output),
   };
+}
+
+/**
+ * Options that never change an image's bytes (what is printed, threads, where it is pushed, what
+ * may be replaced), left out of the recorded command with their values (true: takes one). --creds
+ * is a secret: it never goes into an image.
+ */
+const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
+  ['--threads', true],
+  ['--push', true],
+  ['--creds', true],
+  ['-q', false],
+  ['--quiet', false],
+  ['--progress', false],
+  ['--json', false],
+  ['--force', false],
+  ['--no-checksum', false],
+  ['--no-space-check', false],
+]);
+
+/**
+ * The command as provenance records it: as typed, but the output's path replaced by OUTPUT and
+ * the options of NOT_RECORDED left out. Where an image was written is not something it is built
+ * from, and the same inputs written elsewhere, or with more threads, give the same bytes (the
+ * inputs' paths stay: they are inputs).
+ */
+export function commandLineOf(argv: readonly string[], output: string): string[] {
+  const out = ['shrinkwrap'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = a.startsWith('--') ? a.split('=')[0]! : a;
+    const takesValue = NOT_RECORDED.get(name);
+    if (takesValue !== undefined) {
+      if (takesValue && !a.includes('=')) i++;
+    } else if ((a === '-o' || a === '--output') && argv[i + 1] === output) {
+      out.push(a, 'OUTPUT');
+      i++;
+    } else if (a === `--output=${output}`) out.push('--output=OUTPUT');
+    else if (a === `-o${output}`) out.push('-oOUTPUT');
+    else out.push(a);
+  }
+  return out;
 }
 
 /** The compression level: given and in range, or the codec's default. */

@@ -303,7 +303,7 @@ export function makeProgram(): Command {
       .description('write an image (the default command: `shrinkwrap --spec S -o OUT` is `shrinkwrap build --spec S -o OUT`)'),
   )
     .requiredOption('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete)')
-    .addOption(new Option('--format <format>', 'image format (default: squashfs)').choices(['squashfs', 'dir', 'oci', 'docker-archive']))
+    .addOption(new Option('--format <format>', 'image format (default: from the output name: .sqfs or .squashfs squashfs, .tar docker-archive, a trailing / dir)').choices(['squashfs', 'dir', 'oci', 'docker-archive']))
     .option('--tag <name[:tag]>', 'oci, docker-archive: image name and tag (default: the output name, tag latest)')
     .addOption(new Option('--layer-per <unit>', 'oci, docker-archive: one new layer per /cvmfs repository, or per release part (release, base projects, compiler, LCG)').choices(['repository', 'release']).default('repository'))
     .addOption(new Option('--mountpoint <path>', 'an empty directory for a site file system to be bound on (repeatable; adds to the defaults)').argParser(collect))
@@ -318,6 +318,7 @@ export function makeProgram(): Command {
     .option('--owner <uid:gid>', 'owner of every /cvmfs payload entry (e.g. 0:0)')
     .option('--no-dedup', 'store duplicate files again instead of sharing their blocks')
     .option('--no-export-table', 'leave out the NFS export table')
+    .option('--no-space-check', "do not check before writing that the output's file system and $TMPDIR have room for the image")
     .option('--no-checksum', 'do not write OUTPUT.sha256 (saves reading the whole image back at the end)')
     .option('--threads <n>', 'compression threads (default: one per CPU); the image is the same whatever the number')
     .option('--progress', 'report progress (a bar on a terminal, which is the default there; a line every 10 s elsewhere)')

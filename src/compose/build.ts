@@ -30,8 +30,8 @@ import { HttpTree } from '../sources/cvmfs/http/tree.js';
 import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
 import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { type LayerPer, layerGroups } from './layers.js';
-import { DIR_MARKER, type ImageFormat, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource } from './output.js';
-import { VERSION, baseAnnotations, generatedFor, provenanceLabels } from './provenance.js';
+import { DIR_MARKER, type ImageFormat, checkFreeSpace, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource, spaceNeeds } from './output.js';
+import { type Sources, VERSION, baseAnnotations, createdTime, generatedFor, mountedRevisions, provenanceLabels, sourcePath } from './provenance.js';
 
 export type { ImageFormat } from './output.js';
 
@@ -79,6 +79,10 @@ export interface BuildOptions {
   /** Empty directories for site file systems (default DEFAULT_MOUNTPOINTS). */
   mountpoints?: string[];
   push?: PushRequest | null;
+  /** Check the free space of the output's file system and $TMPDIR before writing (default true). */
+  spaceCheck?: boolean;
+  /** The command as typed, for provenance (default: none recorded). */
+  commandLine?: string[];
 }
 
 export interface SquashfsWritten extends SquashfsResult {
@@ -135,6 +139,8 @@ function resolve(o: BuildOptions): Resolved {
     keepSetuid: false,
     layerPer: 'repository',
     mountpoints: DEFAULT_MOUNTPOINTS,
+    spaceCheck: true,
+    commandLine: [],
     // An option given as undefined takes its default too.
     ...(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as BuildOptions),
   };
@@ -174,6 +180,9 @@ interface Run {
 export async function build(options: BuildOptions, hooks: BuildHooks): Promise<BuildResult> {
   const o = resolve(options);
   checkFormatRules(o);
+  if (o.format === 'squashfs' && o.compression === 'zstd') {
+    hooks.diagnostics.warn('zstd-squashfs', 'zstd SquashFS: Linux before 4.14 (RHEL/CentOS 7) cannot mount it; use --compression gzip or xz for images such hosts mount');
+  }
   refuseOutputInSource(o.output, o.selection.cvmfsRoot, o.base?.text ?? null);
   const output = AtomicOutput.prepare(o.output, o.force, outputKind(o.format, o.output));
   const squashfs = o.format === 'squashfs' ? { compression: o.compression, level: o.level, blockSize: o.blockSize } : null;
@@ -183,8 +192,9 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
   try {
     const baseImage = await openBaseImage(o.base, run.diag, run.progress);
     const payload = await select(run, baseImage, pool);
-    const { image, base, epoch } = await composeFor(run, payload, baseImage);
-    const written = await writeAndCommit(run, image, { payload, baseImage, base, epoch });
+    if (o.spaceCheck) checkSpace(run, payload, baseImage);
+    const { image, base, epoch, sources } = await composeFor(run, payload, baseImage);
+    const written = await writeAndCommit(run, image, { payload, baseImage, base, epoch, sources });
     const pushed = o.push ? await push(o.push, o.output, baseImage) : null;
     return {
       output: o.output,
@@ -204,6 +214,29 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
     if (run.source) await closeTree(run.source);
     output.abort(); // no-op after commit
   }
+}
+
+/** Will the image fit where it goes, and the generated files in $TMPDIR? One line if not (see output.ts). */
+function checkSpace(run: Run, payload: Payload, baseImage: BaseImage | null): void {
+  const { o, output } = run;
+  const oci = isOci(o.format);
+  const baseBlobs = oci && baseImage ? baseImage.layers.map((l) => l.blob.length) : [];
+  const repositoryBytes = Object.values(payload.summary.repositories).map((r) => r.bytes);
+  const written = run.sqfs ? (fs.statSync(output.tmp, { throwIfNoEntry: false })?.size ?? 0) : 0;
+  const needs = spaceNeeds(
+    {
+      format: o.format,
+      compression: o.compression,
+      payload: payload.entries,
+      base: baseImage ? baseImage.entries : null,
+      baseBlobBytes: baseBlobs.reduce((a, b) => a + b, 0),
+      largestLayerBytes: Math.max(0, ...baseBlobs, ...repositoryBytes),
+      written,
+    },
+    path.dirname(output.target),
+    os.tmpdir(),
+  );
+  checkFreeSpace(needs);
 }
 
 /** The payload. For SquashFS the image's data area starts meanwhile (see below). */
@@ -281,7 +314,7 @@ class RemoteFeed {
 }
 
 /** The image tree: base, payload and generated files, owners and times as asked. */
-async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<{ image: Entry[]; base: Entry[] | null; epoch: number }> {
+async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<{ image: Entry[]; base: Entry[] | null; epoch: number; sources: Sources }> {
   const { o, diag } = run;
   const oci = isOci(o.format);
   normaliseOwner(payload.entries, o.owner);
@@ -294,11 +327,25 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
   }
   if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
-  const sources = { cvmfsRoot: o.selection.cvmfsRoot, specs: o.selection.specs, traces: o.selection.traces?.files ?? [], repositories: payload.source instanceof HttpTree ? payload.source.opened() : null };
+  const sources = sourcesOf(o, payload);
   const extra = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work }, diag));
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
   normaliseTimes(image, o.mtime, epoch);
-  return { image, base, epoch };
+  return { image, base, epoch, sources };
+}
+
+/** What provenance records of the inputs: the command, absolute paths, each repository's revision. */
+function sourcesOf(o: Resolved, payload: Payload): Sources {
+  const http = payload.source instanceof HttpTree;
+  return {
+    cvmfsRoot: sourcePath(o.selection.cvmfsRoot),
+    commandLine: o.commandLine,
+    created: createdTime(),
+    specs: o.selection.specs,
+    traces: o.selection.traces?.files ?? [],
+    repositories: http ? (payload.source as HttpTree).opened() : null,
+    mounted: http ? [] : mountedRevisions(o.selection.cvmfsRoot, Object.keys(payload.summary.repositories).sort()),
+  };
 }
 
 interface Composed {
@@ -307,6 +354,7 @@ interface Composed {
   /** The base's entries in the image (a lone root for an OCI image without a base), or null. */
   base: Entry[] | null;
   epoch: number;
+  sources: Sources;
 }
 
 /** Write the image under its temporary name, checksum it, and move it and its side files into place. */
@@ -379,9 +427,10 @@ async function writeOciImage(run: Run, format: 'oci' | 'docker-archive', image: 
       compression: o.compression as 'gzip' | 'zstd' | 'none',
       level: o.level,
       threads: o.threads ?? os.availableParallelism(),
-      epoch: c.epoch,
+      // The config's and history's time: when the image was made (SOURCE_DATE_EPOCH, or now), as its label says.
+      epoch: c.sources.created,
       env: payload.releases.length > 0 ? ['SHRINKWRAP_RELEASE_SETUP=/release_setup.sh', 'BASH_ENV=/release_setup.sh', 'ENV=/release_setup.sh'] : [],
-      labels: provenanceLabels(o.selection.cvmfsRoot, payload, baseImage, c.epoch),
+      labels: provenanceLabels(c.sources, payload, baseImage),
       annotations: baseAnnotations(baseImage),
       createdBy: `shrinkwrap ${VERSION} build`,
       onProgress: (b) => progress.update(b, 0),

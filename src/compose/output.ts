@@ -3,7 +3,7 @@
 // (util/atomic.ts writes them all under temporary names first).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InputError } from '../model/errors.js';
+import { BuildError, InputError } from '../model/errors.js';
 import type { OutputKind } from '../util/atomic.js';
 
 export type ImageFormat = 'squashfs' | 'dir' | 'oci' | 'docker-archive';
@@ -75,4 +75,131 @@ export function refuseOutputInSource(output: string, cvmfsRoot: string, base: st
     if (within(out, real)) throw new InputError(`output ${output} is inside ${option} ${dir}: the image would contain itself; write it elsewhere`);
     if (within(real, out)) throw new InputError(`output ${output} contains ${option} ${dir}: write the image elsewhere`);
   }
+}
+
+/**
+ * The format an output's name implies, when --format is not given: `.sqfs`/`.squashfs` SquashFS,
+ * `.tar` a docker-archive, a trailing `/` a directory. Anything else is refused rather than
+ * guessed (`-o x.tar` once wrote SquashFS without a word).
+ */
+export function formatFromName(output: string): ImageFormat {
+  if (output.endsWith('/')) return 'dir';
+  const ext = path.extname(output).toLowerCase();
+  if (ext === '.sqfs' || ext === '.squashfs') return 'squashfs';
+  if (ext === '.tar') return 'docker-archive';
+  if (ext === '.sif') throw new InputError(`-o ${output}: SIF output is issue 21, not written yet; write NAME.sqfs (apptainer runs SquashFS images) or give --format`);
+  throw new InputError(`-o ${output}: cannot tell the image format from the name; give --format squashfs|dir|oci|docker-archive, or a name ending in .sqfs, .squashfs, .tar or /`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Free space, checked once the selection is known and before the image is composed and written.
+
+/** What one place must hold: bytes and inodes, and what they are for (messages). */
+export interface SpaceNeed {
+  /** An existing directory on the file system that must hold it. */
+  dir: string;
+  /** How the user names it in a message: "the output's directory /scratch", "$TMPDIR (/tmp)". */
+  label: string;
+  bytes: number;
+  inodes: number;
+  what: string;
+}
+
+/** What the build's estimate is made of (known after the selection). */
+export interface SpaceInput {
+  format: ImageFormat;
+  compression: string;
+  /** The selected /cvmfs entries, and the base's root filesystem entries (null: none). */
+  payload: readonly { type: string; size: number }[];
+  base: readonly { type: string; size: number }[] | null;
+  /** Blobs an OCI image copies from the base byte for byte. */
+  baseBlobBytes: number;
+  /** The largest single blob an OCI image stages (docker-archive: one blob is in the layout and the archive at once). */
+  largestLayerBytes: number;
+  /** Bytes the output's temporary holds already (SquashFS writes its data area while selecting). */
+  written: number;
+}
+
+/** Margin on every estimate: file system overhead, the generated files, rounding. */
+const MARGIN = 1.05;
+const MARGIN_BYTES = 1 << 20;
+
+/**
+ * How much the output's file system and $TMPDIR must hold. Compressed formats are estimated by the
+ * uncompressed size: an upper bound (SquashFS stores a block that would not shrink as it is; a
+ * gzip or zstd layer grows by a few bytes a block at worst), not a guess at a ratio.
+ */
+export function spaceNeeds(input: SpaceInput, outputDir: string, tmpDir: string): SpaceNeed[] {
+  const all = input.base ? [input.payload, input.base] : [input.payload];
+  let entries = 0;
+  let content = 0;
+  for (const list of all) {
+    entries += list.length;
+    for (const e of list) if (e.type === 'file') content += e.size;
+  }
+  let bytes: number;
+  let inodes = 1;
+  let what: string;
+  if (input.format === 'dir') {
+    // Each file takes whole blocks, each directory at least one; every entry an inode.
+    const block = Math.max(512, fs.statfsSync(outputDir).bsize);
+    bytes = 0;
+    for (const list of all) for (const e of list) bytes += e.type === 'file' ? Math.ceil(e.size / block) * block : e.type === 'dir' ? block : 0;
+    inodes = entries;
+    what = 'the directory image';
+  } else if (input.format === 'squashfs') {
+    // Data (at most the content) and metadata: an inode, a directory entry and table slots, under 128 bytes an entry.
+    bytes = content + entries * 128;
+    what = input.compression === 'none' ? 'the SquashFS image' : 'the SquashFS image (at most its uncompressed size)';
+  } else {
+    // New layers are tar streams (a 512-byte header, often a PAX one, and content padded to 512);
+    // base blobs are copied as they are.
+    let tar = 0;
+    for (const e of input.payload) tar += 1024 + (e.type === 'file' ? Math.ceil(e.size / 512) * 512 : 0);
+    if (input.baseBlobBytes === 0 && input.base) for (const e of input.base) tar += 1024 + (e.type === 'file' ? Math.ceil(e.size / 512) * 512 : 0);
+    bytes = tar + input.baseBlobBytes;
+    if (input.format === 'docker-archive') bytes += Math.min(input.largestLayerBytes, bytes);
+    inodes = 64;
+    what = `the ${input.format === 'oci' ? 'OCI layout' : 'docker-archive'}${input.compression === 'none' ? '' : ' (at most its uncompressed size)'}`;
+  }
+  bytes = Math.max(0, Math.ceil(bytes * MARGIN) + MARGIN_BYTES - input.written);
+  // $TMPDIR holds the generated files until they are written into the image: plan.json is the
+  // largest, about 300 bytes an entry (the example's), 400 with margin.
+  const tmp = input.base !== null || input.format === 'oci' || input.format === 'docker-archive' ? input.payload.length * 400 : 0;
+  return [
+    { dir: outputDir, label: `the output's directory ${outputDir}`, bytes, inodes, what },
+    { dir: tmpDir, label: `$TMPDIR (${tmpDir})`, bytes: tmp, inodes: tmp > 0 ? 8 : 0, what: 'the generated files (plan.json)' },
+  ];
+}
+
+/** Refuse, in one line, a build that cannot fit: the needs of places on one file system add up. */
+export function checkFreeSpace(needs: SpaceNeed[]): void {
+  const byDevice = new Map<number, SpaceNeed[]>();
+  for (const n of needs) {
+    if (n.bytes === 0 && n.inodes === 0) continue;
+    const dev = fs.statSync(n.dir).dev;
+    byDevice.set(dev, [...(byDevice.get(dev) ?? []), n]);
+  }
+  for (const group of byDevice.values()) {
+    const st = fs.statfsSync(group[0]!.dir);
+    const bytes = group.reduce((s, n) => s + n.bytes, 0);
+    const inodes = group.reduce((s, n) => s + n.inodes, 0);
+    const free = st.bavail * st.bsize;
+    const where = group.map((n) => `${n.what} in ${n.label}`).join(' and ');
+    const hint = 'free some, write elsewhere (-o, TMPDIR), or skip this check with --no-space-check';
+    if (bytes > free) throw new BuildError(`not enough free space: ${where}: about ${humanBytes(bytes)} needed, ${humanBytes(free)} free; ${hint}`);
+    // A file system that reports no inode count (btrfs) has no such limit.
+    if (st.files > 0 && inodes > st.ffree) throw new BuildError(`not enough free inodes: ${where}: about ${inodes} needed, ${st.ffree} free; ${hint}`);
+  }
+}
+
+function humanBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[i]}`;
 }

@@ -54,7 +54,7 @@ export function benchScale(o: ScaleBenchOptions): string[] {
       fs.rmSync(out, { recursive: true, force: true });
       fs.rmSync(staging, { recursive: true, force: true });
     };
-    const sw = (args: string[]) => [process.execPath, o.cli, '--cvmfs-root', root, '--spec', spec, '-q', '--force', ...args];
+    const sw = (args: string[]) => [process.execPath, o.cli, '--cvmfs-root', root, '--spec', spec, '-q', '--force', ...(args.includes('--format') ? [] : ['--format', 'squashfs']), ...args];
     const cells: Array<{ name: string; cmd: string[]; compare?: string; target?: number }> = [
       { name: 'shrinkwrap plan', cmd: ['sh', '-c', `'${process.execPath}' '${o.cli}' plan --cvmfs-root '${root}' --spec '${spec}' > /dev/null`] },
       { name: 'shrinkwrap squashfs gzip-6', cmd: sw(['-o', out, '--compression', 'gzip', '--level', '6']), compare: 'staging + mksquashfs gzip-6', target: 1.3 },

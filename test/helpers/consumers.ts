@@ -102,8 +102,8 @@ export function canFuse(): boolean {
 
 /** `diff -r --no-dereference` of two trees: '' when equal, else what differs. FIFOs and device nodes
  *  (named fifo, dev-*) are left to find listings and lstat: GNU diff reports two of them as different. */
-export function diffTrees(a: string, b: string): string {
-  const r = spawnSync('diff', ['-r', '--no-dereference', '-x', 'fifo', '-x', 'dev-*', a, b], { encoding: 'latin1', maxBuffer: 1 << 26 });
+export function diffTrees(a: string, b: string, exclude: string[] = []): string {
+  const r = spawnSync('diff', ['-r', '--no-dereference', '-x', 'fifo', '-x', 'dev-*', ...exclude.flatMap((x) => ['-x', x]), a, b], { encoding: 'latin1', maxBuffer: 1 << 26 });
   if (r.status === 0) return '';
   return (r.stdout + r.stderr).slice(0, 4000) || `diff exited ${r.status}`;
 }

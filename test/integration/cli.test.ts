@@ -84,7 +84,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
   });
 
   it('an output that exists is refused and left as it was', () => {
-    const out = path.join(dir, 'exists');
+    const out = path.join(dir, 'exists.sqfs');
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'keep'), 'mine');
     expectOneLineError(shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', out]), 2, `output ${out} already exists`);
@@ -92,7 +92,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
   });
 
   it('an output in a directory that does not exist', () => {
-    expectOneLineError(shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', path.join(dir, 'no/such/out')]), 2, /directory .*no\/such does not exist/);
+    expectOneLineError(shrinkwrap(['--cvmfs-root', root, '--spec', spec, '-o', path.join(dir, 'no/such/out.sqfs')]), 2, /directory .*no\/such does not exist/);
   });
 });
 

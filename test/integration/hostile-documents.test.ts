@@ -87,7 +87,7 @@ function dockerArchive(name: string, members: Record<string, unknown>): string {
 
 /** A build on `base`, each to its own output: one that wrongly succeeds must not make the next fail for "already exists". */
 let outputs = 0;
-const build = (base: string, extra: string[] = []) => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', base, '-o', path.join(work, `never-${++outputs}.out`), ...extra];
+const build = (base: string, extra: string[] = []) => ['--cvmfs-root', cvmfs, ...RELEASE, '--base', base, '-o', path.join(work, `never-${++outputs}.sqfs`), ...extra];
 /** A good SquashFS image for `verify --manifest` (outside `work`: made once, not an output of a test). */
 let image: string;
 

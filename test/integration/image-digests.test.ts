@@ -2,16 +2,23 @@
 // reshaping of issue 18 (test/data/image-digests.json): moving code between modules must not move a
 // byte. SHRINKWRAP_RECORD_DIGESTS=1 writes the file anew instead of comparing (only when an image
 // is meant to change; say why in the commit).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureExample } from '../../fixtures/example.js';
-import { REPO_ROOT, shrinkwrap } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, type Run } from '../helpers/cli.js';
+import { isRoot } from '../helpers/env.js';
 import { tmpDir } from '../helpers/tree.js';
 
 const RECORD = path.join(REPO_ROOT, 'test/data/image-digests.json');
+/**
+ * Images record the absolute paths of their inputs (provenance, labels) and the command: the work
+ * directory is seen at this one path, bound there in a private mount namespace of each run (root,
+ * or a user namespace), so that every checkout and every concurrent run records the same paths.
+ */
+const FIXED = '/tmp/shrinkwrap-image-digests';
 const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1600000000', TZ: 'UTC' };
 const RELEASE = ['--release', 'AnalysisBase,21.2.75'];
 
@@ -47,6 +54,14 @@ function fileDigest(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
+/** shrinkwrap run with the work directory bound at FIXED, and FIXED as its working directory. */
+function shrinkwrapAtFixedPath(args: string[]): Run {
+  const namespace = isRoot ? ['--mount', '--propagation', 'private'] : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
+  const script = 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"';
+  const r = spawnSync('unshare', [...namespace, 'sh', '-c', script, 'sh', work, FIXED, process.execPath, CLI, ...args], { env: ENV, encoding: 'utf8', maxBuffer: 1 << 28 });
+  return { code: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
 interface Case {
   label: string;
   args: string[];
@@ -70,8 +85,8 @@ const found: Record<string, string> = {};
 beforeAll(async () => {
   work = tmpDir('sw-digests-');
   const example = await ensureExample();
-  // Images record the base and source as given (provenance, labels): relative names, the same in
-  // every checkout, from links in the work directory.
+  // The inputs through links in the work directory, seen at FIXED.
+  fs.mkdirSync(FIXED, { recursive: true });
   fs.symlinkSync(example.cvmfs, path.join(work, 'cvmfs'));
   fs.symlinkSync(example.base, path.join(work, 'base'));
   cvmfs = 'cvmfs';
@@ -97,7 +112,7 @@ describe('images are byte-identical to those recorded (every format and compress
       const plan = c.args[0] === 'plan';
       const rest = c.args.slice(plan ? 1 : 0).map((a) => a.replace('BASE', base).replace('OUT', out));
       const args = [...(plan ? ['plan'] : []), '--cvmfs-root', cvmfs, ...rest, '--quiet', ...(plan ? [] : ['--no-checksum'])];
-      const r = shrinkwrap(args, { env: ENV, cwd: work });
+      const r = shrinkwrapAtFixedPath(args);
       expect(r.code, r.stderr).toBe(0);
       const digest = plan ? crypto.createHash('sha256').update(r.stdout).digest('hex') : c.digest(path.join(work, out) + (c.args.includes('OUT.sqfs') ? '.sqfs' : c.args.includes('OUT.tar') ? '.tar' : ''));
       found[c.label] = digest;

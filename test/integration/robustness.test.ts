@@ -346,7 +346,7 @@ describe.runIf(canRun(isRoot, 'destination fault tests', 'mounting a tmpfs needs
   for (const format of ['squashfs', 'oci', 'dir']) {
     it(`a full disk fails the ${format} build with one line and leaves nothing`, () => {
       withTmpfs('size=600k', (dir) => {
-        const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', baseDir, '--format', format, '-o', path.join(dir, 'img'), '-q'], { env: ENV });
+        const r = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '--base', baseDir, '--format', format, '-o', path.join(dir, 'img'), '-q', '--no-space-check'], { env: ENV });
         expectOneLineError(r, 1, /no space left on device \(ENOSPC\)/);
         expect(fs.readdirSync(dir)).toEqual([]);
       });
@@ -434,14 +434,17 @@ describe.runIf(canRun(['umoci', 'skopeo'].every(hasCommand), 'determinism tests'
     for (const [i, [src, tz]] of [[cvmfs, 'UTC'], [copy, 'America/Chicago']].entries()) {
       const cwd = fs.mkdtempSync(path.join(work, `det-${i}-`));
       const env = { ...ENV, TZ: tz };
-      // The source root is recorded in the provenance: give both the same text through a link.
-      fs.symlinkSync(src, path.join(cwd, 'cvmfs'));
+      // The source root's absolute path is recorded in the provenance (an input, as its contents
+      // are): give both the same path, a link repointed between the runs.
+      const link = path.join(work, 'det-src');
+      fs.rmSync(link, { force: true });
+      fs.symlinkSync(src, link);
       outputs[i] = [];
-      const sq = shrinkwrap(['--cvmfs-root', 'cvmfs', ...RELEASE, '--base', baseDir, '-o', 'img.sqfs', '-q', '--threads', String(i + 1)], { env, cwd });
+      const sq = shrinkwrap(['--cvmfs-root', link, ...RELEASE, '--base', baseDir, '-o', 'img.sqfs', '-q', '--threads', String(i + 1)], { env, cwd });
       expect(sq.code, sq.stderr).toBe(0);
       outputs[i]!.push(sha256(path.join(cwd, 'img.sqfs')));
       for (const [fmt, out] of [['docker-archive', 'img.tar'], ['oci', 'img-oci']] as const) {
-        const r = shrinkwrap(['--cvmfs-root', 'cvmfs', ...RELEASE, '--base', baseDir, '--format', fmt, '-o', out, '-q', '--threads', String(i + 1), '--tag', 'det:1'], { env, cwd });
+        const r = shrinkwrap(['--cvmfs-root', link, ...RELEASE, '--base', baseDir, '--format', fmt, '-o', out, '-q', '--threads', String(i + 1), '--tag', 'det:1'], { env, cwd });
         expect(r.code, r.stderr).toBe(0);
       }
       outputs[i]!.push(sha256(path.join(cwd, 'img.tar')), fs.readFileSync(path.join(cwd, 'img-oci/index.json'), 'utf8'));
