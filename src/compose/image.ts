@@ -1,9 +1,10 @@
 // compose: one image tree from a base root filesystem (optional) and the /cvmfs payload.
 import type { Diagnostics } from '../model/diagnostics.js';
 import { display } from '../model/bytes.js';
-import { type Entry, TreeEntry, comparePaths, findPath } from '../model/entry.js';
+import { type Entry, TreeEntry, comparePaths, findPath, parentPath } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
 import { sortEntries } from '../model/plan.js';
+import { keepsBaseEntry } from './generated.js';
 
 export interface ComposeOptions {
   /** Entries of the base root filesystem ("/" first), or null for a /cvmfs-only image. */
@@ -147,6 +148,7 @@ function mergeInto(old: readonly Entry[], add: readonly Entry[], pick: (o: Entry
 function addExtra(image: Entry[], extra: Entry[], diag: Diagnostics): Entry[] {
   const sorted = [...extra];
   sortEntries(sorted);
+  dropWhereBaseHasOne(image, sorted);
   return mergeInto(image, sorted, (old, e) => {
     if (e.type === 'dir' && old.type === 'dir') return 'old';
     if (old.type === 'dir' || e.type === 'dir') {
@@ -156,6 +158,27 @@ function addExtra(image: Entry[], extra: Entry[], diag: Diagnostics): Entry[] {
     }
     return 'new';
   });
+}
+
+/**
+ * Removes (in place) the generated entries that give way to the base (`keepsBaseEntry`) where the
+ * image has an entry at their path, or no directory to hold them (a base's `/etc -> elsewhere`).
+ */
+function dropWhereBaseHasOne(image: readonly Entry[], sortedExtra: Entry[]): void {
+  /** Generated paths that will be directories of the image, in path order so parents come first. */
+  const dirs = new Set<string>();
+  let kept = 0;
+  for (const e of sortedExtra) {
+    if (keepsBaseEntry(e)) {
+      const parent = parentPath(e.path);
+      const at = findPath(image, parent);
+      const parentIsDir = dirs.has(parent) || (at >= 0 && image[at]!.type === 'dir');
+      if (findPath(image, e.path) >= 0 || !parentIsDir) continue;
+    }
+    if (e.type === 'dir') dirs.add(e.path);
+    sortedExtra[kept++] = e;
+  }
+  sortedExtra.length = kept;
 }
 
 /** --mtime: 'keep', 'clamp' (nothing newer than the image epoch), or one time for every entry. */

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MOUNTPOINTS } from '../../src/compose/generated.js';
+import { DEFAULT_MOUNTPOINTS, RUNTIME_MOUNTPOINTS } from '../../src/compose/generated.js';
 import { EXAMPLE } from '../../fixtures/example-cvmfs.js';
 import { ensureExample } from '../../fixtures/example.js';
 import { REPO_ROOT, shrinkwrap } from '../helpers/cli.js';
@@ -42,9 +42,11 @@ describe('example: AnalysisBase 21.2.75 into the base root filesystem', () => {
   });
 
   it('holds the base root filesystem and the selection under /cvmfs, and nothing else', () => {
-    // Besides the base and /cvmfs: the provenance directory and the default site mount points (empty).
+    // Besides the base and /cvmfs: the provenance directory, the default site mount points (empty)
+    // and the runtime mount points the base lacks (/home, /var/tmp).
     const mountpoints = DEFAULT_MOUNTPOINTS.map((m) => m.slice(1));
-    expect(fs.readdirSync(image).sort()).toEqual([...new Set([...fs.readdirSync(base), 'cvmfs', '.shrinkwrap', ...mountpoints])].sort());
+    const runtime = RUNTIME_MOUNTPOINTS.filter((m) => m.path.lastIndexOf('/') === 0).map((m) => m.path.slice(1));
+    expect(fs.readdirSync(image).sort()).toEqual([...new Set([...fs.readdirSync(base), 'cvmfs', '.shrinkwrap', ...mountpoints, ...runtime])].sort());
     for (const m of mountpoints) expect(fs.readdirSync(path.join(image, m))).toEqual([]);
     expect(fs.readdirSync(path.join(image, '.shrinkwrap')).sort()).toEqual(['plan.json', 'provenance.json', 'specs']);
     // Every repository of the source has its directory; the unselected ones are empty.
