@@ -28,6 +28,8 @@ import { Out } from '../util/out.js';
 import { parseSize } from '../util/size.js';
 import { type ImageVerifyResult, readManifestFile, verifyImage } from '../verify/index.js';
 import { type BuildFlags, buildOptionsOf } from './build-options.js';
+import { groupOptions, withExamples } from './help.js';
+import { warningLine } from './warnings.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
 import { renderPlanText, xattrLines } from './render-plan.js';
@@ -63,7 +65,7 @@ function progressHooks(flags: { quiet?: boolean; progress?: boolean }): Progress
 
 function diagnostics(quiet: boolean | undefined): Diagnostics {
   // One line each: a name from the input may hold a newline or an escape sequence.
-  return new Diagnostics(quiet ? null : (w) => process.stderr.write(`shrinkwrap: warning: ${singleLine(w.message)}\n`));
+  return new Diagnostics(quiet ? null : (w) => process.stderr.write(`shrinkwrap: warning: ${singleLine(warningLine(w))}\n`));
 }
 
 function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
@@ -100,8 +102,22 @@ async function planWith(source: CvmfsTree, options: SelectOptions, flags: PlanFl
   }
 }
 
+// Each fits an 80-column terminal (commander wraps a longer line without indent).
+const BUILD_EXAMPLES = [
+  'shrinkwrap build --release AnalysisBase,21.2.75 --base rootfs/ -o ab.sqfs',
+  'shrinkwrap build --spec atlas.cern.ch.spec --base el9.tar --format oci -o img',
+  'shrinkwrap build --trace run1/trace.strace --base rootfs/ -o job.sqfs',
+];
+
+const PLAN_EXAMPLES = [
+  'shrinkwrap plan --release AnalysisBase,21.2.75',
+  'shrinkwrap plan --spec atlas.cern.ch.spec --json > plan.json',
+  'shrinkwrap plan --release 21.2.75 --cvmfs-root http://HOST/cvmfs',
+];
+
 /** `build`: the image, then its summary on stderr or its report on stdout. */
 async function runBuild(flags: BuildFlags): Promise<void> {
+  if (flags.output === undefined) throw new InputError('-o, --output <path>: say where to write the image (see shrinkwrap build --help)');
   const diag = diagnostics(flags.quiet);
   const result = await build(buildOptionsOf(flags), { diagnostics: diag, progress: progressHooks(flags) });
   if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines(true)]) process.stderr.write(`shrinkwrap: ${line}\n`);
@@ -222,7 +238,8 @@ async function runRecord(argv: string[], flags: RecordFlags): Promise<number> {
     let specs = buildSpecs(t.events, { policy: flags.policy, filters: flags.filters ?? [] });
     // Where the tree is mounted, resolve traced paths through its links: the specs then work as
     // plain spec files (spec_builder's would select nothing through a link to another repository).
-    if (fs.existsSync(flags.cvmfsRoot)) specs = specsThroughLinks(specs, flags.cvmfsRoot, diag);
+    // (An empty /cvmfs is no tree to resolve against, and not worth failing a recorded run for.)
+    if (fs.existsSync(flags.cvmfsRoot) && fs.readdirSync(flags.cvmfsRoot).length > 0) specs = specsThroughLinks(specs, flags.cvmfsRoot, diag);
     writeSpecFiles(out.tmp, specs);
     out.commit();
     if (!flags.quiet) {
@@ -295,14 +312,17 @@ export function makeProgram(): Command {
     .version(VERSION, '-V, --version')
     .exitOverride()
     .configureOutput({ outputError: () => {} })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    .addHelpText('after', '\nStart with `shrinkwrap build --help`: its options in groups, after three examples.');
 
-  addSelectionOptions(
+  const build = addSelectionOptions(
     program
       .command('build', { isDefault: true })
-      .description('write an image (the default command: `shrinkwrap --spec S -o OUT` is `shrinkwrap build --spec S -o OUT`)'),
+      .summary('write an image (the default command: `shrinkwrap --spec S -o OUT` is `shrinkwrap build --spec S -o OUT`)')
+      .description(withExamples('Write an image: select from /cvmfs, complete the selection, put it on a base and write it (the default command).', BUILD_EXAMPLES)),
   )
-    .requiredOption('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete)')
+    // Checked in runBuild, not by commander: commander checks required options before it names an unknown one.
+    .option('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete; required)')
     .addOption(new Option('--format <format>', 'image format (default: from the output name: .sqfs or .squashfs squashfs, .tar docker-archive, a trailing / dir)').choices(['squashfs', 'dir', 'oci', 'docker-archive']))
     .option('--tag <name[:tag]>', 'oci, docker-archive: image name and tag (default: the output name, tag latest)')
     .addOption(new Option('--layer-per <unit>', 'oci, docker-archive: one new layer per /cvmfs repository, or per release part (release, base projects, compiler, LCG)').choices(['repository', 'release']).default('repository'))
@@ -325,12 +345,19 @@ export function makeProgram(): Command {
     .option('--devices', "dir: create the image's character and block devices as real nodes (root only; default: skip them, each a warning)")
     .option('--keep-setuid', 'dir: keep setuid/setgid bits and file capabilities (default: leave them out, each a warning: a base\'s setuid-root files would be runnable by any local user)')
     .action((flags: BuildFlags) => runBuild(flags));
+  groupOptions(build);
 
-  addSelectionOptions(program.command('plan').description("list what the image's /cvmfs will hold, and why"))
+  const plan = addSelectionOptions(
+    program
+      .command('plan')
+      .summary("list what the image's /cvmfs will hold, and why")
+      .description(withExamples("List what the image's /cvmfs will hold, and why: what a build of the same options would select.", PLAN_EXAMPLES)),
+  )
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
     .option('--xattrs', "also read every /cvmfs entry's extended attributes, as a build does, and say which are kept (costs one system call an entry)")
     .addOption(new Option('--explain <path>', 'say why /cvmfs/<fqrn>/... is in the image, or why not, instead of listing the plan (repeatable)').argParser(collect))
     .action((flags: PlanFlags) => runPlan(flags));
+  groupOptions(plan);
 
   addTraceOptions(program.command('spec').description('write a cvmfs_shrinkwrap spec from access traces, as cvmfs spec_builder.py would'))
     .addOption(new Option('--from-trace <file>', 'access trace (repeatable; traces union)').argParser(collect))
@@ -374,16 +401,37 @@ export function makeProgram(): Command {
   return program;
 }
 
+/** The first word names no command (build takes no arguments, so it cannot be one of build's). */
+function unknownCommand(program: Command, argv: string[]): string | null {
+  const first = argv[0];
+  if (first === undefined || first.startsWith('-')) return null;
+  const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+  return names.includes(first) || first === 'help' ? null : `unknown command '${first}' (commands: ${names.join(', ')}, help)`;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const program = makeProgram();
+  // Bare `shrinkwrap`: the help, on stderr, and exit 2 as for any other incomplete command line
+  // (git exits 1, docker 0: a job whose arguments expanded to nothing must not pass).
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return EXIT.badInput;
+  }
+  const unknown = unknownCommand(program, argv);
+  if (unknown !== null) {
+    process.stderr.write(`shrinkwrap: error: ${unknown}\n`);
+    return EXIT.badInput;
+  }
   try {
-    await makeProgram().parseAsync(argv, { from: 'user' });
+    await program.parseAsync(argv, { from: 'user' });
     return EXIT.ok;
   } catch (err) {
     // A signal is being handled (util/atomic.ts): what fails meanwhile is its doing, not news.
     if (interrupting()) return new Promise<number>(() => {});
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
-      process.stderr.write(`shrinkwrap: error: ${err.message.replace(/^error: /, '')} (see shrinkwrap --help)\n`);
+      // One line: commander puts its "(Did you mean --format?)" on a line of its own.
+      process.stderr.write(`shrinkwrap: error: ${err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see shrinkwrap --help)\n`);
       return EXIT.badInput;
     }
     if (err instanceof ShrinkwrapError) {

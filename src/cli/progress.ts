@@ -10,24 +10,74 @@ export interface Progress {
 
 const silent: Progress = { update: () => {}, stop: () => {} };
 
+/**
+ * The write rate, smoothed: an exponentially weighted average of the rate over each interval of at
+ * least `sampleMs`, weighted by the interval's length against `tauMs` (how long a past rate keeps
+ * counting). The ETA from it moves steadily where the rate of the last few updates jumps (a large
+ * file then many small ones, compression workers finishing in bursts).
+ */
+export class RateEstimate {
+  private rate: number | null = null;
+  private lastMs: number;
+  private lastBytes = 0;
+
+  constructor(
+    startMs: number,
+    private readonly tauMs = 10_000,
+    private readonly sampleMs = 500,
+  ) {
+    this.lastMs = startMs;
+  }
+
+  /** Bytes per second after `bytes` done at `nowMs`; null until the first interval has passed. */
+  update(bytes: number, nowMs: number): number | null {
+    const dt = nowMs - this.lastMs;
+    if (dt < this.sampleMs) return this.rate;
+    const sample = ((bytes - this.lastBytes) * 1000) / dt;
+    const weight = 1 - Math.exp(-dt / this.tauMs);
+    this.rate = this.rate === null ? sample : this.rate + weight * (sample - this.rate);
+    this.lastMs = nowMs;
+    this.lastBytes = bytes;
+    return this.rate;
+  }
+
+  /** Seconds left for `remaining` bytes at the smoothed rate; null while it is not known. */
+  eta(remaining: number): number | null {
+    if (remaining <= 0) return 0;
+    return this.rate === null || this.rate <= 0 ? null : remaining / this.rate;
+  }
+}
+
+/** 42 s, 3 min 05 s, 1 h 02 min; '?' while unknown. */
+export function formatEta(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
 export function progressFor(opts: { quiet?: boolean; progress?: boolean }, totalBytes: number, label: string): Progress {
   if (opts.quiet || (!opts.progress && !process.stderr.isTTY)) return silent;
   const start = Date.now();
+  const rate = new RateEstimate(start);
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {percentage}% | {done} of {all} | {rate}/s | ETA {eta_formatted} | {files} files`,
+        // The ETA is ours (RateEstimate): cli-progress's own, over its last updates, jumps.
+        format: `${label} [{bar}] {percentage}% | {done} of {all} | {rate}/s | ETA {eta_smooth} | {files} files`,
         stream: process.stderr,
         hideCursor: true,
-        etaBuffer: 50,
         fps: 5,
       },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(Math.max(totalBytes, 1), 0, { done: humanBytes(0), all: humanBytes(totalBytes), rate: humanBytes(0), files: 0 });
+    bar.start(Math.max(totalBytes, 1), 0, { done: humanBytes(0), all: humanBytes(totalBytes), rate: humanBytes(0), eta_smooth: '?', files: 0 });
     return {
-      update: (bytes, files) =>
-        bar.update(bytes, { done: humanBytes(bytes), all: humanBytes(totalBytes), rate: humanBytes(bytes / Math.max((Date.now() - start) / 1000, 0.001)), files }),
+      update: (bytes, files) => {
+        const r = rate.update(bytes, Date.now());
+        bar.update(bytes, { done: humanBytes(bytes), all: humanBytes(totalBytes), rate: humanBytes(r ?? bytes / Math.max((Date.now() - start) / 1000, 0.001)), eta_smooth: formatEta(rate.eta(totalBytes - bytes)), files });
+      },
       stop: () => bar.stop(),
     };
   }
@@ -35,13 +85,11 @@ export function progressFor(opts: { quiet?: boolean; progress?: boolean }, total
   return {
     update: (bytes, files) => {
       const now = Date.now();
+      const r = rate.update(bytes, now);
       if (now - last < 10_000) return;
       last = now;
-      const secs = (now - start) / 1000;
-      const rate = bytes / secs;
-      const eta = rate > 0 ? Math.round((totalBytes - bytes) / rate) : 0;
       process.stderr.write(
-        `shrinkwrap: ${label}: ${humanBytes(bytes)} of ${humanBytes(totalBytes)} (${Math.floor((100 * bytes) / Math.max(totalBytes, 1))}%), ${files} files, ${humanBytes(rate)}/s, ETA ${eta} s\n`,
+        `shrinkwrap: ${label}: ${humanBytes(bytes)} of ${humanBytes(totalBytes)} (${Math.floor((100 * bytes) / Math.max(totalBytes, 1))}%), ${files} files, ${humanBytes(r ?? 0)}/s, ETA ${formatEta(rate.eta(totalBytes - bytes))}\n`,
       );
     },
     stop: () => {},

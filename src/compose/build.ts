@@ -415,6 +415,14 @@ async function writeOciImage(run: Run, format: 'oci' | 'docker-archive', image: 
   const groups = layerGroups({ image, base: c.base!, baseAsLayer: !baseImage || baseImage.layers.length === 0, mount: MOUNT, per: o.layerPer, partOf });
   // A directory base has no blobs: its entries are the first group (empty for no base).
   const layers = groups.filter((g) => g.entries.length > 0);
+  // The progress total counts every file of the image: those of a base's kept layers are done once
+  // their blobs are copied (first), the rest as the new layers are written.
+  const kept = contentOf(image);
+  for (const l of layers) {
+    const inLayer = contentOf(l.entries);
+    kept.bytes -= inLayer.bytes;
+    kept.files -= inLayer.files;
+  }
   const r = await writeOci(
     run.output.tmp,
     {
@@ -433,13 +441,25 @@ async function writeOciImage(run: Run, format: 'oci' | 'docker-archive', image: 
       labels: provenanceLabels(c.sources, payload, baseImage),
       annotations: baseAnnotations(baseImage),
       createdBy: `shrinkwrap ${VERSION} build`,
-      onProgress: (b) => progress.update(b, 0),
+      onProgress: (bytes, files) => progress.update(kept.bytes + bytes, kept.files + files),
     },
     run.diag,
     // docker-archive: the layout is staged beside the output, on its file system, not in $TMPDIR.
     run.output.extraTemporary('.stage'),
   );
   return { format, ...r, name: `${ref.name}:${ref.tag}` };
+}
+
+/** Bytes and number of the files among `entries`. */
+function contentOf(entries: readonly Entry[]): { bytes: number; files: number } {
+  let bytes = 0;
+  let files = 0;
+  for (const e of entries) {
+    if (e.type !== 'file') continue;
+    bytes += e.size;
+    files++;
+  }
+  return { bytes, files };
 }
 
 async function writeDirImage(run: Run, image: Entry[], progress: WriteProgress): Promise<DirWritten> {

@@ -55,7 +55,7 @@ describe('release resolution', () => {
     );
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', 'Athena,22.0.1']), 2, /release Athena 22\.0\.1 not found .*no Athena versions found there at all/);
     expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', 'latest']), 2, /--release latest: 'latest': expected \[PROJECT,\]VERSION/);
-    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', '21.2']), 2, /'21\.2' is not a release version \(atlas: /);
+    expectOneLineError(shrinkwrap(['plan', '--cvmfs-root', cvmfs, '--release', '21.2']), 2, /'21\.2' is a release branch, not a release: give the full version \(nearest under \S+: AnalysisBase,21\.2\.74, AnalysisBase,21\.2\.75, AthAnalysis,21\.2\.75\)$/m);
   });
 
   it('several platforms need --platform; a missing one lists those there', () => {

@@ -207,10 +207,8 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, root: string): Resolution {
   const matching = opts.recipes.filter((r) => r.version.test(req.version));
-  if (matching.length === 0) {
-    throw new InputError(`${req.origin}: '${req.version}' is not a release version (${opts.recipes.map((r) => `${r.name}: ${r.versionText}`).join('; ')})`);
-  }
   const project = req.project ?? opts.project;
+  if (matching.length === 0) throw new InputError(`${req.origin}: ${notAVersion(req.version, project, opts.recipes, source, root)}`);
   const found: { recipe: Recipe; project: string; platforms: string[]; vars: Record<string, string> }[] = [];
   for (const recipe of matching) {
     if (!source.isRepo(recipe.repo)) continue;
@@ -237,7 +235,9 @@ function resolve(req: ReleaseRequest, opts: ReleaseOptions, source: CvmfsTree, r
     const near = nearestVersions(req.version, project, matching, source);
     throw new InputError(
       `${req.origin}: release ${what} not found under ${root}` +
-        (near.length > 0 ? `; nearest: ${near.join(', ')}` : `; no ${project ?? 'release'} versions found there at all`),
+        (project !== null && !knownProjects(opts.recipes).includes(project)
+          ? `: ${unknownProject(project, knownProjects(opts.recipes))}`
+          : near.length > 0 ? `; nearest: ${near.join(', ')}` : `; no ${project ?? 'release'} versions found there at all`),
     );
   }
   const wanted = req.platform ?? opts.platform;
@@ -266,6 +266,40 @@ function pickPlatform(req: ReleaseRequest, f: { project: string; platforms: stri
   throw new InputError(
     `${req.origin}: ${what} exists for several platforms: ${f.platforms.join(', ')} (choose one with --platform${baseOs ? `; none is the only one for the base image's ${baseOs}` : ''})`,
   );
+}
+
+/**
+ * Why a version matches no recipe, in words (the recipes' patterns are regular expressions, no
+ * help to a reader): a branch given for a release, with the releases there to choose from.
+ */
+function notAVersion(version: string, project: string | null, recipes: Recipe[], source: CvmfsTree, root: string): string {
+  const near = nearestVersions(version, project, recipes, source);
+  const branch = recipes.some((r) => r.version.test(`${version}.0`));
+  const there = near.length > 0 ? `nearest under ${root}: ${near.join(', ')}` : `no release of ${recipes.map((r) => r.name).join(', ')} under ${root} to suggest`;
+  return branch ? `'${version}' is a release branch, not a release: give the full version (${there})` : `'${version}' is not a release version (${there})`;
+}
+
+/** Every project the recipes name, sorted. */
+function knownProjects(recipes: Recipe[]): string[] {
+  return [...new Set(recipes.flatMap((r) => r.projects))].sort();
+}
+
+/** A project no recipe names: the known ones, and the nearest by spelling when one is near. */
+function unknownProject(project: string, known: string[]): string {
+  const best = known.map((k) => ({ k, d: editDistance(project.toLowerCase(), k.toLowerCase()) })).sort((a, b) => a.d - b.d)[0];
+  const guess = best && best.d <= Math.max(2, Math.floor(project.length / 4)) ? ` (did you mean ${best.k}?)` : '';
+  return `${project} is not a project the recipes know${guess}; they know ${known.join(', ')}`;
+}
+
+/** Levenshtein distance (names are short). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`);

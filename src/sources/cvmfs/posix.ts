@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { display, fsArg, fsPath, isValidUtf8 } from '../../model/bytes.js';
 import { type Entry, SourceRoot, baseName, parentPath } from '../../model/entry.js';
-import { BuildError, describeSystemError } from '../../model/errors.js';
+import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
 import { entryFromStat, listDir, readLink } from '../posix.js';
 import { XattrReader, keepCvmfsXattr, newXattrReport, readOneXattr, xattrMethod } from '../xattrs.js';
 import { type CvmfsTree, type FileReader, MOUNT, type TreeStat } from './tree.js';
@@ -178,11 +178,35 @@ export class PosixTree implements CvmfsTree {
 
   isRepo(fqrn: string): boolean {
     if (fqrn === '' || fqrn === '.' || fqrn === '..' || fqrn.includes('/')) return false;
+    let is = this.repos.get(fqrn);
+    if (is === undefined) this.repos.set(fqrn, (is = this.checkRepo(fqrn)));
+    return is;
+  }
+
+  private readonly repos = new Map<string, boolean>();
+
+  /**
+   * A directory of the root. An empty one is a repository not mounted, and a root with nothing in it
+   * a CernVM-FS not mounted at all: both fail in one line that says so, where a walk would select
+   * nothing and the messages would blame the spec or the release.
+   */
+  private checkRepo(fqrn: string): boolean {
+    const host = this.root + '/' + fqrn;
+    let dir: boolean;
     try {
-      return fs.statSync(fsPath(this.root + '/' + fqrn), { throwIfNoEntry: false })?.isDirectory() ?? false;
+      // stat, not lstat: naming the repository is what makes autofs mount it.
+      dir = fs.statSync(fsPath(host), { throwIfNoEntry: false })?.isDirectory() ?? false;
     } catch {
       return false;
     }
+    const root = display(this.root);
+    if (dir && isEmptyDir(host)) {
+      throw new InputError(`${root}/${display(fqrn)} is an empty directory: the repository is not mounted (check: cvmfs_config probe ${display(fqrn)}), or --cvmfs-root names the wrong tree`);
+    }
+    if (!dir && isEmptyDir(this.root)) {
+      throw new InputError(`${root} is empty and has no ${display(fqrn)}: CernVM-FS is not mounted there, or autofs could not mount the repository (check: cvmfs_config probe ${display(fqrn)}); or give --cvmfs-root a copy or http://HOST/cvmfs`);
+    }
+    return dir;
   }
 
   /** lstat, except that a repository root may be a symlink to where the repository really is. */
@@ -203,6 +227,20 @@ export class PosixTree implements CvmfsTree {
       if (code === 'ENOTDIR' || code === 'ENOENT') return null;
       throw new BuildError(`cannot stat ${display(this.host(imagePath))}: ${describeSystemError(err)}`);
     }
+  }
+}
+
+/** Does the directory list nothing? (Unreadable counts as not empty: the walk reports that itself.) */
+function isEmptyDir(hostPath: string): boolean {
+  try {
+    const d = fs.opendirSync(fsPath(hostPath));
+    try {
+      return d.readSync() === null;
+    } finally {
+      d.closeSync();
+    }
+  } catch {
+    return false;
   }
 }
 

@@ -51,7 +51,8 @@ export interface OciWriteOptions {
   /** Manifest annotations (base digest and name). */
   annotations: Record<string, string>;
   createdBy: string;
-  onProgress?: (tarBytes: number) => void;
+  /** File content and files written into new layers so far (all layers together). */
+  onProgress?: (contentBytes: number, files: number) => void;
 }
 
 export interface OciWriteResult {
@@ -102,11 +103,16 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
     descriptors.push({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length });
     result.push({ label: 'base', digest: l.digest, diffId: l.diffId, size: l.blob.length, kept: true });
   }
-  let tarDone = 0;
+  const done = { bytes: 0, files: 0 };
   for (const [i, layer] of o.layers.entries()) {
     const tmp = path.join(store.dir, `.new-layer-${i}`);
-    const before = tarDone;
-    const blob = await writeLayer(layer.entries, tmp, { compression: o.compression, level: o.level, threads: o.threads, onProgress: (b) => o.onProgress?.((tarDone = before + b)) }, diag);
+    const before = { ...done };
+    const onProgress = (b: number, f: number) => {
+      done.bytes = before.bytes + b;
+      done.files = before.files + f;
+      o.onProgress?.(done.bytes, done.files);
+    };
+    const blob = await writeLayer(layer.entries, tmp, { compression: o.compression, level: o.level, threads: o.threads, onProgress }, diag);
     fs.renameSync(tmp, store.path(blob.digest));
     store.bytes += blob.size;
     descriptors.push({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size });

@@ -20,7 +20,8 @@ export interface LayerOptions {
   compression: LayerCompression;
   level: number;
   threads: number;
-  onProgress?: (tarBytes: number) => void;
+  /** File content written so far, and files: what the progress bar counts (not tar headers and padding). */
+  onProgress?: (contentBytes: number, files: number) => void;
 }
 
 export interface LayerBlob {
@@ -151,12 +152,18 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
   try {
     // The next files' bytes are read while earlier ones are compressed and written.
     const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
+    let contentBytes = 0;
+    let files = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       let content = ahead.take(i);
       if (content instanceof Promise) content = await content;
       await tar.add(e, content);
-      opts.onProgress?.(tar.bytes);
+      if (e.type === 'file') {
+        contentBytes += e.size;
+        files++;
+      }
+      opts.onProgress?.(contentBytes, files);
     }
     await tar.end();
     // The last piece stays in its own chunk: a copy this small would come from Node's shared
