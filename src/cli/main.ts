@@ -15,13 +15,12 @@ import { pushLayout } from '../registry/push.js';
 import { display, fromBuffer, fromText } from '../model/bytes.js';
 import { Diagnostics } from '../model/diagnostics.js';
 import { EXIT, InputError, ShrinkwrapError } from '../model/errors.js';
-import { type SelectOptions, selectPayload, selectPayloadAsync, specsThroughLinks } from '../select/index.js';
+import { type SelectOptions, selectPayloadAsync, specsThroughLinks } from '../select/index.js';
 import { closeTree } from '../sources/cvmfs/open.js';
-import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import type { ResolvedRelease } from '../select/release/index.js';
 import { buildSpecs, parseTrace, readTraces } from '../select/trace/index.js';
 import { recordTrace } from '../select/trace/record.js';
-import { AtomicOutput, interrupting, writeNewFile } from '../util/atomic.js';
+import { AtomicOutput, interrupting, obeySignals, writeNewFile } from '../util/atomic.js';
 import { codecChoices, codecFor } from '../codecs/index.js';
 import { singleLine } from '../util/json-check.js';
 import { Out } from '../util/out.js';
@@ -74,22 +73,23 @@ function finishWarnings(diag: Diagnostics, quiet: boolean | undefined): void {
 }
 
 async function runPlan(flags: PlanFlags): Promise<void> {
+  obeySignals(); // a signal in any phase exits at once, with the base's work directory removed
   const diag = diagnostics(flags.quiet);
   const request = selectionRequestOf(flags);
   const baseImage = await openBaseImage(baseRequestOf(flags), diag, progressHooks(flags));
   const xattrs = flags.xattrs ?? false;
   const source = openSource(request, diag, { xattrs });
   try {
-    await planWith(source, { ...selectOptions(request, baseImage), xattrs, source }, flags, diag);
+    await planWith({ ...selectOptions(request, baseImage), xattrs, source }, flags, diag);
   } finally {
     await closeTree(source);
   }
   finishWarnings(diag, flags.quiet);
 }
 
-async function planWith(source: CvmfsTree, options: SelectOptions, flags: PlanFlags, diag: Diagnostics): Promise<void> {
-  // A tree read over HTTP fetches ahead of the walk while the event loop turns; a directory is walked at once.
-  const payload = source.prepare ? await selectPayloadAsync(options, diag) : selectPayload(options, diag);
+async function planWith(options: SelectOptions, flags: PlanFlags, diag: Diagnostics): Promise<void> {
+  // The event loop turns at the walk's pauses: a tree read over HTTP fetches ahead meanwhile, and signals are handled.
+  const payload = await selectPayloadAsync(options, diag);
   const out = new Out();
   if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');

@@ -8,12 +8,12 @@ import { fromText } from '../model/bytes.js';
 import type { Diagnostics, Warning } from '../model/diagnostics.js';
 import type { Entry } from '../model/entry.js';
 import { BuildError, InputError, ShrinkwrapError, describeSystemError } from '../model/errors.js';
-import { type Payload, selectPayload, selectPayloadAsync } from '../select/index.js';
+import { type Payload, selectPayloadAsync } from '../select/index.js';
 import { MOUNT } from '../select/spec/parse.js';
 import type { BaseImage } from '../sources/base/index.js';
 import { credentialsFor } from '../registry/auth.js';
 import { type ImageReference, parseImageReference } from '../registry/reference.js';
-import { AtomicOutput, fsyncFile } from '../util/atomic.js';
+import { AtomicOutput, fsyncFile, obeySignals } from '../util/atomic.js';
 import { type CodecName, codecFor, defaultLevel } from '../codecs/index.js';
 import { sha256File } from '../util/digest.js';
 import { makeWorkDir } from '../util/workdir.js';
@@ -178,6 +178,8 @@ interface Run {
 
 /** The whole build. Checks every option before the long part, and refuses an existing output before it too. */
 export async function build(options: BuildOptions, hooks: BuildHooks): Promise<BuildResult> {
+  // Ctrl-C and SIGTERM stop every phase (each pauses often enough) and remove what it left.
+  obeySignals();
   const o = resolve(options);
   checkFormatRules(o);
   if (o.format === 'squashfs' && o.compression === 'zstd') {
@@ -259,10 +261,10 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     run.sqfs = started;
     const onWalkFile = remote ? (e: Entry) => remote.walked(e) : (e: Entry) => started.feed.offerWalked(e);
     payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag, () => started.feed.check());
-  } else if (remote) {
-    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile: (e) => remote.walked(e) }, diag);
   } else {
-    payload = selectPayload({ ...selection, onProgress: selecting.tick }, diag);
+    // Asynchronously even from a directory: the event loop turns at the walk's pauses, and a signal is handled there.
+    const onWalkFile = remote ? (e: Entry) => remote.walked(e) : undefined;
+    payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag);
   }
   selecting.done();
   if (remote) {

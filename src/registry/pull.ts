@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { describeSystemError, InputError } from '../model/errors.js';
 import { type Descriptor, documentCheck, type ImageDocument, indexCheck, isIndex, isManifest, MANIFEST_ACCEPT, manifestCheck, MediaType, type Platform, platformText, REF_NAME } from '../formats/oci.js';
 import { blobPath, makeBlobsDir, writeFileAtomic, writeLayoutFiles } from '../formats/oci-layout.js';
-import { tempPathBeside } from '../util/atomic.js';
+import { removeOnInterrupt, tempPathBeside } from '../util/atomic.js';
 import { sha256, sha256File } from '../util/digest.js';
 import { MAX_CONFIG, MAX_DOCUMENT, checkJson, obj, optional, parseJson, readRegularFile, singleLine, str } from '../util/json-check.js';
 import { RegistryClient, type RegistryOptions } from './client.js';
@@ -153,14 +153,17 @@ async function fetchBlob(client: RegistryClient, layoutDir: string, d: Descripto
   });
   // Created exclusively under a name no one can plant a link at (the cache may be shared).
   const tmp = tempPathBeside(file);
+  const forget = removeOnInterrupt(tmp); // a Ctrl-C leaves no half blob in the cache
   try {
     await pipeline(res.body, check, fs.createWriteStream(tmp, { flags: 'wx' }));
     if (n !== d.size) throw client.build(`blob ${d.digest}: size mismatch (got ${n} bytes, expected ${d.size})`);
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== d.digest) throw client.build(`blob ${d.digest}: digest mismatch (got ${got})`);
     fs.renameSync(tmp, file);
+    forget();
   } catch (err) {
     fs.rmSync(tmp, { force: true });
+    forget();
     // Errors of the file (disk full) name the file; the others are the network's.
     if ((err as NodeJS.ErrnoException).path) throw client.build(`${tmp}: ${describeSystemError(err)}`);
     throw client.networkError(err, res.url);

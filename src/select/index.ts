@@ -9,7 +9,7 @@ import { throughLinks } from './closure/links.js';
 import type { BaseLibraries } from './closure/base-libs.js';
 import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
 import { GlobExclusions, compileGlob, expandGlob } from './glob.js';
-import { type Part, type ReleaseOptions, type ResolvedRelease, planReleases, scriptHost } from './release/index.js';
+import { type Part, type ReleaseOptions, type ResolvedRelease, planReleasesSteps, scriptHost } from './release/index.js';
 import { evaluateSetup, normalise } from './release/shell.js';
 import { type ClosureStats, symlinkClosureSteps } from './closure/symlink.js';
 import { explainPath } from './explain.js';
@@ -139,7 +139,7 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
   let resolved: ResolvedRelease[] = [];
   const searchPath = [...(opts.elf?.ldLibraryPath ?? [])];
   if (releases) {
-    const plan = planReleases(releases, source, rootText, diag);
+    const plan = yield* planReleasesSteps(releases, source, rootText, diag);
     for (const item of plan.rules) rules.push(item);
     parts = plan.parts;
     resolved = plan.releases;

@@ -14,6 +14,8 @@ import * as path from 'node:path';
 import { EXIT, InputError, BuildError, describeSystemError } from '../model/errors.js';
 
 const active = new Set<AtomicOutput>();
+/** Temporaries outside any output (a blob being pulled into the cache), removed on a signal. */
+const loose = new Set<string>();
 let handlersInstalled = false;
 /** Things to stop before exiting on a signal (worker pools: native codecs abort the process if it exits under them). */
 const stoppers = new Set<() => Promise<unknown>>();
@@ -31,12 +33,32 @@ export function interrupting(): boolean {
 }
 
 /**
+ * `file` is a temporary of ours until the returned function is called (it was renamed into place,
+ * or removed): a SIGINT/SIGTERM meanwhile removes it.
+ */
+export function removeOnInterrupt(file: string): () => void {
+  loose.add(file);
+  return () => loose.delete(file);
+}
+
+/**
  * From now on SIGINT/SIGTERM stop the run through the handlers below (temporaries removed, the
- * stoppers run). AtomicOutput.begin() calls it; a source that fetches over the network calls it
- * when it opens, so that an interrupted fetch leaves nothing half-written in its cache.
+ * stoppers run, the work directories go with the exit: util/workdir.ts). `build` and `plan` call
+ * it first thing; from then on every long phase must pause now and then (a Steps generator run by
+ * runStepsAsync, or streams), or a signal waits for it to end.
  */
 export function obeySignals(): void {
   installSignalHandlers();
+}
+
+function removeLoose(): void {
+  for (const p of loose) {
+    try {
+      fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      /* its name says what it is; the next run sweeps it (sweepTemporaries) */
+    }
+  }
 }
 
 function installSignalHandlers(): void {
@@ -47,11 +69,14 @@ function installSignalHandlers(): void {
     stopping = true;
     const interrupted = [...active];
     for (const out of interrupted) out.abort();
-    process.stderr.write(`shrinkwrap: interrupted by ${signal}; temporary output removed\n`);
-    // Stop the workers first (at most 5 s), then exit with the signal's status; what the build
-    // wrote meanwhile is removed again.
+    const removed = interrupted.length > 0 || loose.size > 0 ? '; temporary output removed' : '';
+    removeLoose();
+    process.stderr.write(`shrinkwrap: interrupted by ${signal}${removed}\n`);
+    // Stop the workers first (at most 5 s; a block in flight takes milliseconds), then exit with
+    // the signal's status; what the build wrote meanwhile is removed again.
     const finish = () => {
       for (const out of interrupted) out.removeTemporary();
+      removeLoose();
       process.exit(code);
     };
     const timer = setTimeout(finish, 5000);
@@ -206,10 +231,7 @@ export class AtomicOutput {
     return this.kind.isEarlierOutput?.(this.target) ?? false;
   }
 
-  /**
-   * About to create the temporary output: from now on SIGINT/SIGTERM remove it. (Not before: a
-   * handler would also defer Ctrl-C until a long synchronous selection walk ends.)
-   */
+  /** About to create the temporary output: from now on SIGINT/SIGTERM remove it. */
   begin(): void {
     installSignalHandlers();
     active.add(this);

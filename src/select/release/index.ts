@@ -16,6 +16,7 @@ import type { CvmfsTree } from '../../sources/cvmfs/tree.js';
 import { MOUNT, type SpecRule } from '../spec/parse.js';
 import { type Line, type Pack, type Recipe, expandTemplate, holds, loadPack } from './recipe.js';
 import { type ScriptHost, type ShellResult, evaluateSetup, normalise } from './shell.js';
+import { type Steps, runSteps } from '../../util/steps.js';
 
 export interface ReleaseRequest {
   project: string | null;
@@ -153,13 +154,19 @@ export function readReleasesFile(file: string): ReleaseRequest[] {
 }
 
 export function planReleases(opts: ReleaseOptions, source: CvmfsTree, rootText: string, diag: Diagnostics): ReleasePlan {
+  return runSteps(planReleasesSteps(opts, source, rootText, diag));
+}
+
+/** planReleases(), pausing between releases and between the phases of each (a signal is handled at a pause). */
+export function* planReleasesSteps(opts: ReleaseOptions, source: CvmfsTree, rootText: string, diag: Diagnostics): Steps<ReleasePlan> {
   if (opts.recipes.length === 0) throw new InputError('no release recipes found (specs/recipes/*.recipe, or --recipe FILE)');
   const plan: ReleasePlan = { rules: [], globs: new GlobExclusions(), ldLibraryPath: [], parts: [], releases: [] };
   const host = scriptHost(source);
   for (const req of opts.requests) {
     const r = resolve(req, opts, source, rootText);
     refuseSecondPlatform(r, plan.releases);
-    plan.releases.push(addRelease(r, opts, source, host, plan, diag));
+    yield;
+    plan.releases.push(yield* addRelease(r, opts, source, host, plan, diag));
   }
   return plan;
 }
@@ -385,13 +392,17 @@ interface ReleaseWork {
  * The phases of one release, in order: each adds rules and parts to the plan, and the order of
  * those is the plan's (and the image's) order.
  */
-function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, plan: ReleasePlan, diag: Diagnostics): ResolvedRelease {
+function* addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, host: ScriptHost, plan: ReleasePlan, diag: Diagnostics): Steps<ResolvedRelease> {
   const w = startRelease(res, opts, source, host, plan, diag);
+  yield;
   const chain = evaluateChain(w);
+  yield;
   selectChainScripts(w, chain);
   findCompilers(w, chain);
   readEnvironment(w, chain);
+  yield;
   const lcgDirs = lcgReleases(w, chain);
+  yield;
   const rel = (p: string) => display(p).slice(MOUNT.length + 1);
   const packVars: Record<string, string | string[]> = {
     ...w.vars,
@@ -404,6 +415,7 @@ function addRelease(res: Resolution, opts: ReleaseOptions, source: CvmfsTree, ho
   // Resolved here for the packs' {dbrelease}; recorded in `out` only where the dbrelease pack puts it in the image.
   const resolvedDb = resolveDbRelease(w);
   if (resolvedDb) packVars['dbrelease'] = display(resolvedDb.version);
+  yield;
   applyPacks(w, packVars, resolvedDb);
   return w.out;
 }

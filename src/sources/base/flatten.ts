@@ -8,8 +8,11 @@ import { fromText } from '../../model/bytes.js';
 import { type Entry, comparePaths, makeDev, parentPath } from '../../model/entry.js';
 import { InputError } from '../../model/errors.js';
 import { type TarMember, shortName } from '../tar/reader.js';
+import { type Steps, runSteps } from '../../util/steps.js';
 
 const WHITEOUT = '.wh.';
+/** Members applied between two pauses: a few milliseconds' worth. */
+const PAUSE_EVERY = 1024;
 
 // The limits Linux puts on what can be opened by name, as on /cvmfs entries (selection.ts): a path
 // of PATH_MAX bytes or more, or a name of more than NAME_MAX, cannot be extracted, opened or
@@ -45,13 +48,18 @@ export class LayerStack {
 
   /** Apply one layer's members, and say how many there were. `file` is the uncompressed tar the members' offsets point into. */
   apply(members: Iterable<TarMember>, file: string, label: string): number {
+    return runSteps(this.applySteps(members, file, label));
+  }
+
+  /** apply(), pausing every PAUSE_EVERY members (a layer of a million members is read for seconds). */
+  *applySteps(members: Iterable<TarMember>, file: string, label: string): Steps<number> {
     this.layer++;
     this.opaqued = new Set();
     const layer = this.layer;
     const source = fromText(file);
     let count = 0;
     for (const m of members) {
-      count++;
+      if (++count % PAUSE_EVERY === 0) yield;
       const fail = (why: string): never => {
         throw new InputError(`${label}: entry '${shortName(m.name)}': ${why}`);
       };

@@ -15,6 +15,7 @@ import type { Entry } from '../../model/entry.js';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { assignHardLinks } from '../../model/plan.js';
 import { parseImageLocation } from '../../registry/reference.js';
+import { runStepsAsync } from '../../util/steps.js';
 import { makeWorkDir } from '../../util/workdir.js';
 import { walkTree } from '../posix.js';
 import { readTar } from '../tar/reader.js';
@@ -103,7 +104,7 @@ async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Pro
   const file = path.resolve(text);
   const layer = await openLayer({ file, offset: 0, length: st.size }, `--base ${text}`, work, undefined, opts.maxLayerSize);
   const stack = new LayerStack(opts.epoch);
-  const members = stack.apply(readTar(layer.tar.file, `--base ${text}`, layer.tar.offset, layer.tar.length), layer.tar.file, text);
+  const members = await runStepsAsync(stack.applySteps(readTar(layer.tar.file, `--base ${text}`, layer.tar.offset, layer.tar.length), layer.tar.file, text));
   if (members === 0) throw new InputError(`--base ${text}: no members: an empty archive is not a root filesystem`);
   const entries = stack.entries();
   return { text, kind: 'tarball', entries, view: new BaseView(entries), digest: layer.digest, layers: [baseLayer(layer)], config: null };
@@ -133,7 +134,7 @@ async function fromStored(text: string, kind: BaseKind, img: StoredImage, opts: 
   for (const [i, l] of img.layers.entries()) {
     const label = `${text}: layer ${i + 1}${l.descriptor.digest ? ` (${l.descriptor.digest.slice(0, 19)})` : ''}`;
     const opened = await openLayer(l.region, label, work, { digest: checkDigests ? l.descriptor.digest : undefined, diffId: diffIds[i] }, opts.maxLayerSize);
-    stack.apply(readTar(opened.tar.file, label, opened.tar.offset, opened.tar.length), opened.tar.file, label);
+    await runStepsAsync(stack.applySteps(readTar(opened.tar.file, label, opened.tar.offset, opened.tar.length), opened.tar.file, label));
     layers.push(baseLayer(opened));
     tarBytes += opened.tar.length;
     opts.onLayer?.(layers.length, tarBytes);
