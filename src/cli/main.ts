@@ -50,6 +50,7 @@ function releaseJson(r: ResolvedRelease): Record<string, unknown> {
 
 interface PlanFlags extends SelectionFlags {
   json?: boolean;
+  progress?: boolean;
   xattrs?: boolean;
   explain?: string[];
 }
@@ -89,7 +90,9 @@ async function runPlan(flags: PlanFlags): Promise<void> {
 
 async function planWith(options: SelectOptions, flags: PlanFlags, diag: Diagnostics): Promise<void> {
   // The event loop turns at the walk's pauses: a tree read over HTTP fetches ahead meanwhile, and signals are handled.
-  const payload = await selectPayloadAsync(options, diag);
+  const selecting = progressHooks(flags).stage('selecting');
+  const payload = await selectPayloadAsync({ ...options, onProgress: selecting.tick }, diag);
+  selecting.done();
   const out = new Out();
   if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
@@ -356,6 +359,7 @@ export function makeProgram(): Command {
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
     .option('--xattrs', "also read every /cvmfs entry's extended attributes, as a build does, and say which are kept (costs one system call an entry)")
     .addOption(new Option('--explain <path>', 'say why /cvmfs/<fqrn>/... is in the image, or why not, instead of listing the plan (repeatable)').argParser(collect))
+    .option('--progress', 'progress of the selection on stderr: a line as it starts, then every 10 s (a bar on a terminal anyway)')
     .action((flags: PlanFlags) => runPlan(flags));
   groupOptions(plan);
 
