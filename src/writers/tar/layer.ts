@@ -77,6 +77,9 @@ function layerWindow(threads: number): number {
   return 4 * Math.max(1, threads) + 4;
 }
 
+/** How long the layer writer runs before it lets the event loop turn (signals, progress). */
+const TURN_MS = 50;
+
 /** Write `entries` (path order) as one layer blob to `file`. */
 export async function writeLayer(entries: readonly Entry[], file: string, opts: LayerOptions, diag: Diagnostics): Promise<LayerBlob> {
   // Shared slots for the chunks in flight (the window below, the chunk being filled, one spare).
@@ -154,7 +157,14 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
     const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
     let contentBytes = 0;
     let files = 0;
+    // Awaits that resolve at once are microtasks: without a turn of the event loop now and then,
+    // a layer of many small files would hold a SIGINT for seconds.
+    let turn = Date.now() + TURN_MS;
     for (let i = 0; i < entries.length; i++) {
+      if (Date.now() >= turn) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn = Date.now() + TURN_MS;
+      }
       const e = entries[i]!;
       let content = ahead.take(i);
       if (content instanceof Promise) content = await content;
