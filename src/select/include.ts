@@ -80,6 +80,7 @@ class IncludeRules {
   add(g: string, matches: readonly GlobMatch[]): boolean {
     const named = new Set([...this.earlier, ...this.out].map((r) => r.path));
     const whole = new Set<string>();
+    const own = new Map<string, SpecRule['kind']>(); // this glob's last rule on each path
     const first = this.out.length;
     for (const { path: m, direct } of matches) {
       if (this.compact && direct && insideWhole(m, whole, named)) {
@@ -88,12 +89,20 @@ class IncludeRules {
       }
       // A glob is not a name: what it matches stays subject to the exclusion globs.
       if (this.globs.covering(m)) continue;
-      const items = direct ? throughLinks(ruleFor(m, this.source.stat(m), g), this.source) : this.throughLinksBelow(m, g);
+      // No link above a direct match's name: throughLinks would give back its rule, after a stat a component.
+      const items = direct ? [ruleFor(m, this.source.stat(m), g)] : this.throughLinksBelow(m, g);
       const rule = items[items.length - 1];
       // Reached through links (a `current -> 1.2.3`): where it and the links all lie in what this
-      // glob selects whole, they add nothing either.
-      if (this.compact && !direct && items.every((r) => insideWhole(r.path, whole, named))) continue;
-      for (const item of items) this.out.push(item);
+      // glob selects whole (and not where an exclusion glob would prune them: their rules would
+      // keep them), or repeat its last rule on that path, they add nothing either. (A rule's text
+      // is its match, which an exclusion above reports for each node: then the last one stays.)
+      const redundant = (r: SpecRule) =>
+        (this.exclusions.length === 0 && own.get(r.path) === r.kind) || (insideWhole(r.path, whole, named) && !this.globs.covering(r.path));
+      if (this.compact && !direct && items.every(redundant)) continue;
+      for (const item of items) {
+        this.out.push(item);
+        own.set(item.path, item.kind);
+      }
       if (this.compact && direct && rule?.kind === 'recursive' && !this.exclusions.some((e) => m.startsWith(e))) whole.add(m);
     }
     if (!this.compact) return true;
