@@ -143,12 +143,30 @@ function onChain(chain: Chain | null, dir: string): boolean {
  * `{…}` alternatives (MAX_ALTERNATIVES). Otherwise the matches are fast-glob's.
  */
 export function expandGlob(tree: CvmfsTree, pattern: string, where = 'glob'): string[] {
-  const found = new Set<string>();
+  return expandGlobMatches(tree, pattern, where).map((m) => m.path);
+}
+
+/** One path a glob matches. */
+export interface GlobMatch {
+  /** The image path as matched (/cvmfs/..., through links where the walk went through them). */
+  path: string;
+  /**
+   * No symlink above its last component: the path is where the entry really is, so a recursive
+   * rule on a matched ancestor directory selects it as it is (the --include loop leans on this).
+   * False where that is not known.
+   */
+  direct: boolean;
+}
+
+/** expandGlob, saying of each match whether it was reached without going through a link. */
+export function expandGlobMatches(tree: CvmfsTree, pattern: string, where = 'glob'): GlobMatch[] {
+  const found = new Map<string, boolean>();
   const text = pattern.includes('/') ? pattern : `**/${pattern}`;
   const walker = new GlobWalk(tree, found);
   const shown = `${where}: '${pattern}'`;
   for (const alt of expandBraces(fromText(text), shown)) walker.run(alt.split('/').filter((c) => c !== ''), shown);
-  return [...found].map((rel) => `${MOUNT}/${rel}`).sort();
+  const rels = [...found.keys()].sort();
+  return rels.map((rel) => ({ path: `${MOUNT}/${rel}`, direct: found.get(rel)! }));
 }
 
 /** A path with its links resolved: where it really is in the tree (no link in it), and its stat. */
@@ -289,7 +307,8 @@ class GlobWalk {
 
   constructor(
     private readonly tree: CvmfsTree,
-    private readonly found: Set<string>,
+    /** Relative path matched -> reached without a link above its last component (GlobMatch.direct). */
+    private readonly found: Map<string, boolean>,
   ) {
     this.links = new LinkResolver(tree);
   }
@@ -301,17 +320,18 @@ class GlobWalk {
     const expanded = new Set<string>();
     let again = 0;
     // Explicit stack: `**` over a deep tree must not recurse in JS. Each state carries the chain of
-    // `**` directories above it, to tell a link back up (a loop) from a link elsewhere.
-    const stack: [rel: string, dir: string, k: number, chain: Chain | null][] = [['', MOUNT, 0, null]];
+    // `**` directories above it, to tell a link back up (a loop) from a link elsewhere, and whether
+    // its route went through no link (`clean`: its directory is where its path says).
+    const stack: [rel: string, dir: string, k: number, chain: Chain | null, clean: boolean][] = [['', MOUNT, 0, null, true]];
     let literal = 0;
     while (literal < comps.length && comps[literal] !== '**' && typeof this.matcher(comps[literal]!) === 'string') literal++;
     while (stack.length > 0) {
-      const [rel, dir, k, chain] = stack.pop()!;
+      const [rel, dir, k, chain, clean] = stack.pop()!;
       const key = `${k}\0${rel}`;
       if (this.visited.has(key)) continue;
       this.visited.add(key);
       if (k === comps.length) {
-        if (rel !== '') this.found.add(rel);
+        if (rel !== '') this.add(rel, clean);
         continue;
       }
       const comp = comps[k]!;
@@ -328,17 +348,17 @@ class GlobWalk {
         // Zero components here, or one more directory and `**` again. A trailing `**` matches what
         // is below, and the directory itself unless it is the pattern's literal prefix (fast-glob
         // never tests the directory it starts in: `a/**` gives a's contents, `a/*\/b/**` gives a/x/b too).
-        if (!last) stack.push([rel, dir, k + 1, here]);
-        else if (rel !== '' && rel.split('/').length > literal) this.found.add(rel);
+        if (!last) stack.push([rel, dir, k + 1, here, clean]);
+        else if (rel !== '' && rel.split('/').length > literal) this.add(rel, clean);
         for (const name of listQuietly(this.tree, dir)) {
           const child = rel === '' ? name : `${rel}/${name}`;
-          if (last) this.found.add(child);
+          if (last) this.add(child, clean);
           const real = `${dir}/${name}`;
           const st = statQuietly(this.tree, real);
-          if (st?.isDirectory()) stack.push([child, real, k, here]);
+          if (st?.isDirectory()) stack.push([child, real, k, here, clean]);
           else if (st?.isSymbolicLink()) {
             const to = this.links.directoryBehind(dir, name);
-            if (to !== null && !onChain(here, to)) stack.push([child, to, k, here]);
+            if (to !== null && !onChain(here, to)) stack.push([child, to, k, here, false]);
           }
         }
         continue;
@@ -352,13 +372,18 @@ class GlobWalk {
         const st = typeof m === 'string' || !last ? statQuietly(this.tree, real) : null;
         if (typeof m === 'string' && !st) continue;
         if (last) {
-          this.found.add(child);
+          this.add(child, clean);
           continue;
         }
         const to = st?.isDirectory() ? real : st?.isSymbolicLink() ? this.links.directoryBehind(dir, name) : null;
-        if (to !== null) stack.push([child, to, k + 1, chain]);
+        if (to !== null) stack.push([child, to, k + 1, chain, clean && to === real]);
       }
     }
+  }
+
+  /** A match; `direct` where any route to it went through no link above its last component. */
+  private add(rel: string, direct: boolean): void {
+    if (!this.found.get(rel)) this.found.set(rel, direct);
   }
 
   /** A literal component (its name, unescaped), or a RegExp for one with wildcards. */

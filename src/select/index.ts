@@ -8,7 +8,8 @@ import { type PlanSummary, assignHardLinks, summarize } from '../model/plan.js';
 import { throughLinks } from './closure/links.js';
 import type { BaseLibraries } from './closure/base-libs.js';
 import { type ElfClosureStats, elfClosurePass } from './closure/elf-closure.js';
-import { GlobExclusions, compileGlob, expandGlob } from './glob.js';
+import { GlobExclusions } from './glob.js';
+import { includeRules } from './include.js';
 import { type Part, type ReleaseOptions, type ResolvedRelease, planReleasesSteps, scriptHost } from './release/index.js';
 import { evaluateSetup, normalise } from './release/shell.js';
 import { type ClosureStats, symlinkClosureSteps } from './closure/symlink.js';
@@ -154,23 +155,7 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
     traced = loaderDirs(t.events, t.failed, source);
   }
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
-  for (const g of opts.include ?? []) {
-    compileGlob(g, `--include ${g}`);
-    const first = g.replace(/^\/cvmfs\//, '').split('/')[0]!;
-    if (isCvmfsUrl(rootText) && (!g.replace(/^\/cvmfs\//, '').includes('/') || /[*?[{\\]/.test(first))) {
-      // A server lists no repositories: which ones a glob may look in, it must say.
-      throw new InputError(`--include ${g}: over HTTP, begin with the repository (the server cannot list its repositories), e.g. atlas.cern.ch/**/${g.split('/').pop()}`);
-    }
-    const matches = expandGlob(source, g.replace(/^\/cvmfs\//, ''), `--include ${g}`);
-    if (matches.length === 0) diag.warn('include-nothing', `--include ${g}: matches nothing under ${rootText}`);
-    for (const m of matches) {
-      // A glob is not a name: what it matches stays subject to the exclusion globs.
-      if (globs.covering(m)) continue;
-      const st = source.stat(m);
-      const rule: SpecRule = { kind: st?.isDirectory() ? 'recursive' : 'exact', path: m, origin: `--include ${g}`, text: display(m), reason: `--include ${g}` };
-      for (const item of throughLinks(rule, source)) rules.push(item);
-    }
-  }
+  for (const item of includeRules(opts.include ?? [], rules, source, globs, rootText, diag)) rules.push(item);
   for (const rule of rules) {
     const repo = rule.path.split('/')[2]!;
     if (!source.isRepo(repo)) {

@@ -222,3 +222,79 @@ describe('traces through symlinks', () => {
     ]);
   });
 });
+
+describe('--include globs', () => {
+  function include(dir: string, globs: string[], specs: string[] = []) {
+    const diag = new Diagnostics();
+    const payload = selectPayload({ cvmfsRoot: path.join(dir, 'cvmfs'), specs, repo: null, closure: true, include: globs }, diag);
+    const reasons = Object.fromEntries(payload.entries.map((e) => [display(e.path), e.reason]));
+    return { payload, diag, reasons, rules: payload.rules.map((r) => `${r.kind} ${display(r.path)}`) };
+  }
+  const tree = {
+    'r.ch/sw/pkg/1.0/a.so': '1',
+    'r.ch/sw/pkg/1.0/sub/d.so': '2',
+    'r.ch/sw/pkg/1.0/x.so/inner.txt': '3',
+    'r.ch/sw/pkg/2.0/b.so': '4',
+    'r.ch/sw/pkg/current': { link: '2.0' },
+    'r.ch/sw/pkg/abs': { link: '/cvmfs/r.ch/sw/pkg/1.0' },
+    'r.ch/sw/pkg/2.0/self': { link: '.' },
+    'r.ch/sw/out/o.so': '5',
+    'r.ch/sw/pkg/1.0/sub/out': { link: '../../../out' },
+    'q.ch/up': { link: '../r.ch' },
+  } as const;
+
+  it("'prefix/**' is one rule a directory below the prefix, not one a match, and selects what the spec line does, for the glob's reason", () => {
+    const dir = setup(tree);
+    const g = include(dir, ['r.ch/sw/pkg/**']);
+    const spec = select(dir, ['/sw/pkg/*']);
+    // The spec line's entries (with what its closure brings through the link `sub/out`).
+    expect(Object.keys(g.reasons)).toEqual(spec.paths);
+    expect(g.reasons['/cvmfs/r.ch/sw/pkg/1.0/sub/d.so']).toBe('--include r.ch/sw/pkg/**');
+    expect(g.reasons['/cvmfs/r.ch/sw/out/o.so']).toBe('--include r.ch/sw/pkg/**');
+    // Directories and links right below the prefix, and what lies outside through a link (with the
+    // link): no rule for d.so, a.so, x.so/inner.txt, ...
+    expect(g.rules.filter((r) => r.includes('/1.0/'))).toEqual(['exact /cvmfs/r.ch/sw/pkg/1.0/sub/out']);
+    expect(g.rules).toContain('recursive /cvmfs/r.ch/sw/pkg/1.0');
+    expect(g.rules).toContain('exact /cvmfs/r.ch/sw/out/o.so');
+    expect(g.diag.warnings).toEqual([]);
+  });
+
+  it('a directory matched through an absolute link is selected whole, as where it is matched directly', () => {
+    const dir = setup(tree);
+    for (const glob of ['r.ch/sw/pkg/*/sub', 'r.ch/sw/pkg/**/*.so']) {
+      const g = include(dir, [glob]);
+      const d = glob.endsWith('sub') ? '/cvmfs/r.ch/sw/pkg/1.0/sub/d.so' : '/cvmfs/r.ch/sw/pkg/1.0/x.so/inner.txt';
+      expect([glob, g.reasons[d]]).toEqual([glob, `--include ${glob}`]);
+    }
+  });
+
+  it('matches through a link to another repository raise no warning about spec paths through symlinks', () => {
+    const dir = setup(tree);
+    const g = include(dir, ['q.ch/**']);
+    expect(g.diag.warnings.filter((w) => w.kind.startsWith('spec-'))).toEqual([]);
+    expect(g.reasons['/cvmfs/r.ch/sw/pkg/2.0/b.so']).toBe('--include q.ch/**');
+  });
+
+  it('where globs overlap, an entry has the reason of the last glob matching it, as with a rule a match', () => {
+    const dir = setup(tree);
+    const wide = '--include r.ch/sw/**';
+    const narrow = '--include r.ch/sw/pkg/1.0/**';
+    let g = include(dir, ['r.ch/sw/**', 'r.ch/sw/pkg/1.0/**']);
+    expect([g.reasons['/cvmfs/r.ch/sw/pkg/1.0/sub/d.so'], g.reasons['/cvmfs/r.ch/sw/pkg/2.0/b.so'], g.reasons['/cvmfs/r.ch/sw/pkg/1.0']]).toEqual([narrow, wide, wide]);
+    g = include(dir, ['r.ch/sw/pkg/1.0/**', 'r.ch/sw/**']);
+    expect([g.reasons['/cvmfs/r.ch/sw/pkg/1.0/sub/d.so'], g.reasons['/cvmfs/r.ch/sw/pkg/2.0/b.so']]).toEqual([wide, wide]);
+    g = include(dir, ['r.ch/sw/**', 'r.ch/sw/pkg/**/*.so']);
+    expect([g.reasons['/cvmfs/r.ch/sw/pkg/1.0/x.so/inner.txt'], g.reasons['/cvmfs/r.ch/sw/pkg/1.0/x.so'], g.reasons['/cvmfs/r.ch/sw/pkg/1.0/sub']]).toEqual([wide, '--include r.ch/sw/pkg/**/*.so', wide]);
+  });
+
+  it('a spec line inside the glob still decides its path, and an exclusion above still shadows each match', () => {
+    const dir = setup(tree);
+    const spec = writeSpec(dir, 'r.ch.spec', ['!/sw/pkg/1.0/sub/*']);
+    let g = include(dir, ['r.ch/sw/pkg/**'], [spec]);
+    expect(g.reasons['/cvmfs/r.ch/sw/pkg/1.0/sub/d.so']).toBe('--include r.ch/sw/pkg/**'); // the glob names it: last line wins
+    const above = writeSpec(dir, 'r.ch.spec', ['!/sw/*']);
+    g = include(dir, ['r.ch/sw/pkg/**'], [above]);
+    expect(g.payload.entries).toEqual([]);
+    expect(g.diag.warnings.filter((w) => w.kind === 'spec-shadowed').length).toBeGreaterThanOrEqual(8);
+  });
+});
