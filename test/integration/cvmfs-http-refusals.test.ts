@@ -305,16 +305,7 @@ describe('cvmfs over HTTP: what cannot be trusted is refused in one line, with n
   it('an object bigger than its catalog says (a catalog claiming one byte less, re-signed)', async () => {
     const c = newCase();
     // The root catalog, with README one byte shorter; stored under its new hash; the manifest re-signed.
-    const db = path.join(c.dir, 'root.db');
-    fs.writeFileSync(db, zlib.inflateSync(fs.readFileSync(path.join(c.repo, root.catalog))));
-    const sql = openDatabase(db, { readOnly: false });
-    sql.prepare("UPDATE catalog SET size = size - 1 WHERE name = 'README'").run();
-    sql.close();
-    const stored = zlib.deflateSync(fs.readFileSync(db));
-    const hash = hashBytes('sha1', stored);
-    fs.mkdirSync(path.dirname(path.join(c.repo, objectPath(hash, 'C'))), { recursive: true });
-    fs.writeFileSync(path.join(c.repo, objectPath(hash, 'C')), stored);
-    resignManifest(c, encodeManifest({ ...manifestOf(c), rootCatalog: hash, catalogSize: fs.statSync(db).size }));
+    alterRootCatalog(c, ["UPDATE catalog SET size = size - 1 WHERE name = 'README'"]);
     const s = await serve(c);
     expectOneLineError(build(c, s.url), 1, `${FQRN}: ${objectOf(README)}: larger than the catalog says (${README.length - 1} bytes)`);
     expectNothingWritten(c);
