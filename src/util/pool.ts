@@ -28,4 +28,9 @@ export class Pool {
     while (this.all.size > 0) await Promise.all([...this.all]);
     if (this.failure) throw this.failure;
   }
+
+  /** Wait until nothing is in flight, whatever failed (before cleaning up after a failure). */
+  async settle(): Promise<void> {
+    while (this.all.size > 0) await Promise.allSettled([...this.all]);
+  }
 }

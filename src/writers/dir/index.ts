@@ -61,73 +61,79 @@ export async function writeDir(entries: readonly Entry[], out: string, opts: Dir
   };
 
   const parents = new DirChain(out);
-  for (const e of entries) {
-    parents.enter(e);
-    const to = dest(e);
-    switch (e.type) {
-      case 'dir':
-        try {
-          fs.mkdirSync(to, { mode: 0o700 });
-        } catch (err) {
-          fail(e, 'cannot create directory for', err);
-        }
-        break;
-      case 'file':
-        result.files++;
-        result.bytes += e.size;
-        opts.onProgress?.(result.bytes, result.files);
-        await pool.run(async () => {
+  try {
+    for (const e of entries) {
+      parents.enter(e);
+      const to = dest(e);
+      switch (e.type) {
+        case 'dir':
           try {
-            // EXCL: the destination is opened O_CREAT|O_EXCL, which fails on any existing name, a link included.
-            if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-            else await copyRange(fsPath(e.source!), e.offset, e.size, to);
-            // The file may have changed since the selection saw it: an image must not mix versions silently.
-            const size = (await fs.promises.lstat(to)).size;
-            if (size !== e.size) throw new BuildError(`${display(e.source!)} changed size while the image was written (${e.size} bytes when selected, ${size} now)`);
+            fs.mkdirSync(to, { mode: 0o700 });
           } catch (err) {
-            if (err instanceof BuildError) throw err;
-            fail(e, 'cannot copy', err);
+            fail(e, 'cannot create directory for', err);
           }
-        });
-        break;
-      case 'hardlink':
-        hardLinks.push(e);
-        continue; // after the copies: the first name must exist
-      case 'symlink':
-        try {
-          fs.symlinkSync(fsPath(e.target!), to);
-        } catch (err) {
-          fail(e, 'cannot create symlink for', err);
+          break;
+        case 'file':
+          result.files++;
+          result.bytes += e.size;
+          opts.onProgress?.(result.bytes, result.files);
+          await pool.run(async () => {
+            try {
+              // EXCL: the destination is opened O_CREAT|O_EXCL, which fails on any existing name, a link included.
+              if (e.offset === undefined) await fs.promises.copyFile(fsPath(e.source!), to, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+              else await copyRange(fsPath(e.source!), e.offset, e.size, to);
+              // The file may have changed since the selection saw it: an image must not mix versions silently.
+              const size = (await fs.promises.lstat(to)).size;
+              if (size !== e.size) throw new BuildError(`${display(e.source!)} changed size while the image was written (${e.size} bytes when selected, ${size} now)`);
+            } catch (err) {
+              if (err instanceof BuildError) throw err;
+              fail(e, 'cannot copy', err);
+            }
+          });
+          break;
+        case 'hardlink':
+          hardLinks.push(e);
+          continue; // after the copies: the first name must exist
+        case 'symlink':
+          try {
+            fs.symlinkSync(fsPath(e.target!), to);
+          } catch (err) {
+            fail(e, 'cannot create symlink for', err);
+          }
+          break;
+        case 'fifo':
+        case 'char':
+        case 'block': {
+          if (e.type !== 'fifo' && !(opts.devices && opts.keepOwnership)) {
+            const [major, minor] = devNumbers(e.rdev ?? 0);
+            const why = opts.devices ? 'creating devices needs root' : '--devices creates device nodes';
+            diag.warnPath('device-skipped', e.path, `${e.type} device ${major},${minor} skipped (${why})`);
+            result.devicesSkipped++;
+            skipped.add(e.path);
+            continue;
+          }
+          const args = e.type === 'fifo' ? ['p'] : [e.type === 'char' ? 'c' : 'b', ...devNumbers(e.rdev ?? 0).map(String)];
+          try {
+            // Node has no mknod(2); mknod(1) from coreutils is everywhere shrinkwrap runs.
+            execFileSync('mknod', ['-m', (e.mode & 0o777).toString(8), to.toString('latin1'), ...args], { stdio: 'pipe' });
+          } catch (err) {
+            fail(e, `cannot create ${e.type} for`, err);
+          }
+          break;
         }
-        break;
-      case 'fifo':
-      case 'char':
-      case 'block': {
-        if (e.type !== 'fifo' && !(opts.devices && opts.keepOwnership)) {
-          const [major, minor] = devNumbers(e.rdev ?? 0);
-          const why = opts.devices ? 'creating devices needs root' : '--devices creates device nodes';
-          diag.warnPath('device-skipped', e.path, `${e.type} device ${major},${minor} skipped (${why})`);
-          result.devicesSkipped++;
+        case 'socket':
+          diag.warnPath('socket-skipped', e.path, 'socket skipped');
           skipped.add(e.path);
           continue;
-        }
-        const args = e.type === 'fifo' ? ['p'] : [e.type === 'char' ? 'c' : 'b', ...devNumbers(e.rdev ?? 0).map(String)];
-        try {
-          // Node has no mknod(2); mknod(1) from coreutils is everywhere shrinkwrap runs.
-          execFileSync('mknod', ['-m', (e.mode & 0o777).toString(8), to.toString('latin1'), ...args], { stdio: 'pipe' });
-        } catch (err) {
-          fail(e, `cannot create ${e.type} for`, err);
-        }
-        break;
       }
-      case 'socket':
-        diag.warnPath('socket-skipped', e.path, 'socket skipped');
-        skipped.add(e.path);
-        continue;
+      written.push(e);
     }
-    written.push(e);
+    await pool.drain();
+  } catch (err) {
+    // Copies still in flight would go on writing into the tree the caller is about to remove.
+    await pool.settle();
+    throw err;
   }
-  await pool.drain();
 
   for (const e of hardLinks) {
     // The first name must be an entry this pass made, not a directory: then `out + target` runs
