@@ -28,6 +28,14 @@ export interface OpenOptions {
   report?: (problem: string) => void;
   /** Metadata blocks kept decompressed (default 1024, 8 MiB). */
   cacheBlocks?: number;
+  /** The image is this part of the file (a SIF container's partition); default the whole file. */
+  region?: FileRegion;
+}
+
+/** Bytes `offset` to `offset + size` of a file. */
+export interface FileRegion {
+  offset: number;
+  size: number;
 }
 
 export class SquashfsImage {
@@ -53,6 +61,8 @@ export class SquashfsImage {
   private readonly fragmentCache = new Map<number, Buffer>();
   private readonly xattrCache = new Map<number, Array<[string, Buffer]>>();
   private closed = false;
+  /** Where the image starts in the file (OpenOptions.region). */
+  private readonly origin: number;
 
   constructor(
     readonly path: string,
@@ -64,6 +74,7 @@ export class SquashfsImage {
   ) {
     this.report = opts.report ?? (() => {});
     this.cacheBlocks = opts.cacheBlocks ?? 1024;
+    this.origin = opts.region?.offset ?? 0;
     this.directoryTableEnd = superblock.bytesUsed;
   }
 
@@ -83,7 +94,7 @@ export class SquashfsImage {
     const buf = Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
-      const n = fs.readSync(this.fd, buf, done, len - done, pos + done);
+      const n = fs.readSync(this.fd, buf, done, len - done, this.origin + pos + done);
       if (n === 0) throw new InputError(`${this.path}: unexpected end of file at ${hex(pos + done)}`);
       done += n;
     }

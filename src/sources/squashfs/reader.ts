@@ -14,7 +14,7 @@ export type { Superblock, CompressionOptions, XattrIdEntry } from '../../formats
 export { type BlockDecoder, createDecoder } from './decoder.js';
 export type { RawDirEntry, RawDirHeader, RawListing } from './directories.js';
 export type { ImageEntry } from './entries.js';
-export { type OpenOptions, SquashfsImage } from './image.js';
+export { type FileRegion, type OpenOptions, SquashfsImage } from './image.js';
 export type { DirIndexEntry, RawInode } from './inodes.js';
 export { type MetaBlock, MetaCursor } from './metadata.js';
 export type { TableLayout } from './tables.js';
@@ -28,9 +28,9 @@ export async function openSquashfs(path: string, opts: OpenOptions = {}): Promis
     throw new InputError(`${path}: ${describeSystemError(err)}`);
   }
   try {
-    const fileSize = fs.fstatSync(fd).size;
+    const fileSize = regionSize(fs.fstatSync(fd).size, opts.region);
     const head = Buffer.alloc(SUPERBLOCK_SIZE);
-    const got = fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, 0);
+    const got = fileSize < SUPERBLOCK_SIZE ? fileSize : fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, opts.region?.offset ?? 0);
     if (got < SUPERBLOCK_SIZE) throw new InputError(`${path}: not a SquashFS image (only ${got} bytes)`);
     const sb = decodeSuperblock(head);
     const fatal = fatalSuperblockProblem(sb);
@@ -44,6 +44,12 @@ export async function openSquashfs(path: string, opts: OpenOptions = {}): Promis
     if (err instanceof InputError) throw err;
     throw new InputError(`${path}: ${describeSystemError(err)}`);
   }
+}
+
+/** The size of the image in a file of `fileSize` bytes: the region's, as far as the file holds it. */
+export function regionSize(fileSize: number, region: OpenOptions['region']): number {
+  if (!region) return fileSize;
+  return Math.max(0, Math.min(region.size, fileSize - region.offset));
 }
 
 /** The superblock problem that makes reading impossible, if any. */

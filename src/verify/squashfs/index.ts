@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { InputError, describeSystemError } from '../../model/errors.js';
 import { SUPERBLOCK_SIZE, decodeSuperblock } from '../../formats/squashfs/index.js';
-import { type SquashfsImage, openSquashfs } from '../../sources/squashfs/reader.js';
+import { type SquashfsImage, openSquashfs, regionSize } from '../../sources/squashfs/reader.js';
 import { checkData } from './data.js';
 import { PLAN_ROOT, compareManifest, payloadRoot } from '../manifest.js';
 import { Problems, type VerifyOptions, type VerifyResult, type VerifyStats, emptyStats } from './report.js';
@@ -26,9 +26,9 @@ export async function verifySquashfs(path: string, opts: VerifyOptions = {}): Pr
   try {
     const fd = fs.openSync(path, 'r');
     try {
-      fileSize = fs.fstatSync(fd).size;
+      fileSize = regionSize(fs.fstatSync(fd).size, opts.region);
       head = Buffer.alloc(SUPERBLOCK_SIZE);
-      const got = fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, 0);
+      const got = fileSize < SUPERBLOCK_SIZE ? fileSize : fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, opts.region?.offset ?? 0);
       if (got < SUPERBLOCK_SIZE) {
         p.add(`superblock: the file has only ${got} bytes`);
         return { problems: p.finish(), warnings: p.warnings, stats: emptyStats(fileSize) };
@@ -48,7 +48,7 @@ export async function verifySquashfs(path: string, opts: VerifyOptions = {}): Pr
 
   let image: SquashfsImage;
   try {
-    image = await openSquashfs(path, { report: (m) => p.add(m) });
+    image = await openSquashfs(path, { report: (m) => p.add(m), region: opts.region });
   } catch (err) {
     p.add(describeSystemError(err));
     return { problems: p.finish(), warnings: p.warnings, stats };

@@ -23,6 +23,8 @@ export interface VerifyOptions {
    * write; 'any' skips the check (squashfs-tools-ng writes 2 + entries; the kernel does not care).
    */
   dirNlink?: 'subdirs' | 'any';
+  /** The image is this part of the file (a SIF container's partition). */
+  region?: { offset: number; size: number };
 }
 
 export interface VerifyStats {

@@ -232,6 +232,8 @@ export class DataWriter {
     private readonly fileAt: FileAt,
     /** Bytes written between flushes to disk (startSync); Infinity: none. */
     private readonly syncEvery = Infinity,
+    /** Where the image starts in the output file (a SIF container's partition); its offsets are relative to it. */
+    private readonly origin = 0,
   ) {
     this.zero = Buffer.alloc(blockSize);
     this.layout = new FileLayout(slots);
@@ -534,12 +536,12 @@ export class DataWriter {
       wake?.();
     };
     this.unsynced += bytes;
-    fs.writev(this.fd, data, start, (err, n) => {
+    fs.writev(this.fd, data, this.origin + start, (err, n) => {
       if (err || n === bytes) return done(err);
       // A short write (rare on regular files): write the rest plainly.
       try {
         const rest = Buffer.concat(data).subarray(n);
-        for (let at = 0; at < rest.length; ) at += fs.writeSync(this.fd, rest, at, rest.length - at, start + n + at);
+        for (let at = 0; at < rest.length; ) at += fs.writeSync(this.fd, rest, at, rest.length - at, this.origin + start + n + at);
         done(null);
       } catch (e) {
         done(e);

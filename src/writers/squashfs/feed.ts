@@ -17,6 +17,8 @@ export interface DataFeedOptions {
   window: number;
   /** Bytes written between flushes to disk (DataWriter). */
   syncEvery: number;
+  /** Where the image starts in the output file (DataWriter). */
+  origin: number;
 }
 
 export class DataFeed {
@@ -134,7 +136,7 @@ export class DataFeed {
       const r = this.ref(slot);
       return { source: r.source, offset: r.offset ?? 0, size: r.size };
     };
-    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at, opts.syncEvery);
+    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at, opts.syncEvery, opts.origin);
     this.data = data;
     for (;;) {
       if (this.failure !== null) return;

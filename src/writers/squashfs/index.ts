@@ -96,38 +96,51 @@ export function startSquashfsPool(opts: Pick<SquashfsOptions, 'compression' | 'l
  */
 export interface SquashfsOutput {
   readonly fd: number;
+  /** Where the image starts in the file: 0, or a SIF container's partition offset. */
+  readonly origin: number;
   readonly feed: DataFeed;
   readonly pool: Promise<CompressPool>;
   /** Stop feeding, wait for writes in flight, close the pool and the file (idempotent). */
   close(): Promise<void>;
 }
 
-export function openSquashfs(outPath: string, opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'dedup' | 'threads' | 'pool' | 'syncEvery'>): SquashfsOutput {
+/** An image written inside a file the caller opened and closes (a SIF container), from `origin` on. */
+export interface SquashfsWithin {
+  fd: number;
+  origin: number;
+}
+
+export function openSquashfs(
+  outPath: string,
+  opts: Pick<SquashfsOptions, 'compression' | 'level' | 'blockSize' | 'dedup' | 'threads' | 'pool' | 'syncEvery'> & { within?: SquashfsWithin },
+): SquashfsOutput {
   const pool = opts.pool ?? startSquashfsPool(opts);
+  const within = opts.within;
+  const origin = within?.origin ?? 0;
   let fd = -1;
   let pos = SUPERBLOCK_SIZE;
   try {
-    fd = fs.openSync(outPath, 'w', 0o644);
+    fd = within ? within.fd : fs.openSync(outPath, 'w', 0o644);
     const options = opts.compression === 'none' ? null : compressionOptions(opts.compression, opts.level, opts.blockSize);
     if (options) {
       // The options block is one metadata block that is always stored uncompressed.
       const block = Buffer.concat([encodeMetaHeader(options.length, false), options]);
-      fs.writeSync(fd, block, 0, block.length, pos);
+      fs.writeSync(fd, block, 0, block.length, origin + pos);
       pos += block.length;
     }
   } catch (err) {
-    if (fd >= 0) fs.closeSync(fd);
+    if (fd >= 0 && !within) fs.closeSync(fd);
     void pool.then((p) => p.close(), () => {});
     throw new BuildError(`cannot write ${outPath}: ${describeSystemError(err)}`);
   }
-  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads), syncEvery: opts.syncEvery ?? SYNC_EVERY });
+  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads), syncEvery: opts.syncEvery ?? SYNC_EVERY, origin });
   let closing: Promise<void> | null = null;
   const close = async () => {
     await feed.abandon();
-    fs.closeSync(fd);
+    if (!within) fs.closeSync(fd);
     await (await pool.catch(() => null))?.close();
   };
-  return { fd, feed, pool, close: () => (closing ??= close()) };
+  return { fd, origin, feed, pool, close: () => (closing ??= close()) };
 }
 
 export async function writeSquashfs(entries: readonly Entry[], outPath: string, opts: SquashfsOptions, diag: Diagnostics): Promise<SquashfsResult> {
@@ -156,8 +169,8 @@ async function write(out: SquashfsOutput, tree: Tree, opts: SquashfsOptions, dia
   const { inodes, directories } = writeInodes(tree, enc, ids, (e) => xattrs.idOf(storableXattrs(e, diag)), compress);
   const exports = opts.exportTable ? exportEntries(tree, inodeCount) : null;
   const t = placeTables(end, { inodes, directories, fragments: data.fragments, exports, ids: ids.entries(), xattrs }, compress);
-  fs.writeSync(out.fd, t.bytes, 0, t.bytes.length, t.inodeTableStart);
-  const padded = padImage(out.fd, t.bytesUsed);
+  fs.writeSync(out.fd, t.bytes, 0, t.bytes.length, out.origin + t.inodeTableStart);
+  const padded = padImage(out.fd, out.origin, t.bytesUsed);
 
   const facts = { compression: opts.compression, dedup: opts.dedup, exportTable: opts.exportTable, xattrIds: xattrs.count, fragments: data.fragments.length };
   const { bytes: _, ...starts } = t;
@@ -174,7 +187,7 @@ async function write(out: SquashfsOutput, tree: Tree, opts: SquashfsOptions, dia
       ...starts,
     }),
   );
-  fs.writeSync(out.fd, sb, 0, sb.length, 0);
+  fs.writeSync(out.fd, sb, 0, sb.length, out.origin);
   // No fsync here: the caller flushes while it reads the image back for its digest.
 
   const s = data.stats;
@@ -221,10 +234,13 @@ function writeInodes(tree: Tree, enc: InodeEncoder, ids: IdTable, xattrIdOf: (e:
   return { inodes: inodeTable.finish(), directories: dirTable.finish() };
 }
 
-/** Cut what a rewound duplicate may have left beyond the end, then pad with zeros to PAD_TO; returns the padded size. */
-function padImage(fd: number, bytesUsed: number): number {
+/**
+ * Cut what a rewound duplicate may have left beyond the end, then pad with zeros to PAD_TO; returns
+ * the padded size. The image ends the file: a container's objects after it are written later.
+ */
+function padImage(fd: number, origin: number, bytesUsed: number): number {
   const padded = Math.ceil(bytesUsed / PAD_TO) * PAD_TO;
-  fs.ftruncateSync(fd, bytesUsed);
-  fs.ftruncateSync(fd, padded);
+  fs.ftruncateSync(fd, origin + bytesUsed);
+  fs.ftruncateSync(fd, origin + padded);
   return padded;
 }
