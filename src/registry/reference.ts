@@ -100,6 +100,7 @@ export type ImageLocation =
   | { kind: 'path'; text: string; path: string }
   | { kind: 'oci'; text: string; dir: string; tag: string | null }
   | { kind: 'docker-archive'; text: string; file: string; ref: string | null }
+  | { kind: 'sif'; text: string; file: string }
   | { kind: 'registry'; text: string; reference: ImageReference };
 export type LocationKind = ImageLocation['kind'];
 
@@ -108,6 +109,7 @@ const FORMS: Record<LocationKind, string> = {
   path: 'a root filesystem directory or tarball',
   oci: 'oci:DIR[:TAG] (an OCI image layout, as --format oci writes)',
   'docker-archive': 'docker-archive:FILE[:REF]',
+  sif: 'sif:FILE (a SIF container, as apptainer build writes)',
   registry: 'docker://HOST/REPO:TAG',
 };
 
@@ -115,6 +117,7 @@ function prefixKind(text: string): LocationKind | null {
   if (text.startsWith('oci:')) return 'oci';
   if (text.startsWith('docker-archive:')) return 'docker-archive';
   if (text.startsWith('docker://')) return 'registry';
+  if (text.startsWith('sif:')) return 'sif';
   return null;
 }
 
@@ -140,6 +143,8 @@ function locate(kind: LocationKind, text: string, option: string): ImageLocation
       const [file, ref] = splitStored(text.slice('docker-archive:'.length));
       return { kind, text, file, ref };
     }
+    case 'sif':
+      return { kind, text, file: text.slice('sif:'.length) };
     case 'oci': {
       const [dir, tag] = splitStored(text.slice('oci:'.length));
       // A tag holds no ':' (`push` took the tag after the last one; the stricter of the two rules).

@@ -4,6 +4,8 @@
 //   oci:DIR[:TAG]                  an OCI image layout
 //   docker-archive:FILE[:REF]      `docker save` / `podman save` output
 //   docker://HOST/REPO:TAG         a registry (pulled into the work directory first)
+//   FILE.sif, sif:FILE             a SIF container (its primary SquashFS partition)
+//   FILE (SquashFS)                a SquashFS image of a root filesystem
 // Each becomes one flattened tree of entries (whiteouts applied, content addressed in place) plus,
 // for OCI output, the layer blobs to keep byte for byte and the config to extend.
 import * as fs from 'node:fs';
@@ -24,8 +26,12 @@ import { readDockerArchive } from './docker-archive.js';
 import { LayerStack } from './flatten.js';
 import { type StoredImage, readOciLayout } from './oci-layout.js';
 import { BaseView } from './view.js';
+import { readSifBase } from './sif.js';
+import { readSquashfsBase } from './squashfs.js';
+import { SQUASHFS_MAGIC } from '../../formats/squashfs/index.js';
+import { sha256File } from '../../util/digest.js';
 
-export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry';
+export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry' | 'sif' | 'squashfs';
 
 export interface BaseLayer {
   blob: Region;
@@ -48,6 +54,8 @@ export interface BaseImage {
   /** Layer blobs to keep in OCI output; empty for a directory (the writer makes one layer of it). */
   layers: BaseLayer[];
   config: ImageConfig | null;
+  /** The labels a SIF base carries (its provenance); null for other kinds. */
+  labels?: Record<string, string> | null;
 }
 
 export interface BaseOptions {
@@ -65,8 +73,10 @@ export interface BaseOptions {
 
 export async function openBase(text: string, opts: BaseOptions, diag: Diagnostics): Promise<BaseImage> {
   const platform = opts.platform ?? hostPlatform();
-  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry']);
+  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry', 'sif']);
   switch (where.kind) {
+    case 'sif':
+      return fromSif(text, where.file, platform);
     case 'oci':
       if (!fs.existsSync(where.dir)) throw new InputError(`--base ${text}: ${where.dir}: no such directory`);
       return fromStored(text, 'oci', readOciLayout(where.dir, where.tag, platform, text), opts, true);
@@ -92,6 +102,11 @@ async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Pro
     throw new InputError(`--base ${text}: ${describeSystemError(err)}`);
   }
   if (!st) throw new InputError(`--base ${text}: no such file or directory (expected a root filesystem directory or tarball, oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG)`);
+  if (st.isFile() && st.size > 0) {
+    const magic = fileMagic(text);
+    if (magic === 'sif') return fromSif(text, text, opts.platform ?? hostPlatform());
+    if (magic === 'squashfs') return fromSquashfs(text);
+  }
   if (st.isDirectory()) {
     const entries = walkTree(fromText(path.resolve(text)), '/', `base ${text}`, diag);
     assignHardLinks(entries);
@@ -108,6 +123,43 @@ async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Pro
   if (members === 0) throw new InputError(`--base ${text}: no members: an empty archive is not a root filesystem`);
   const entries = stack.entries();
   return { text, kind: 'tarball', entries, view: new BaseView(entries), digest: layer.digest, layers: [baseLayer(layer)], config: null };
+}
+
+/** What a base file is by its first bytes: a SIF container, a SquashFS image, or something else (a tarball). */
+function fileMagic(file: string): 'sif' | 'squashfs' | null {
+  const head = Buffer.alloc(42);
+  let got = 0;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      got = fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null; // reading it as a tarball says what is wrong
+  }
+  if (got >= 42 && head.subarray(32, 42).toString('latin1') === 'SIF_MAGIC\0') return 'sif';
+  if (got >= 4 && head.readUInt32LE(0) === SQUASHFS_MAGIC) return 'squashfs';
+  // A name that says SIF is read as one, so that what is wrong with it is said in SIF's terms.
+  if (file.toLowerCase().endsWith('.sif')) return 'sif';
+  return null;
+}
+
+/** A SIF container: its primary partition's tree; its labels for provenance; its file's sha256 as identity. */
+async function fromSif(text: string, file: string, platform: string): Promise<BaseImage> {
+  if (!fs.existsSync(file)) throw new InputError(`--base ${text}: ${file}: no such file`);
+  const arch = platform.split('/')[1] ?? '';
+  const sif = await readSifBase(file, text, arch, makeWorkDir('base'));
+  const digest = await sha256File(file);
+  return { text, kind: 'sif', entries: sif.entries, view: new BaseView(sif.entries), digest, layers: [], config: null, labels: sif.labels };
+}
+
+/** A SquashFS image of a root filesystem. */
+async function fromSquashfs(text: string): Promise<BaseImage> {
+  const tree = await readSquashfsBase(text, `--base ${text}`, undefined, makeWorkDir('base'));
+  const digest = await sha256File(text);
+  return { text, kind: 'squashfs', entries: tree.entries, view: new BaseView(tree.entries), digest, layers: [], config: null };
 }
 
 function baseLayer(l: OpenedLayer): BaseLayer {
