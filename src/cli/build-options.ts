@@ -17,7 +17,7 @@ import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf
 
 export interface BuildFlags extends SelectionFlags {
   output: string;
-  format?: 'dir' | 'squashfs' | 'oci' | 'docker-archive';
+  format?: 'dir' | 'squashfs' | 'sif' | 'oci' | 'docker-archive';
   tag?: string;
   layerPer: LayerPer;
   mountpoint?: string[];
@@ -45,9 +45,10 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
   // --format wins; else the output's name says it (.sqfs, .tar, a trailing /), or the build is refused.
   const format = flags.format ?? formatFromName(flags.output);
   const oci = format === 'oci' || format === 'docker-archive';
-  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push });
-  const level = format === 'squashfs' || oci ? compressionLevel(flags) : 0;
-  const blockSize = format === 'squashfs' ? parseBlockSize(flags.blockSize) : undefined;
+  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null });
+  const squashfs = format === 'squashfs' || format === 'sif';
+  const level = squashfs || oci ? compressionLevel(flags) : 0;
+  const blockSize = squashfs ? parseBlockSize(flags.blockSize) : undefined;
   const threads = flags.threads === undefined ? undefined : parseThreads(flags.threads);
   const mtime = parseMtime(flags.mtime);
   const owner = flags.owner === undefined ? null : parseOwner(flags.owner);
@@ -97,6 +98,9 @@ const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
   ['--force', false],
   ['--no-checksum', false],
   ['--no-space-check', false],
+  // The image's format is the image itself; and a SIF's partition is byte for byte the SquashFS
+  // image of the same command, which it could not be if the format were recorded inside.
+  ['--format', true],
 ]);
 
 /**

@@ -326,7 +326,7 @@ export function makeProgram(): Command {
   )
     // Checked in runBuild, not by commander: commander checks required options before it names an unknown one.
     .option('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete; required)')
-    .addOption(new Option('--format <format>', 'image format (default: from the output name: .sqfs or .squashfs squashfs, .tar docker-archive, a trailing / dir)').choices(['squashfs', 'dir', 'oci', 'docker-archive']))
+    .addOption(new Option('--format <format>', 'image format (default: from the output name: .sqfs or .squashfs squashfs, .sif sif, .tar docker-archive, a trailing / dir)').choices(['squashfs', 'sif', 'dir', 'oci', 'docker-archive']))
     .option('--tag <name[:tag]>', 'oci, docker-archive: image name and tag (default: the output name, tag latest)')
     .addOption(new Option('--layer-per <unit>', 'oci, docker-archive: one new layer per /cvmfs repository, or per release part (release, base projects, compiler, LCG)').choices(['repository', 'release']).default('repository'))
     .addOption(new Option('--mountpoint <path>', 'an empty directory for a site file system to be bound on (repeatable; adds to the defaults)').argParser(collect))

@@ -8,10 +8,14 @@ import { releaseLines, summaryLines } from './render-plan.js';
 
 /** One line on what was written: size, format, and what it holds. */
 export function writtenText(image: WrittenImage): string {
-  if (image.format === 'squashfs') {
+  if (image.format === 'squashfs' || image.format === 'sif') {
     const comp = image.compression === 'none' ? 'uncompressed' : `${image.compression} level ${image.level}`;
+    const size =
+      image.format === 'sif'
+        ? `${humanBytes(image.sif.bytes)} (sif ${image.sif.arch}, id ${image.sif.id}; partition ${image.sif.partition.id}: squashfs, ${comp}, ${humanBytes(image.blockSize)} blocks)`
+        : `${humanBytes(image.bytes)} (squashfs, ${comp}, ${humanBytes(image.blockSize)} blocks)`;
     return (
-      `${humanBytes(image.bytes)} (squashfs, ${comp}, ${humanBytes(image.blockSize)} blocks): ${image.inodes} inodes, ` +
+      `${size}: ${image.inodes} inodes, ` +
       `${image.files} files, ${humanBytes(image.bytesIn)} of content` +
       (image.dedupFiles > 0 ? `; ${image.dedupFiles} duplicate files, ${humanBytes(image.dedupBytes)} saved` : '') +
       (image.sparseBytes > 0 ? `; ${humanBytes(image.sparseBytes)} of zero blocks not stored` : '')
@@ -53,6 +57,10 @@ function fetchedText(s: FetchStats): string {
 
 /** The image's own fields in the JSON report, in the order the report has always had them. */
 function imageJson(image: WrittenImage): Record<string, unknown> {
+  if (image.format === 'sif') {
+    const { bytes, id, arch, partition, objects } = image.sif;
+    return { bytes, id, arch, partition, objects, inodes: image.inodes, files: image.files, contentBytes: image.bytesIn, dedupFiles: image.dedupFiles, dedupBytes: image.dedupBytes };
+  }
   if (image.format === 'squashfs') {
     return { bytes: image.bytes, inodes: image.inodes, files: image.files, contentBytes: image.bytesIn, dedupFiles: image.dedupFiles, dedupBytes: image.dedupBytes };
   }

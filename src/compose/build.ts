@@ -21,6 +21,10 @@ import { writeDir } from '../writers/dir/index.js';
 import { type OciWriteResult, writeOci } from '../writers/oci/index.js';
 import { type PushResult, pushLayout } from '../registry/push.js';
 import { type SquashfsOutput, type SquashfsResult, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
+import { PARTITION_OFFSET, type SifWritten, finishSif } from '../writers/sif/index.js';
+import { DataType } from '../formats/sif.js';
+import { hostPlatform } from '../formats/oci.js';
+import type { ApptainerFiles } from './apptainer.js';
 import { DEFAULT_MOUNTPOINTS } from './generated.js';
 import { type BuildHooks, type ProgressHooks, type WriteProgress, silentProgress } from './hooks.js';
 import { type MtimePolicy, composeImage, imageEpoch, normaliseOwner, normaliseTimes } from './image.js';
@@ -92,6 +96,11 @@ export interface SquashfsWritten extends SquashfsResult {
   blockSize: number;
 }
 
+export interface SifImageWritten extends Omit<SquashfsWritten, 'format'> {
+  format: 'sif';
+  sif: SifWritten;
+}
+
 export interface OciWritten extends OciWriteResult {
   format: 'oci' | 'docker-archive';
   /** name:tag */
@@ -106,7 +115,7 @@ export interface DirWritten {
   contentBytes: number;
 }
 
-export type WrittenImage = SquashfsWritten | OciWritten | DirWritten;
+export type WrittenImage = SquashfsWritten | SifImageWritten | OciWritten | DirWritten;
 
 export interface BuildResult {
   output: string;
@@ -149,9 +158,12 @@ function resolve(o: BuildOptions): Resolved {
 const isOci = (format: ImageFormat): format is 'oci' | 'docker-archive' => format === 'oci' || format === 'docker-archive';
 
 /** Which options go with which format. */
-export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown }): void {
+export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown; base?: unknown }): void {
   if (isOci(o.format) && o.compression !== 'none' && !codecFor(o.compression).serves.layers) {
     throw new InputError(`--compression ${o.compression}: OCI layers are gzip (the default), zstd or none`);
+  }
+  if (o.format === 'sif' && o.base === null) {
+    throw new InputError('--format sif needs --base: a SIF holds a container\'s root filesystem (a /cvmfs-only image is --format squashfs, which sites bind at /cvmfs)');
   }
   if (o.devices && o.format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
   if (o.keepSetuid && o.format !== 'dir') throw new InputError('--keep-setuid needs --format dir (images keep setuid bits and capabilities as data; a runtime mounts them nosuid)');
@@ -172,6 +184,8 @@ interface Run {
   output: AtomicOutput;
   squashfs: { compression: 'none' | CodecName; level: number; blockSize: number } | null;
   sqfs: SquashfsOutput | null;
+  /** SIF: the output's descriptor, which the SquashFS writer writes the partition into. */
+  sifFd: number | null;
   /** The /cvmfs tree read, once opened. */
   source?: CvmfsTree;
 }
@@ -182,21 +196,21 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
   obeySignals();
   const o = resolve(options);
   checkFormatRules(o);
-  if (o.format === 'squashfs' && o.compression === 'zstd') {
+  if ((o.format === 'squashfs' || o.format === 'sif') && o.compression === 'zstd') {
     hooks.diagnostics.warn('zstd-squashfs', 'zstd SquashFS: Linux before 4.14 (RHEL/CentOS 7) cannot mount it; use --compression gzip or xz for images such hosts mount');
   }
   refuseOutputInSource(o.output, o.selection.cvmfsRoot, o.base?.text ?? null);
   const output = AtomicOutput.prepare(o.output, o.force, outputKind(o.format, o.output));
-  const squashfs = o.format === 'squashfs' ? { compression: o.compression, level: o.level, blockSize: o.blockSize } : null;
+  const squashfs = o.format === 'squashfs' || o.format === 'sif' ? { compression: o.compression, level: o.level, blockSize: o.blockSize } : null;
   // The compression workers boot while the base image is read; closed below if never handed over.
   const pool = squashfs ? startSquashfsPool({ ...squashfs, threads: o.threads }) : null;
-  const run: Run = { o, diag: hooks.diagnostics, progress: hooks.progress ?? silentProgress, output, squashfs, sqfs: null };
+  const run: Run = { o, diag: hooks.diagnostics, progress: hooks.progress ?? silentProgress, output, squashfs, sqfs: null, sifFd: null };
   try {
     const baseImage = await openBaseImage(o.base, run.diag, run.progress);
     const payload = await select(run, baseImage, pool);
     if (o.spaceCheck) checkSpace(run, payload, baseImage);
-    const { image, base, epoch, sources } = await composeFor(run, payload, baseImage);
-    const written = await writeAndCommit(run, image, { payload, baseImage, base, epoch, sources });
+    const { image, ...composed } = await composeFor(run, payload, baseImage);
+    const written = await writeAndCommit(run, image, { payload, baseImage, ...composed });
     const pushed = o.push ? await push(o.push, o.output, baseImage) : null;
     return {
       output: o.output,
@@ -213,6 +227,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
     // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
     if (run.sqfs) await run.sqfs.close();
     else if (pool) await (await pool.catch(() => null))?.close();
+    if (run.sifFd !== null) fs.closeSync(run.sifFd);
     if (run.source) await closeTree(run.source);
     output.abort(); // no-op after commit
   }
@@ -257,7 +272,9 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     // The image's data area starts while the selection walks: the walk's files are offered as
     // it finds them, and their content is read and compressed meanwhile.
     run.output.createFile();
-    const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool! });
+    // A SIF's partition is the same image, written into the container at its place.
+    const within = o.format === 'sif' ? { fd: (run.sifFd = openForWriting(run.output.tmp, o.output)), origin: PARTITION_OFFSET } : undefined;
+    const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool!, within });
     run.sqfs = started;
     const onWalkFile = remote ? (e: Entry) => remote.walked(e) : (e: Entry) => started.feed.offerWalked(e);
     payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag, () => started.feed.check());
@@ -315,8 +332,23 @@ class RemoteFeed {
   }
 }
 
+function openForWriting(tmp: string, output: string): number {
+  try {
+    return fs.openSync(tmp, 'r+');
+  } catch (err) {
+    throw new BuildError(`cannot write ${output}: ${describeSystemError(err)}`);
+  }
+}
+
+/** The image's architecture (a Go name, as SIF and Apptainer's labels have it): the base's, else --platform's, else this machine's. */
+function imageArch(o: Resolved, baseImage: BaseImage | null): string {
+  const fromConfig = baseImage?.config?.architecture;
+  if (typeof fromConfig === 'string' && fromConfig !== '') return fromConfig;
+  return (o.base?.platform ?? hostPlatform()).split('/')[1] ?? 'unknown';
+}
+
 /** The image tree: base, payload and generated files, owners and times as asked. */
-async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<{ image: Entry[]; base: Entry[] | null; epoch: number; sources: Sources }> {
+async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<Omit<Composed, 'payload' | 'baseImage'> & { image: Entry[] }> {
   const { o, diag } = run;
   const oci = isOci(o.format);
   normaliseOwner(payload.entries, o.owner);
@@ -330,10 +362,11 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
   if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
   const sources = sourcesOf(o, payload);
-  const extra = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work }, diag));
-  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra }, diag);
+  const arch = imageArch(o, baseImage);
+  const generated = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work, arch }, diag));
+  const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra: generated.entries }, diag);
   normaliseTimes(image, o.mtime, epoch);
-  return { image, base, epoch, sources };
+  return { image, base, epoch, sources, apptainer: generated.apptainer, arch };
 }
 
 /** What provenance records of the inputs: the command, absolute paths, each repository's revision. */
@@ -357,6 +390,9 @@ interface Composed {
   base: Entry[] | null;
   epoch: number;
   sources: Sources;
+  /** Apptainer's metadata (a SIF's objects); null for a /cvmfs-only image. */
+  apptainer: ApptainerFiles | null;
+  arch: string;
 }
 
 /** Write the image under its temporary name, checksum it, and move it and its side files into place. */
@@ -391,6 +427,7 @@ async function writeAndCommit(run: Run, image: Entry[], c: Composed): Promise<{ 
 function writeImage(run: Run, image: Entry[], c: Composed, progress: WriteProgress): Promise<WrittenImage> {
   const format = run.o.format;
   if (format === 'squashfs') return writeSquashfsImage(run, image, c.epoch, progress);
+  if (format === 'sif') return writeSifImage(run, image, c, progress);
   if (isOci(format)) return writeOciImage(run, format, image, c, progress);
   return writeDirImage(run, image, progress);
 }
@@ -405,6 +442,22 @@ async function writeSquashfsImage(run: Run, image: Entry[], epoch: number, progr
     run.diag,
   );
   return { format: 'squashfs', ...r, ...squashfs };
+}
+
+/** The SquashFS image as the container's partition (already streaming into it), then the container around it. */
+async function writeSifImage(run: Run, image: Entry[], c: Composed, progress: WriteProgress): Promise<SifImageWritten> {
+  const { format: _, ...squashfs } = await writeSquashfsImage(run, image, c.epoch, progress);
+  const meta = c.apptainer!;
+  const sif = finishSif(run.sifFd!, run.o.output, {
+    objects: [
+      { dataType: DataType.deffile, name: '', data: Buffer.from(meta.definition) },
+      { dataType: DataType.genericJson, name: 'inspect-metadata.json', data: Buffer.from(meta.inspectMetadata) },
+    ],
+    partitionSize: squashfs.bytes,
+    arch: c.arch,
+    time: c.sources.created,
+  });
+  return { format: 'sif', ...squashfs, sif };
 }
 
 async function writeOciImage(run: Run, format: 'oci' | 'docker-archive', image: Entry[], c: Composed, progress: WriteProgress): Promise<OciWritten> {

@@ -1,6 +1,7 @@
 // Files shrinkwrap adds so that an image is ready to use at a site without CVMFS:
 //   /release_setup.sh              compiler setup, then the release's setup.sh (the atlas-sit model)
 //   /.singularity.d/env/90-shrinkwrap-release.sh   Apptainer sources it at start
+//   /.singularity.d/ and its root links, as apptainer build makes them (compose/apptainer.ts)
 //   /.shrinkwrap/                   the spec actually used, the plan manifest, provenance.json
 //   mount points for site file systems, and /cvmfs/<fqrn> for every repository of the source.
 // Their content is written to the work directory and addressed like any other source file.
@@ -9,6 +10,7 @@ import * as path from 'node:path';
 import { display, fromText } from '../model/bytes.js';
 import { type Entry, ancestors } from '../model/entry.js';
 import { InputError } from '../model/errors.js';
+import type { ApptainerFiles } from './apptainer.js';
 
 export interface ReleaseSetup {
   /** PROJECT,VERSION as asetup names it. */
@@ -56,6 +58,8 @@ export interface GeneratedInput {
   mountpoints: string[];
   /** File name in /.shrinkwrap/ → content (specs, plan.json written elsewhere and linked by host path). */
   files: Array<{ name: string; content?: string; hostFile?: string }>;
+  /** Apptainer's files and links (compose/apptainer.ts); absent: none. */
+  apptainer?: Pick<ApptainerFiles, 'files' | 'dirs' | 'links'>;
   epoch: number;
   /** Image path of /cvmfs: '' when the image root is the /cvmfs content itself (no base). */
   mount: string;
@@ -166,5 +170,15 @@ export function generatedEntries(input: GeneratedInput, version: string, workDir
     }
   }
   for (const f of input.files) file(`/.shrinkwrap/${f.name}`, f.hostFile ?? write(f.content ?? ''), 0o644);
+  if (input.apptainer && input.mount !== '') {
+    for (const d of input.apptainer.dirs) dir(d);
+    for (const f of input.apptainer.files) file(f.path, write(f.content), f.mode);
+    for (const l of input.apptainer.links) {
+      // apptainer build's legacy links at the root give way to anything the base has there.
+      const e: Entry = { path: l.path, type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: input.epoch, size: l.target.length, target: l.target, reason: 'Apptainer link' };
+      baseWins.add(e);
+      out.set(l.path, e);
+    }
+  }
   return [...out.values()];
 }

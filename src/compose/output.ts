@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { BuildError, InputError } from '../model/errors.js';
 import type { OutputKind } from '../util/atomic.js';
 
-export type ImageFormat = 'squashfs' | 'dir' | 'oci' | 'docker-archive';
+export type ImageFormat = 'squashfs' | 'sif' | 'dir' | 'oci' | 'docker-archive';
 
 /** `<output>.sha256` (sha256sum's format): a side file of every image file. */
 export function checksumPath(output: string): string {
@@ -27,7 +27,7 @@ export const DIR_MARKER = 'a directory image written by shrinkwrap: --force may 
 /** What each format writes, and what --force may replace (an earlier output of the same kind only). */
 export function outputKind(format: ImageFormat, output: string): OutputKind {
   const isFile = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
-  if (format === 'squashfs' || format === 'docker-archive') {
+  if (format === 'squashfs' || format === 'sif' || format === 'docker-archive') {
     return { type: 'file', what: `a ${format} image`, sides: [{ path: checksumPath(output), tag: '.sha256', stale: 'refuse' }] };
   }
   if (format === 'oci') {
@@ -79,7 +79,7 @@ export function refuseOutputInSource(output: string, cvmfsRoot: string, base: st
 
 /**
  * The format an output's name implies, when --format is not given: `.sqfs`/`.squashfs` SquashFS,
- * `.tar` a docker-archive, a trailing `/` a directory. Anything else is refused rather than
+ * `.sif` SIF, `.tar` a docker-archive, a trailing `/` a directory. Anything else is refused rather than
  * guessed (`-o x.tar` once wrote SquashFS without a word).
  */
 export function formatFromName(output: string): ImageFormat {
@@ -87,8 +87,8 @@ export function formatFromName(output: string): ImageFormat {
   const ext = path.extname(output).toLowerCase();
   if (ext === '.sqfs' || ext === '.squashfs') return 'squashfs';
   if (ext === '.tar') return 'docker-archive';
-  if (ext === '.sif') throw new InputError(`-o ${output}: SIF output is issue 21, not written yet; write NAME.sqfs (apptainer runs SquashFS images) or give --format`);
-  throw new InputError(`-o ${output}: cannot tell the image format from the name; give --format squashfs|dir|oci|docker-archive, or a name ending in .sqfs, .squashfs, .tar or /`);
+  if (ext === '.sif') return 'sif';
+  throw new InputError(`-o ${output}: cannot tell the image format from the name; give --format squashfs|sif|dir|oci|docker-archive, or a name ending in .sqfs, .squashfs, .sif, .tar or /`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ export function spaceNeeds(input: SpaceInput, outputDir: string, tmpDir: string)
     for (const list of all) for (const e of list) bytes += e.type === 'file' ? Math.ceil(e.size / block) * block : e.type === 'dir' ? block : 0;
     inodes = entries;
     what = 'the directory image';
-  } else if (input.format === 'squashfs') {
+  } else if (input.format === 'squashfs' || input.format === 'sif') {
     // Data (at most the content) and metadata: an inode, a directory entry and table slots, under 128 bytes an entry.
     bytes = content + entries * 128;
     what = input.compression === 'none' ? 'the SquashFS image' : 'the SquashFS image (at most its uncompressed size)';

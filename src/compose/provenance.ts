@@ -17,6 +17,7 @@ import { readOneXattr } from '../sources/xattrs.js';
 import { parseImageLocation } from '../registry/reference.js';
 import { sha256 } from '../util/digest.js';
 import { Out } from '../util/out.js';
+import { type ApptainerFiles, apptainerFiles } from './apptainer.js';
 import { generatedEntries } from './generated.js';
 import { renderPlanJson } from './plan-json.js';
 
@@ -173,13 +174,21 @@ export interface GeneratedFor {
   epoch: number;
   /** The run's work directory: the generated files' content is written there. */
   work: string;
+  /** The image's architecture (Go name: amd64), for Apptainer's labels and a SIF's header. */
+  arch: string;
 }
 
-/** The generated files: setup script, mount points, /cvmfs/<fqrn>, /.shrinkwrap/. */
-export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Promise<Entry[]> {
+export interface Generated {
+  entries: Entry[];
+  /** What Apptainer reads (compose/apptainer.ts); null for a /cvmfs-only image. */
+  apptainer: ApptainerFiles | null;
+}
+
+/** The generated files: setup script, mount points, /cvmfs/<fqrn>, /.shrinkwrap/, /.singularity.d/. */
+export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Promise<Generated> {
   const { payload, epoch, work } = input;
   // A /cvmfs-only image (no base) stays an exact mirror of the selection: nothing is added to it.
-  if (!input.rootfs) return [];
+  if (!input.rootfs) return { entries: [], apptainer: null };
   const planFile = path.join(work, 'plan.json');
   const plan = new Out(fs.createWriteStream(planFile), planFile);
   await renderPlanJson(payload.entries, { ...payload.summary, closure: payload.closure, elf: payload.elf }, diag.warnings, plan);
@@ -189,18 +198,22 @@ export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Prom
     { name: 'provenance.json', content: JSON.stringify(provenance(input.sources, payload, input.baseImage), null, 1) + '\n' },
   ];
   for (const [repo, text] of specFilesOf(payload.rules)) files.push({ name: `specs/${repo}.spec`, content: text });
-  return generatedEntries(
+  const labels = provenanceLabels(input.sources, payload, input.baseImage);
+  const apptainer = apptainerFiles({ sources: input.sources, payload, baseImage: input.baseImage, labels, arch: input.arch, version: VERSION });
+  const entries = generatedEntries(
     {
       releases: payload.releases.map((r) => ({ name: `${r.project},${r.version}`, setup: display(r.setupScript), compilers: r.compilers.map(display) })),
       repositories: input.sources.repositories ? input.sources.repositories.map((r) => r.fqrn).sort() : repositoriesOf(input.sources.cvmfsRoot),
       mountpoints: input.mountpoints,
       files,
+      apptainer,
       epoch,
       mount: MOUNT,
     },
     VERSION,
     work,
   );
+  return { entries, apptainer };
 }
 
 /** The repositories of the source (/cvmfs/<fqrn> exists in the image for each, selected or not). */
