@@ -284,9 +284,14 @@ async function runVerify(image: string, flags: VerifyFlags): Promise<void> {
 }
 
 function verifySummary(r: ImageVerifyResult, data: boolean): string {
-  if (r.format === 'squashfs') {
+  if (r.format === 'squashfs' || r.format === 'sif') {
     const s = r.stats;
-    return `${s.inodes} inodes, ${s.entries} entries, ${s.compressor}, ${s.blockSize}-byte blocks${data ? ', all data blocks read' : ''}`;
+    const squashfs = `${s.inodes} inodes, ${s.entries} entries, ${s.compressor}, ${s.blockSize}-byte blocks${data ? ', all data blocks read' : ''}`;
+    if (r.format === 'squashfs') return squashfs;
+    const sif = r.stats.sif;
+    const objects = sif.objects.map((o) => `${o.id} ${o.type}${o.name ? ` ${o.name}` : ''}`).join(', ');
+    const labels = Object.keys(sif.labels).length;
+    return `sif ${sif.arch}, ${sif.objects.length} objects (${objects}), ${labels} labels${sif.partition ? `; partition ${sif.partition.id}: ${squashfs}` : ''}`;
   }
   const s = r.stats;
   return `${r.format}, ${s.manifests} manifest${s.manifests === 1 ? '' : 's'}, ${s.layers} layers, ${s.blobs} blobs (${s.blobBytes} bytes) checked, ${s.entries} entries`;

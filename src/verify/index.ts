@@ -1,5 +1,5 @@
 // `shrinkwrap verify`: which checker an image needs, by what it is: a directory with an
-// `oci-layout` marker (an OCI layout), a tar (a docker-archive), anything else a SquashFS image
+// `oci-layout` marker (an OCI layout), a tar (a docker-archive), a SIF container, anything else a SquashFS image
 // (whose checker names what is wrong with a file that is not one).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,11 +7,12 @@ import { InputError, describeSystemError } from '../model/errors.js';
 import { type ManifestEntry, readManifestFile } from './manifest.js';
 import { type OciVerifyResult, type OciVerifyStats, verifyDockerArchive, verifyOciLayout } from './oci/index.js';
 import { type VerifyResult, type VerifyStats, verifySquashfs } from './squashfs/index.js';
+import { type SifVerifyResult, verifySif } from './sif.js';
 
 export { type ManifestEntry, readManifestFile };
 export type { OciVerifyStats, VerifyStats };
 
-export type ImageFormat = 'squashfs' | 'oci' | 'docker-archive';
+export type ImageFormat = 'squashfs' | 'sif' | 'oci' | 'docker-archive';
 
 export interface ImageVerifyOptions {
   manifest?: ManifestEntry[];
@@ -21,7 +22,7 @@ export interface ImageVerifyOptions {
   data?: boolean;
 }
 
-export type ImageVerifyResult = ({ format: 'squashfs' } & VerifyResult) | ({ format: 'oci' | 'docker-archive' } & OciVerifyResult);
+export type ImageVerifyResult = ({ format: 'squashfs' } & VerifyResult) | ({ format: 'sif' } & SifVerifyResult) | ({ format: 'oci' | 'docker-archive' } & OciVerifyResult);
 
 /** The format of the image at `file`, by its content. InputError when it cannot be one. */
 export function imageFormat(file: string): ImageFormat {
@@ -44,7 +45,10 @@ export function imageFormat(file: string): ImageFormat {
     fs.closeSync(fd);
   }
   // ustar (POSIX "ustar\0", GNU "ustar  "): a docker-archive is a tar.
-  return head.toString('latin1', 257, 262) === 'ustar' ? 'docker-archive' : 'squashfs';
+  if (head.toString('latin1', 257, 262) === 'ustar') return 'docker-archive';
+  // SIF_MAGIC at byte 32; a file named .sif is checked as one (and told what it lacks).
+  if (head.toString('latin1', 32, 41) === 'SIF_MAGIC' || file.toLowerCase().endsWith('.sif')) return 'sif';
+  return 'squashfs';
 }
 
 export async function verifyImage(file: string, opts: ImageVerifyOptions): Promise<ImageVerifyResult> {
@@ -52,6 +56,8 @@ export async function verifyImage(file: string, opts: ImageVerifyOptions): Promi
   switch (format) {
     case 'squashfs':
       return { format, ...(await verifySquashfs(file, { manifest: opts.manifest, imageRoot: opts.imageRoot, data: opts.data ?? false })) };
+    case 'sif':
+      return { format, ...(await verifySif(file, { manifest: opts.manifest, imageRoot: opts.imageRoot, data: opts.data ?? false })) };
     case 'oci':
       return { format, ...(await verifyOciLayout(file, { manifest: opts.manifest, imageRoot: opts.imageRoot })) };
     case 'docker-archive':

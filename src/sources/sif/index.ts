@@ -158,3 +158,51 @@ function describeObjects(sif: SifFile): string {
   if (sif.objects.length === 0) return 'no objects';
   return sif.objects.map((d) => DATA_TYPE_NAMES[d.dataType] ?? `type 0x${d.dataType.toString(16)}`).join(', ');
 }
+
+/** Metadata objects are small; a larger one is a damaged descriptor, not something to read into memory. */
+const MAX_METADATA = 16 << 20;
+
+/** The bytes of a metadata object (not a partition). */
+export function readObject(sif: SifFile, d: SifDescriptor, label: string): Buffer {
+  if (d.size > MAX_METADATA) throw new InputError(`${label}: ${objectName(d)} is ${d.size} bytes, more than metadata ever is`);
+  if (d.offset + d.size > sif.fileSize) throw new InputError(`${label}: ${objectName(d)} is beyond the end of the file`);
+  const fd = fs.openSync(sif.path, 'r');
+  try {
+    return readAt(fd, d.offset, d.size);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The container's labels, where `apptainer inspect` finds them: the `inspect-metadata.json`
+ * object's data.attributes.labels; else JSON.Labels objects (Singularity 3 wrote those).
+ */
+export function sifLabels(sif: SifFile, label: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const put = (labels: unknown) => {
+    if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) return;
+    for (const [k, v] of Object.entries(labels as Record<string, unknown>)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  };
+  for (const d of sif.objects) {
+    const inspect = d.name === 'inspect-metadata.json';
+    if (!inspect && d.dataType !== DataType.labels) continue;
+    const doc = parseJsonObject(readObject(sif, d, label), `${label}: ${objectName(d)}${d.name ? ` ${d.name}` : ''}`);
+    if (inspect) {
+      const data = doc['data'] as Record<string, unknown> | undefined;
+      put((data?.['attributes'] as Record<string, unknown> | undefined)?.['labels']);
+    } else put(doc);
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function parseJsonObject(bytes: Buffer, what: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new InputError(`${what} is not JSON`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InputError(`${what} is not a JSON object`);
+  return doc as Record<string, unknown>;
+}
