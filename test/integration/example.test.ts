@@ -46,7 +46,9 @@ describe('example: AnalysisBase 21.2.75 into the base root filesystem', () => {
     // and the runtime mount points the base lacks (/home, /var/tmp).
     const mountpoints = DEFAULT_MOUNTPOINTS.map((m) => m.slice(1));
     const runtime = RUNTIME_MOUNTPOINTS.filter((m) => m.path.lastIndexOf('/') === 0).map((m) => m.path.slice(1));
-    expect(fs.readdirSync(image).sort()).toEqual([...new Set([...fs.readdirSync(base), 'cvmfs', '.shrinkwrap', ...mountpoints, ...runtime])].sort());
+    // And what apptainer build adds: /.singularity.d and its links at the root.
+    const apptainer = ['.singularity.d', 'singularity', '.run', '.exec', '.shell', '.test', 'environment'];
+    expect(fs.readdirSync(image).sort()).toEqual([...new Set([...fs.readdirSync(base), 'cvmfs', '.shrinkwrap', ...mountpoints, ...runtime, ...apptainer])].sort());
     for (const m of mountpoints) expect(fs.readdirSync(path.join(image, m))).toEqual([]);
     expect(fs.readdirSync(path.join(image, '.shrinkwrap')).sort()).toEqual(['plan.json', 'provenance.json', 'specs']);
     // Every repository of the source has its directory; the unselected ones are empty.
