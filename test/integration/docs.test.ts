@@ -167,6 +167,7 @@ function runCommand(doc: string, command: DocCommand): void {
 /** What the site-install page's commands take as given (its "Outputs" table), made from the example. */
 const SITE_INSTALL_OUTPUTS = [
   'shrinkwrap --cvmfs-root fixtures/out/cvmfs --release AnalysisBase,21.2.75 --base fixtures/out/base-rootfs -o atlas.sqfs',
+  'shrinkwrap --cvmfs-root fixtures/out/cvmfs --release AnalysisBase,21.2.75 --base fixtures/out/base-rootfs -o atlas.sif',
   'shrinkwrap --cvmfs-root fixtures/out/cvmfs --release AnalysisBase,21.2.75 -o atlas-cvmfs.sqfs',
   'shrinkwrap --cvmfs-root fixtures/out/cvmfs --release AnalysisBase,21.2.75 --base fixtures/out/base-rootfs --format oci -o atlas-oci --tag atlas/analysisbase:21.2.75',
   'shrinkwrap --cvmfs-root fixtures/out/cvmfs --release AnalysisBase,21.2.75 --base fixtures/out/base-rootfs --format docker-archive -o atlas.tar --tag atlas/analysisbase:21.2.75',
