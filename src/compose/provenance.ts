@@ -151,7 +151,9 @@ export function provenanceLabels(sources: Sources, payload: Payload, baseImage: 
   if (baseImage) {
     labels['org.opencontainers.image.base.name'] = absoluteBaseName(baseImage.text);
     // A manifest digest where the base has one; a docker-archive has only its image ID (config digest).
-    if (baseImage.digest) labels[baseImage.kind === 'docker-archive' ? 'io.shrinkwrap.base.image-id' : baseImage.kind === 'tarball' ? 'io.shrinkwrap.base.sha256' : 'org.opencontainers.image.base.digest'] = baseImage.digest;
+    // A file's sha256 (tarball, SIF, SquashFS) is no manifest digest: it gets a label of its own.
+    const fileDigest = baseImage.kind === 'tarball' || baseImage.kind === 'sif' || baseImage.kind === 'squashfs';
+    if (baseImage.digest) labels[baseImage.kind === 'docker-archive' ? 'io.shrinkwrap.base.image-id' : fileDigest ? 'io.shrinkwrap.base.sha256' : 'org.opencontainers.image.base.digest'] = baseImage.digest;
   }
   return labels;
 }
