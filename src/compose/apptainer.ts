@@ -127,7 +127,8 @@ function environmentSection(payload: Payload): string {
 function helpText(input: ApptainerInput): string {
   const releases = input.payload.releases.map((r) => `${r.project} ${r.version} (${r.platform})`);
   const lines = [
-    `Made by shrinkwrap ${input.version} from ${input.sources.cvmfsRoot}${input.baseImage ? ` on ${input.baseImage.text}` : ''}.`,
+    // Where the inputs were is in labels.json and provenance.json: the help is the same wherever they were.
+    `Made by shrinkwrap ${input.version}: /cvmfs content copied into a base root filesystem.`,
     releases.length > 0 ? `Releases: ${releases.join(', ')}; set up by /release_setup.sh for every run, exec and shell.` : 'No release: the /cvmfs content chosen by the spec files.',
     '',
     'Usage:',

@@ -102,6 +102,13 @@ export function canFuse(): boolean {
 
 /** `diff -r --no-dereference` of two trees: '' when equal, else what differs. FIFOs and device nodes
  *  (named fifo, dev-*) are left to find listings and lstat: GNU diff reports two of them as different. */
+/**
+ * The files of an image that record where its inputs were and the command (provenance.json, and
+ * Apptainer's definition and labels): two builds of the same content from inputs given otherwise
+ * differ there and nowhere else.
+ */
+export const RECORDS_INPUTS = ['provenance.json', 'Singularity', 'labels.json'];
+
 export function diffTrees(a: string, b: string, exclude: string[] = []): string {
   const r = spawnSync('diff', ['-r', '--no-dereference', '-x', 'fifo', '-x', 'dev-*', ...exclude.flatMap((x) => ['-x', x]), a, b], { encoding: 'latin1', maxBuffer: 1 << 26 });
   if (r.status === 0) return '';

@@ -106,12 +106,20 @@ describe('the format follows the output name unless --format is given', () => {
     expect(magic(path.join(work, 'really-squashfs.tar'))).toBe('hsqs');
   });
 
-  it('.sif, no extension, or one it does not know: refused in one line, nothing written', () => {
-    expectOneLineError(build(['-o', path.join(work, 'x.sif')]), 2, /-o .*x\.sif: SIF output is issue 21/);
+  it('.sif chooses SIF; without --base it is refused in one line', () => {
+    const r = build(['-o', path.join(work, 'x.sif')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'x.sif')).subarray(32, 41).toString('latin1')).toBe('SIF_MAGIC');
+    const bare = shrinkwrap(['--cvmfs-root', cvmfs, ...RELEASE, '-q', '-o', path.join(work, 'bare.sif')], { env: ENV });
+    expectOneLineError(bare, 2, /--format sif needs --base: a SIF holds a container's root filesystem/);
+    expect(fs.existsSync(path.join(work, 'bare.sif'))).toBe(false);
+  });
+
+  it('no extension, or one it does not know: refused in one line, nothing written', () => {
     for (const name of ['img', 'AB_21.2.75', 'x.img']) {
       expectOneLineError(build(['-o', path.join(work, name)]), 2, new RegExp(`-o .*${name.replace(/\./g, '\\.')}: cannot tell the image format from the name; give --format`));
     }
-    expect(fs.readdirSync(work).filter((n) => /sif|^img|^AB_|^x\./.test(n))).toEqual([]);
+    expect(fs.readdirSync(work).filter((n) => /^img|^AB_|^x\.img/.test(n))).toEqual([]);
   });
 });
 
