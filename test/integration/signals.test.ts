@@ -3,7 +3,7 @@
 // temporary beside it, no work directory under its $TMPDIR. Before the handlers were installed at
 // the start, a signal during the walk or the base killed the process outright (no status of its
 // own, work directories left); with them installed, a synchronous phase would defer it.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -18,6 +18,7 @@ let work: string;
 let big: string;
 let example: { cvmfs: string; base: string };
 let baseTar: string;
+let bigSif: string;
 
 beforeAll(async () => {
   work = tmpDir('sw-signals-');
@@ -29,6 +30,11 @@ beforeAll(async () => {
   example = { cvmfs: ex.cvmfs, base: ex.base };
   baseTar = path.join(work, 'base.tar.gz');
   fs.writeFileSync(baseTar, bigBaseTarball());
+  // The same kind of large base as a SIF (siftool new + add): seconds of decompressing its partition.
+  bigSif = path.join(work, 'big-base.sif');
+  execFileSync('mksquashfs', [big, path.join(work, 'big-base.sqfs'), '-quiet', '-no-progress', '-noappend']);
+  execFileSync('siftool', ['new', bigSif]);
+  execFileSync('siftool', ['add', bigSif, path.join(work, 'big-base.sqfs'), '--datatype', '4', '--parttype', '2', '--partfs', '1', '--partarch', '2']);
 }, 120_000);
 
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -108,6 +114,18 @@ describe('signals: every phase stops within a second, nothing left', () => {
       expectObeyed(await interrupt(dir, args, signal, walking), signal, dir, []);
     }, 30_000);
   }
+
+  it('SIGTERM during the walk of a sif build (the partition streams into the container meanwhile)', async () => {
+    const dir = runDir('walk-sif');
+    const args = ['build', '--cvmfs-root', big, '--spec', path.join(work, 'all.spec'), '--repo', 'atlas.cern.ch', '--base', example.base, '-o', path.join(dir, 'img.sif'), '--progress'];
+    expectObeyed(await interrupt(dir, args, 'SIGTERM', walking), 'SIGTERM', dir, []);
+  }, 30_000);
+
+  it('SIGINT while a build decompresses the partition of a large SIF base', async () => {
+    const dir = runDir('base-sif');
+    const args = ['build', '--cvmfs-root', example.cvmfs, '--release', 'AnalysisBase,21.2.75', '--base', bigSif, '-o', path.join(dir, 'img.sqfs'), '-q'];
+    expectObeyed(await interrupt(dir, args, 'SIGINT', layerBeingRead(dir)), 'SIGINT', dir, []);
+  }, 30_000);
 
   it('SIGTERM during the walk of plan', async () => {
     const dir = runDir('walk-plan');
