@@ -1,7 +1,7 @@
 // `shrinkwrap report A B`: what changed between two plans, as the same tree coloured by change.
 // Each path counts once; its area is the larger of its two sizes, so what left still shows.
 import { CHANGE, CHANGE_CATEGORIES } from './categories.js';
-import { DEFAULT_MAX_NODES, type PlanEntryLike, type ReportModel, comparePathText, components, repositoriesOf } from './model.js';
+import { DEFAULT_MAX_NODES, type PlanEntryLike, type ReportModel, comparePathText, repositoriesOf, repositoryOf } from './model.js';
 import { TreeBuilder } from './tree.js';
 
 export interface ComparedPlan {
@@ -44,14 +44,14 @@ export function compareReport(first: ComparedPlan, second: ComparedPlan, maxNode
     const a = c <= 0 ? as[i++] : undefined;
     const b = c >= 0 ? bs[j++] : undefined;
     const e = (b ?? a)!;
-    const comps = components(e.path);
-    if (comps.length === 0) continue;
+    const where = repositoryOf(e.path);
+    if (where === null) continue;
     const x = fileBytes(a);
     const y = fileBytes(b);
     aBytes += x;
     bBytes += y;
     const change = changeOf(a, b);
-    tree.add(comps[0]!, null, comps.slice(1), e.type === 'dir', Math.max(x, y), change, x, y);
+    tree.add(where.repo, null, e.path, where.relStart, e.type === 'dir', Math.max(x, y), change, x, y);
     changes[change]!.entries++;
     changes[change]!.bytes += change === CHANGE.removed ? x : y;
   }

@@ -191,7 +191,10 @@ function imageSection(m: ReportModel): string {
   if (!b) return '';
   const ratio = b.bytes !== null && b.bytes > 0 && b.contentBytes > 0 ? (b.contentBytes / b.bytes).toFixed(2) : null;
   const layers = b.layers
-    .map((l) => `<tr><td>${escapeHtml(l.label)}</td><td>${l.kept ? 'base, kept' : 'new'}</td><td class="n" data-value="${l.size}">${num(l.size)} <small>(${humanBytes(l.size)})</small></td></tr>`)
+    .map((l) => {
+      const ratio = l.contentBytes !== null && l.size > 0 ? (l.contentBytes / l.size).toFixed(2) : '';
+      return `<tr><td>${escapeHtml(l.label)}</td><td>${l.kept ? 'base, kept' : 'new'}</td><td class="n" data-value="${l.size}">${num(l.size)} <small>(${humanBytes(l.size)})</small></td><td class="n" data-value="${ratio}">${ratio}</td></tr>`;
+    })
     .join('');
   return (
     `<section id="image"><h2>The image</h2>` +
@@ -203,7 +206,7 @@ function imageSection(m: ReportModel): string {
       ['content bytes', `${num(b.contentBytes)} (${humanBytes(b.contentBytes)})`],
       ['compression ratio (content / image)', ratio],
     ]) +
-    (layers ? `<table id="layers" class="sortable"><caption>Layers (compressed size; one per repository or release part)</caption><thead><tr><th>layer</th><th>kind</th><th class="n">bytes</th></tr></thead><tbody>${layers}</tbody></table>` : '') +
+    (layers ? `<table id="layers" class="sortable"><caption>Layers (compressed size; one per repository or release part)</caption><thead><tr><th>layer</th><th>kind</th><th class="n">bytes</th><th class="n">file content / layer</th></tr></thead><tbody>${layers}</tbody></table>` : '') +
     '</section>'
   );
 }

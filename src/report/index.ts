@@ -3,7 +3,7 @@
 // The page is written under a temporary name beside its target and renamed into place.
 import type { BuildResult } from '../compose/build.js';
 import { VERSION } from '../compose/provenance.js';
-import { display } from '../model/bytes.js';
+import { display, fromText } from '../model/bytes.js';
 import type { Warning as Diagnostic } from '../model/diagnostics.js';
 import type { Payload } from '../select/index.js';
 import { AtomicOutput, writeNewFile } from '../util/atomic.js';
@@ -57,6 +57,7 @@ export function payloadReport(payload: Payload, warnings: readonly Diagnostic[],
     title,
     entries: payload.entries,
     text: display,
+    sorted: true,
     summary: { closure: payload.closure, elf: payload.elf },
     warnings: warningsOf(warnings),
     provenance: liveProvenance(payload),
@@ -71,7 +72,13 @@ export function buildFacts(r: BuildResult): BuildFacts {
     return { format: 'squashfs', output: r.output, bytes: img.bytes, compression: img.compression === 'none' ? 'none' : `${img.compression} level ${img.level}`, contentBytes: content, dedupFiles: img.dedupFiles, dedupBytes: img.dedupBytes, layers: [] };
   }
   if (img.format === 'dir') return { format: 'dir', output: r.output, bytes: null, compression: null, contentBytes: content, dedupFiles: 0, dedupBytes: 0, layers: [] };
-  return { format: img.format, output: r.output, bytes: img.bytes, compression: null, contentBytes: content, dedupFiles: 0, dedupBytes: 0, layers: img.layers.map((l) => ({ label: l.label, size: l.size, kept: l.kept })) };
+  // A new layer holds a repository or a release part (--layer-per): its file content is known, so its ratio is.
+  const contentOf = (label: string): number | null => {
+    const repo = label.startsWith('repository ') ? r.payload.summary.repositories[fromText(label.slice('repository '.length))] : undefined;
+    return repo?.bytes ?? r.payload.parts.find((p) => p.label === label)?.bytes ?? null;
+  };
+  const layers = img.layers.map((l) => ({ label: l.label, size: l.size, kept: l.kept, contentBytes: l.kept ? null : contentOf(l.label) }));
+  return { format: img.format, output: r.output, bytes: img.bytes, compression: null, contentBytes: content, dedupFiles: 0, dedupBytes: 0, layers };
 }
 
 /** `build --report`: the selection and what was written from it. */

@@ -24,7 +24,7 @@ export interface BuildFacts {
   dedupFiles: number;
   dedupBytes: number;
   /** OCI: the layers, each with its label (repository or part) and compressed size. */
-  layers: { label: string; size: number; kept: boolean }[];
+  layers: { label: string; size: number; kept: boolean; contentBytes: number | null }[];
 }
 
 export interface ProvenanceFacts {
@@ -47,6 +47,8 @@ export interface PlanInput {
   entries: readonly PlanEntryLike[];
   /** A path or reason as text (a live plan's are byte strings). */
   text?: (s: string) => string;
+  /** The entries are in path order already (a live plan's); else they are checked, and sorted if not. */
+  sorted?: boolean;
   /** The plan's own summary fields (closure and ELF statistics, per repository) where known. */
   summary: Record<string, unknown>;
   warnings: readonly Warning[];
@@ -96,10 +98,26 @@ const TABLE_ROWS = 100;
 const SAME_MIN = 4096;
 const MOUNT_PREFIX = '/cvmfs/';
 
-/** A path's components below /cvmfs (a path elsewhere keeps all of its components). */
-export function components(path: string): string[] {
-  const rel = path.startsWith(MOUNT_PREFIX) ? path.slice(MOUNT_PREFIX.length) : path.replace(/^\/+/, '');
-  return rel === '' ? [] : rel.split('/');
+let lastRepo = '';
+
+/**
+ * The repository of a path (its first component below /cvmfs; elsewhere, its first component) and
+ * where the components below it start; null for /cvmfs itself. The last name found is reused: it
+ * is a new string per entry otherwise.
+ */
+export function repositoryOf(path: string): { repo: string; relStart: number } | null {
+  const relStart = repositoryEnd(path);
+  return relStart < 0 ? null : { repo: lastRepo, relStart };
+}
+
+/** repositoryOf without an object per call: where the components below it start (-1: none), the name in `lastRepo`. */
+function repositoryEnd(path: string): number {
+  const from = path.startsWith(MOUNT_PREFIX) ? MOUNT_PREFIX.length : 1;
+  if (from >= path.length) return -1;
+  let end = path.indexOf('/', from);
+  if (end < 0) end = path.length;
+  if (end - from !== lastRepo.length || !path.startsWith(lastRepo, from)) lastRepo = path.slice(from, end);
+  return end + 1;
 }
 
 /** Is this list in the order a tree walk gives (each directory followed by its subtree)? */
@@ -125,18 +143,27 @@ export function planReport(input: PlanInput, maxNodes = DEFAULT_MAX_NODES): Repo
   const n = input.entries.length;
   // Reasons repeat (one per rule, mostly): classify each text once.
   const byReason = new Map<string, { cat: number; part: string }>();
+  let lastReason: string | null = null;
+  let lastClass = { cat: 0, part: OTHER_PART };
   const reasonOf = (r: string) => {
+    // Neighbours mostly share a reason (one rule selects a subtree).
+    if (r === lastReason) return lastClass;
     let c = byReason.get(r);
     if (!c) byReason.set(r, (c = { cat: reasonCategory(text(r)), part: reasonPart(text(r)) }));
+    lastReason = r;
+    lastClass = c;
     return c;
   };
   let hasParts = false;
   for (let i = 0; i < n; i++) if (reasonOf(input.entries[i]!.reason).part !== OTHER_PART) hasParts = true;
-  let paths: string[] = new Array(n);
-  for (let i = 0; i < n; i++) paths[i] = text(input.entries[i]!.path);
+  // Path order is checked (and made) only where the entries may not be in it: a document from elsewhere.
+  let paths: string[] | null = null;
   let order: number[] | null = null;
-  if (!inWalkOrder(paths)) {
-    order = Array.from(paths.keys()).sort((x, y) => comparePathText(paths[x]!, paths[y]!));
+  if (!input.sorted) {
+    const all: string[] = new Array(n);
+    for (let i = 0; i < n; i++) all[i] = text(input.entries[i]!.path);
+    if (!inWalkOrder(all)) order = Array.from(all.keys()).sort((x, y) => comparePathText(all[x]!, all[y]!));
+    paths = all;
   }
   const tree = new TreeBuilder({ categories: REASON_CATEGORIES.length, maxNodes });
   const cats = REASON_CATEGORIES.map((c, i) => ({ label: c.label, cat: i, entries: 0, bytes: 0 }));
@@ -147,12 +174,12 @@ export function planReport(input: PlanInput, maxNodes = DEFAULT_MAX_NODES): Repo
   for (let k = 0; k < n; k++) {
     const i = order ? order[k]! : k;
     const e = input.entries[i]!;
-    const path = paths[i]!;
+    const path = paths ? paths[i]! : text(e.path);
     const { cat, part } = reasonOf(e.reason);
     const size = e.type === 'file' ? e.size : 0;
-    const comps = components(path);
-    if (comps.length === 0) continue; // /cvmfs itself: no repository to draw it under
-    tree.add(comps[0]!, hasParts ? part : null, comps.slice(1), e.type === 'dir', size, cat);
+    const relStart = repositoryEnd(path);
+    if (relStart < 0) continue; // /cvmfs itself: no repository to draw it under
+    tree.add(lastRepo, hasParts ? part : null, path, relStart, e.type === 'dir', size, cat);
     bytes += size;
     if (e.type === 'file') files++;
     cats[cat]!.entries++;
@@ -161,9 +188,9 @@ export function planReport(input: PlanInput, maxNodes = DEFAULT_MAX_NODES): Repo
     if (!p) parts.set(part, (p = { label: part, cat, entries: 0, bytes: 0 }));
     p.entries++;
     p.bytes += size;
-    dup.add(e, path, comps, text);
+    dup.add(e, path, text);
   }
-  paths = [];
+  paths = null;
   const finished = tree.finish();
   const data = finished.data();
   return {
@@ -202,29 +229,29 @@ export function repositoriesOf(t: TreeData): { name: string; entries: number; by
 function duplicateFinder() {
   let hardlinks = 0;
   const hardlinkRows: { path: string; target: string }[] = [];
-  const same = new Map<string, { count: number; paths: string[] }>();
+  // By size first (a number key is cheap); the few sizes that repeat then compare names.
+  const bySize = new Map<number, Array<{ name: string; count: number; paths: string[] }>>();
   return {
-    add(e: PlanEntryLike, path: string, comps: string[], text: (s: string) => string): void {
+    add(e: PlanEntryLike, path: string, text: (s: string) => string): void {
       if (e.type === 'hardlink') {
         hardlinks++;
         if (hardlinkRows.length < TABLE_ROWS) hardlinkRows.push({ path, target: text(e.target ?? '') });
       } else if (e.type === 'file' && e.size >= SAME_MIN) {
-        const key = `${e.size}/${comps[comps.length - 1]}`;
-        const s = same.get(key);
-        if (s) {
-          s.count++;
-          if (s.paths.length < 5) s.paths.push(path);
-        } else same.set(key, { count: 1, paths: [path] });
+        const name = path.slice(path.lastIndexOf('/') + 1);
+        let group = bySize.get(e.size);
+        if (!group) bySize.set(e.size, (group = []));
+        const same = group.find((g) => g.name === name);
+        if (!same) group.push({ name, count: 1, paths: [path] });
+        else {
+          same.count++;
+          if (same.paths.length < 5) same.paths.push(path);
+        }
       }
     },
     result(): Duplicates {
       const sameNameSize: Duplicates['sameNameSize'] = [];
-      for (const [key, s] of same) {
-        if (s.count < 2) continue;
-        const cut = key.indexOf('/');
-        sameNameSize.push({ name: key.slice(cut + 1), size: Number(key.slice(0, cut)), count: s.count, paths: s.paths });
-      }
-      sameNameSize.sort((x, y) => y.size * (y.count - 1) - x.size * (x.count - 1) || (x.name < y.name ? -1 : 1));
+      for (const [size, group] of bySize) for (const g of group) if (g.count > 1) sameNameSize.push({ name: g.name, size, count: g.count, paths: g.paths });
+      sameNameSize.sort((x, y) => y.size * (y.count - 1) - x.size * (x.count - 1) || (x.name < y.name ? -1 : x.name > y.name ? 1 : x.size - y.size));
       return { hardlinks, hardlinkRows, sameNameSize: sameNameSize.slice(0, TABLE_ROWS) };
     },
   };

@@ -128,36 +128,68 @@ export class TreeBuilder {
     this.b.data[node]! += b;
   }
 
+  private lastRepo = '';
+  private lastPart: string | null = null;
+  private lastTop = -1;
+  private lastRepoNode = -1;
+
   /**
-   * One entry: its repository, its part (null: no part level), its path components below the
-   * repository (none: the repository's own directory), whether it is a directory, its bytes and
-   * category. Entries of one repository and part must come in path order.
+   * One entry: its repository, its part (null: no part level), its path, where in the path the
+   * components below the repository start (at its end: the repository's own directory), whether it
+   * is a directory, its bytes and category. Entries of one repository and part must come in path
+   * order. Components are compared in place: a 2,000,000-entry plan would otherwise make
+   * 2,000,000 arrays of strings.
    */
-  add(repo: string, part: string | null, rel: readonly string[], isDir: boolean, bytes: number, cat: number, a = 0, b = 0): void {
-    const repoNode = this.group(0, repo, KIND.repository, cat);
-    if (rel.length === 0) {
-      this.ownCat[repoNode] = cat;
-      this.count(repoNode, bytes, cat, a, b);
+  add(repo: string, part: string | null, path: string, relStart: number, isDir: boolean, bytes: number, cat: number, a = 0, b = 0): void {
+    if (repo !== this.lastRepo || this.lastRepoNode < 0) {
+      this.lastRepoNode = this.group(0, repo, KIND.repository, cat);
+      this.lastRepo = repo;
+      this.lastTop = -1;
+    }
+    if (relStart >= path.length) {
+      // The repository's own directory: counted at the repository, in no part.
+      this.ownCat[this.lastRepoNode] = cat;
+      this.count(this.lastRepoNode, bytes, cat, a, b);
       return;
     }
-    const top = part === null ? repoNode : this.group(repoNode, part, KIND.part, cat);
+    if (part !== this.lastPart || this.lastTop < 0) {
+      this.lastTop = part === null ? this.lastRepoNode : this.group(this.lastRepoNode, part, KIND.part, cat);
+      this.lastPart = part;
+    }
+    const top = this.lastTop;
     let stack = this.stacks.get(top);
     if (!stack) this.stacks.set(top, (stack = []));
-    const depth = isDir ? rel.length : rel.length - 1;
-    let i = 0;
-    while (i < stack.length && i < depth && this.name[stack[i]!] === rel[i]) i++;
-    stack.length = i;
-    while (stack.length < depth) stack.push(this.newNode(rel[stack.length]!, stack.length > 0 ? stack[stack.length - 1]! : top, KIND.dir, cat));
-    if (isDir) {
-      const node = stack[depth - 1]!;
+    let level = 0;
+    let pos = relStart;
+    let leaf: string | null = null;
+    for (;;) {
+      const slash = path.indexOf('/', pos);
+      const end = slash < 0 ? path.length : slash;
+      if (slash < 0 && !isDir) {
+        leaf = path.slice(pos);
+        break;
+      }
+      // A directory on the way (or the entry itself): the stack's at this level, or a new one.
+      const known = level < stack.length ? this.name[stack[level]!]! : null;
+      if (known === null || known.length !== end - pos || !path.startsWith(known, pos)) {
+        stack.length = level;
+        stack.push(this.newNode(path.slice(pos, end), level > 0 ? stack[level - 1]! : top, KIND.dir, cat));
+      }
+      level++;
+      if (slash < 0) break;
+      pos = slash + 1;
+    }
+    stack.length = level;
+    if (leaf === null) {
+      const node = stack[level - 1]!;
       this.ownCat[node] = cat;
       this.count(node, bytes, cat, a, b);
       return;
     }
-    const parent = depth > 0 ? stack[depth - 1]! : top;
+    const parent = level > 0 ? stack[level - 1]! : top;
     const f = this.fileParent.push(parent);
     this.children[parent]!++;
-    this.fileName.push(rel[rel.length - 1]!);
+    this.fileName.push(leaf);
     this.fileBytes.push(bytes);
     this.fileA.push(a);
     this.fileB.push(b);
@@ -262,6 +294,26 @@ interface Item {
   node: number;
 }
 
+/** What a directory's children below the threshold add up to. */
+interface Rest {
+  bytes: number;
+  entries: number;
+  a: number;
+  b: number;
+  /** Bytes per category (plus a hair per entry, so that byte-less entries still count). */
+  cats: Map<number, number>;
+}
+
+/** The children a node shows: the kept ones, and the rest as one "smaller entries" item, largest first. */
+function shownChildren(items: Item[], rest: Rest | undefined): Item[] {
+  const shown = [...items];
+  if (rest) {
+    const cat = [...rest.cats].sort((x, y) => y[1] - x[1] || x[0] - y[0])[0]![0];
+    shown.push({ kind: KIND.rest, name: `(${rest.entries.toLocaleString('en-US')} smaller entries)`, bytes: rest.bytes, entries: rest.entries, cat, a: rest.a, b: rest.b, node: -1 });
+  }
+  return shown.sort((x, y) => y.bytes - x.bytes || (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+}
+
 export class FinishedTree {
   private readonly r: Raw;
 
@@ -293,11 +345,28 @@ export class FinishedTree {
   data(): TreeData {
     const r = this.r;
     const kids: Item[][] = r.name.map(() => []);
+    const rests: Array<Rest | undefined> = new Array(r.name.length);
+    const sumInto = (p: number, bytes: number, entries: number, a: number, b: number, cat: number) => {
+      const rest = (rests[p] ??= { bytes: 0, entries: 0, a: 0, b: 0, cats: new Map() });
+      rest.bytes += bytes;
+      rest.entries += entries;
+      rest.a += a;
+      rest.b += b;
+      rest.cats.set(cat, (rest.cats.get(cat) ?? 0) + bytes + 1e-9);
+    };
+    // A directory below the threshold goes whole into its parent's rest (when the parent is shown).
+    const shownDir = (i: number) => r.kind[i] !== KIND.dir || this.kept(r.bytes[i]!);
     for (let i = 1; i < r.name.length; i++) {
-      kids[r.parent[i]!]!.push({ kind: r.kind[i]!, name: r.name[i]!, bytes: r.bytes[i]!, entries: r.entries[i]!, cat: r.nodeCat(i), a: r.a[i]!, b: r.b[i]!, node: i });
+      const p = r.parent[i]!;
+      if (!shownDir(p)) continue;
+      if (!shownDir(i)) sumInto(p, r.bytes[i]!, r.entries[i]!, r.a[i]!, r.b[i]!, r.nodeCat(i));
+      else kids[p]!.push({ kind: r.kind[i]!, name: r.name[i]!, bytes: r.bytes[i]!, entries: r.entries[i]!, cat: r.nodeCat(i), a: r.a[i]!, b: r.b[i]!, node: i });
     }
     for (let f = 0; f < r.files; f++) {
-      kids[r.fileParent[f]!]!.push({ kind: KIND.file, name: r.fileName[f]!, bytes: r.fileBytes[f]!, entries: 1, cat: r.fileCat[f]!, a: r.fileA[f]!, b: r.fileB[f]!, node: -1 });
+      const p = r.fileParent[f]!;
+      if (!shownDir(p)) continue;
+      if (this.kept(r.fileBytes[f]!)) kids[p]!.push({ kind: KIND.file, name: r.fileName[f]!, bytes: r.fileBytes[f]!, entries: 1, cat: r.fileCat[f]!, a: r.fileA[f]!, b: r.fileB[f]!, node: -1 });
+      else sumInto(p, r.fileBytes[f]!, 1, r.fileA[f]!, r.fileB[f]!, r.fileCat[f]!);
     }
     const out: TreeData = { name: [], parent: [], kind: [], bytes: [], entries: [], cat: [] };
     if (r.compare) {
@@ -316,12 +385,11 @@ export class FinishedTree {
       return out.name.length - 1;
     };
     const walk = (node: number, at: number): void => {
-      const shown = this.shownChildren(kids[node]!);
       // A directory whose only content is one directory is drawn as one node, `a/b`.
-      for (const it of shown) {
+      for (const it of shownChildren(kids[node]!, rests[node])) {
         let item = it;
         let inner = it.node;
-        while (item.kind === KIND.dir && inner >= 0 && r.children[inner] === 1 && kids[inner]![0]?.kind === KIND.dir) {
+        while (item.kind === KIND.dir && inner >= 0 && r.children[inner] === 1 && kids[inner]!.length === 1 && kids[inner]![0]!.kind === KIND.dir) {
           const only = kids[inner]![0]!;
           item = { ...item, name: `${item.name}/${only.name}` };
           inner = only.node;
@@ -333,31 +401,6 @@ export class FinishedTree {
     const root = emit({ kind: KIND.root, name: r.name[0]!, bytes: r.bytes[0]!, entries: r.entries[0]!, cat: r.nodeCat(0), a: r.a[0]!, b: r.b[0]!, node: 0 }, -1);
     walk(0, root);
     return out;
-  }
-
-  /** The children a node shows: the kept ones, and the rest summed into one "smaller entries" item. */
-  private shownChildren(items: Item[]): Item[] {
-    const shown: Item[] = [];
-    let rest: Item | null = null;
-    const restCats = new Map<number, number>();
-    for (const it of items) {
-      if (it.kind === KIND.repository || it.kind === KIND.part || this.kept(it.bytes)) {
-        shown.push(it);
-        continue;
-      }
-      rest ??= { kind: KIND.rest, name: '', bytes: 0, entries: 0, cat: it.cat, a: 0, b: 0, node: -1 };
-      rest.bytes += it.bytes;
-      rest.entries += it.entries;
-      rest.a += it.a;
-      rest.b += it.b;
-      restCats.set(it.cat, (restCats.get(it.cat) ?? 0) + it.bytes + 1e-9);
-    }
-    if (rest) {
-      rest.name = `(${rest.entries.toLocaleString('en-US')} smaller entries)`;
-      rest.cat = [...restCats].sort((x, y) => y[1] - x[1] || x[0] - y[0])[0]![0];
-      shown.push(rest);
-    }
-    return shown.sort((x, y) => y.bytes - x.bytes || (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   }
 
   /** The `n` files of the highest score (default: bytes), then in path order. */
@@ -387,13 +430,30 @@ export class FinishedTree {
 
 /** Indices of the `n` largest positive values of `key` over 0..count-1, largest first (ties: lower index, i.e. path order). */
 export function topIndices(count: number, n: number, key: (i: number) => number): number[] {
-  if (count === 0 || n === 0) return [];
-  const values = new Float64Array(count);
-  for (let i = 0; i < count; i++) values[i] = key(i);
-  const sorted = values.slice().sort();
-  const cut = sorted[Math.max(0, count - n)]!;
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) if (values[i]! >= cut && values[i]! > 0) out.push(i);
-  out.sort((x, y) => values[y]! - values[x]! || x - y);
-  return out.slice(0, n);
+  // The best n so far, kept sorted (largest first): most values fail the first comparison.
+  const best: number[] = [];
+  const values: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const v = key(i);
+    if (!(v > 0) || (best.length === n && v <= values[n - 1]!)) continue;
+    let at: number;
+    if (best.length < n) {
+      at = best.length;
+      best.push(i);
+      values.push(v);
+    } else {
+      at = n - 1;
+      best[at] = i;
+      values[at] = v;
+    }
+    // Up past the smaller ones (an equal one stays first: it came first).
+    while (at > 0 && values[at - 1]! < v) {
+      best[at] = best[at - 1]!;
+      values[at] = values[at - 1]!;
+      best[at - 1] = i;
+      values[at - 1] = v;
+      at--;
+    }
+  }
+  return best;
 }

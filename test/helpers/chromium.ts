@@ -120,7 +120,7 @@ export class Browser {
   /** Start Chromium (extra flags, e.g. JavaScript off) and attach to its first page. */
   static async start(extraFlags: string[] = []): Promise<Browser> {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-chromium-'));
-    const proc = spawn(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-port=0', '--window-size=1280,900', ...extraFlags, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-port=0', '--window-size=1280,900', ...extraFlags, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     try {
       const wsUrl = await new Promise<string>((resolve, reject) => {
         let err = '';
@@ -142,8 +142,8 @@ export class Browser {
       const ws = await Socket.open(page.webSocketDebuggerUrl);
       return new Browser(proc, ws, profile);
     } catch (err) {
-      proc.kill('SIGKILL');
-      fs.rmSync(profile, { recursive: true, force: true });
+      if (proc.pid !== undefined) process.kill(-proc.pid, 'SIGKILL');
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
       throw err;
     }
   }
@@ -192,12 +192,13 @@ export class Browser {
     fs.writeFileSync(file, Buffer.from(r.data, 'base64'));
   }
 
-  /** Kill Chromium (by its pid) and remove its profile once it has exited. */
+  /** Kill Chromium (by its process group's id) and remove its profile once it has exited. */
   async stop(): Promise<void> {
     this.ws.close();
     const exited = new Promise((r) => (this.proc.exitCode !== null || this.proc.signalCode !== null ? r(null) : this.proc.once('exit', r)));
-    process.kill(this.proc.pid!, 'SIGKILL');
+    // Its own process group (detached): the renderer and helper processes go with it, by that id.
+    process.kill(-this.proc.pid!, 'SIGKILL');
     await exited;
-    fs.rmSync(this.profile, { recursive: true, force: true });
+    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }

@@ -185,8 +185,15 @@ describe('build --report and report IMAGE', () => {
 
   it.each(['oci', 'docker-archive', 'dir'])('reads the plan of a %s image', (format) => {
     const out = path.join(work, `img-${format}${format === 'dir' ? '/' : format === 'docker-archive' ? '.tar' : ''}`);
-    const r = shrinkwrap(['build', '--cvmfs-root', cvmfs, ...RELEASE, '--base', base, '--format', format, '-o', out, '-q', '--no-checksum'], { env: ENV });
+    const built = path.join(work, `built-${format}.html`);
+    const r = shrinkwrap(['build', '--cvmfs-root', cvmfs, ...RELEASE, '--base', base, '--format', format, '-o', out, '-q', '--no-checksum', '--report', built], { env: ENV });
     expect(r.code, r.stderr).toBe(0);
+    if (format !== 'dir') {
+      // Each new layer's size, and for a repository's layer its content over its size.
+      const row = new RegExp(`<tr><td>repository atlas\\.cern\\.ch</td><td>new</td><td class="n" data-value="(\\d+)">[^]*?<td class="n" data-value="([\\d.]+)">`).exec(fs.readFileSync(built, 'utf8'));
+      expect(row, 'layer row').not.toBeNull();
+      expect(Number(row![2])).toBeCloseTo(planDoc.summary.repositories['atlas.cern.ch']!.bytes / Number(row![1]), 2);
+    }
     const html = path.join(work, `${format}.html`);
     const rep = shrinkwrap(['report', out, '-o', html, '-q']);
     expect(rep.code, rep.stderr).toBe(0);
