@@ -17,6 +17,8 @@ import { type SelectionFlags, baseRequestOf, registryTimeout, selectionRequestOf
 
 export interface BuildFlags extends SelectionFlags {
   output: string;
+  /** An HTML report of the image, written beside the build (a side output: not recorded, no effect on the image). */
+  report?: string;
   format?: 'dir' | 'squashfs' | 'sif' | 'oci' | 'docker-archive';
   tag?: string;
   layerPer: LayerPer;
@@ -95,6 +97,7 @@ const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
   ['--quiet', false],
   ['--progress', false],
   ['--json', false],
+  ['--report', true],
   ['--force', false],
   ['--no-checksum', false],
   ['--no-space-check', false],

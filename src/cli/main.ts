@@ -32,6 +32,7 @@ import { warningLine } from './warnings.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
 import { renderPlanText, xattrLines } from './render-plan.js';
+import { buildReport, payloadReport, reportOfFiles, reserveReport, writeReport } from '../report/index.js';
 import { REGISTRY_TIMEOUT_HELP, type SelectionFlags, type TraceFlags, addSelectionOptions, addTraceOptions, baseRequestOf, collect, parseBool, registryTimeout, selectionRequestOf } from './selection-options.js';
 
 /** A resolved release for JSON: paths as text. */
@@ -50,6 +51,7 @@ function releaseJson(r: ResolvedRelease): Record<string, unknown> {
 
 interface PlanFlags extends SelectionFlags {
   json?: boolean;
+  html?: string;
   progress?: boolean;
   xattrs?: boolean;
   explain?: string[];
@@ -91,10 +93,14 @@ async function runPlan(flags: PlanFlags): Promise<void> {
 async function planWith(options: SelectOptions, flags: PlanFlags, diag: Diagnostics): Promise<void> {
   // The event loop turns at the walk's pauses: a tree read over HTTP fetches ahead meanwhile, and signals are handled.
   const selecting = progressHooks(flags).stage('selecting');
+  const report = flags.html === undefined ? null : reserveReport(flags.html);
   const payload = await selectPayloadAsync({ ...options, onProgress: selecting.tick }, diag);
   selecting.done();
   const out = new Out();
-  if (flags.explain) {
+  if (report) {
+    writeReport(report, payloadReport(payload, diag.warnings, reportTitle(payload)));
+    if (!flags.quiet) process.stderr.write(`shrinkwrap: wrote ${flags.html}: ${payload.summary.entries} entries, ${payload.summary.bytes} bytes\n`);
+  } else if (flags.explain) {
     for (const p of flags.explain) for (const line of payload.explain(fromText(path.posix.normalize(p)))) await out.write(line + '\n');
     await out.flush();
   } else if (flags.json) {
@@ -103,6 +109,12 @@ async function planWith(options: SelectOptions, flags: PlanFlags, diag: Diagnost
   } else {
     await renderPlanText(payload.entries, payload.summary, diag.warnings, out, payload.releases.length > 0 ? payload : null);
   }
+}
+
+/** A report's title: the releases, else the repositories. */
+function reportTitle(payload: { releases: ResolvedRelease[]; summary: { repositories: Record<string, unknown> } }): string {
+  if (payload.releases.length > 0) return payload.releases.map((r) => `${r.project} ${r.version}`).join(', ');
+  return Object.keys(payload.summary.repositories).map(display).sort().join(', ') || 'empty plan';
 }
 
 // Each fits an 80-column terminal (commander wraps a longer line without indent).
@@ -122,10 +134,25 @@ const PLAN_EXAMPLES = [
 async function runBuild(flags: BuildFlags): Promise<void> {
   if (flags.output === undefined) throw new InputError('-o, --output <path>: say where to write the image (see shrinkwrap build --help)');
   const diag = diagnostics(flags.quiet);
+  const report = flags.report === undefined ? null : reserveReport(flags.report);
   const result = await build(buildOptionsOf(flags), { diagnostics: diag, progress: progressHooks(flags) });
+  if (report) writeReport(report, buildReport(result, reportTitle(result.payload)));
   if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines(true)]) process.stderr.write(`shrinkwrap: ${line}\n`);
   if (flags.json) process.stdout.write(buildJson(result));
   finishWarnings(diag, flags.quiet || flags.json);
+}
+
+interface ReportFlags {
+  output: string;
+  quiet?: boolean;
+}
+
+/** `report A [B]`: the page of a plan or image, or of what changed between two. */
+async function runReport(files: string[], flags: ReportFlags): Promise<void> {
+  const out = reserveReport(flags.output);
+  const model = await reportOfFiles(files);
+  writeReport(out, model);
+  if (!flags.quiet) process.stderr.write(`shrinkwrap: wrote ${flags.output}: ${model.title}: ${model.totals.entries} entries\n`);
 }
 
 interface PushFlags {
@@ -337,6 +364,7 @@ export function makeProgram(): Command {
     .addOption(new Option('--mountpoint <path>', 'an empty directory for a site file system to be bound on (repeatable; adds to the defaults)').argParser(collect))
     .option('--no-default-mountpoints', `do not create the default site mount points (${DEFAULT_MOUNTPOINTS.join(' ')})`)
     .option('--json', 'print a machine-readable report of the build on stdout')
+    .option('--report <file.html>', 'also write an HTML report of the image: what it holds, why, and what it costs (one self-contained page)')
     .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
     .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
@@ -362,6 +390,7 @@ export function makeProgram(): Command {
       .description(withExamples("List what the image's /cvmfs will hold, and why: what a build of the same options would select.", PLAN_EXAMPLES)),
   )
     .option('--json', 'print one JSON document {"entries":[...],"summary":{...}}')
+    .option('--html <file.html>', 'write an HTML report of the plan (treemap, largest files, reasons, warnings) instead of listing it')
     .option('--xattrs', "also read every /cvmfs entry's extended attributes, as a build does, and say which are kept (costs one system call an entry)")
     .addOption(new Option('--explain <path>', 'say why /cvmfs/<fqrn>/... is in the image, or why not, instead of listing the plan (repeatable)').argParser(collect))
     .option('--progress', 'progress of the selection on stderr: a line as it starts, then every 10 s (a bar on a terminal anyway)')
@@ -395,6 +424,16 @@ export function makeProgram(): Command {
     .option('--data', 'SquashFS: also read and decompress every data block')
     .option('--json', 'print one JSON report')
     .action((image: string, flags: VerifyFlags) => runVerify(image, flags));
+
+  program
+    .command('report <plan-or-image> [second]')
+    .description(
+      'write an HTML report of a plan (shrinkwrap plan --json) or of an image shrinkwrap wrote (SquashFS, OCI layout, docker-archive, directory: ' +
+        'from its /.shrinkwrap/plan.json); with two, what changed from the first to the second',
+    )
+    .requiredOption('-o, --output <file.html>', 'the report (written beside it under a temporary name, then renamed; replaces an earlier file)')
+    .option('-q, --quiet', 'print errors only')
+    .action((first: string, second: string | undefined, flags: ReportFlags) => runReport(second === undefined ? [first] : [first, second], flags));
 
   program
     .command('push <source> <destination>')

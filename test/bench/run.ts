@@ -1,6 +1,6 @@
 // npm run bench [-- SUITE...]: speed and memory against the reference tools, in the same run.
 // Prints Markdown for docs/benchmarks.md. Environment: BENCH_DIR (work directory, default
-// ./bench-out), BENCH_REPS (default 3), BENCH_PLAN_ENTRIES (default 1000000), BENCH_SCALE_SIZES and
+// ./bench-out), BENCH_REPS (default 3), BENCH_PLAN_ENTRIES (default 1000000), BENCH_REPORT_ENTRIES (default 2000000), BENCH_SCALE_SIZES and
 // BENCH_SCALE_CELLS (scale: sizes, and parts of cell names to run, e.g. "zstd,plan"),
 // BENCH_SQUASHFS_ONLY (squashfs: the cases whose "input cache codec" contains it, e.g. "big warm zstd").
 import * as fs from 'node:fs';
@@ -11,6 +11,7 @@ import { requireGnuTime } from './measure.js';
 import { benchCvmfsHttp } from './cvmfs-http.js';
 import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
+import { benchReport } from './report.js';
 import { benchScale } from './scale.js';
 import { benchSquashfs } from './squashfs.js';
 
@@ -23,6 +24,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
   layer: () => benchLayer({ work, cli, reps }),
+  // The HTML report of a synthetic plan (BENCH_REPORT_ENTRIES, default 2000000).
+  report: () => benchReport({ work, cli, entries: Number(process.env['BENCH_REPORT_ENTRIES'] ?? 2_000_000), reps }),
   // Not in the default set: ~25 minutes, most of it the serial build (BENCH_CVMFS_SERIAL_REPS, default 1).
   'cvmfs-http': () => benchCvmfsHttp({ work, cli, repoRoot, reps, serialReps: Number(process.env['BENCH_CVMFS_SERIAL_REPS'] ?? 1) }),
   // Not in the default set: tens of minutes and ~30 GB of disk.
