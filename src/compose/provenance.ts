@@ -61,10 +61,13 @@ export function sourcePath(cvmfsRoot: string): string {
 
 /** --base with its path made absolute where it names one (a directory, tarball, oci:, docker-archive:). */
 export function absoluteBaseName(text: string): string {
-  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry']);
+  const where = parseImageLocation(text, '--base', ['path', 'oci', 'docker-archive', 'registry', 'sif']);
   switch (where.kind) {
     case 'path':
       return path.resolve(where.path);
+    case 'sif':
+      // The kind says it is a SIF: FILE.sif and sif:FILE name the same base, and give the same image.
+      return path.resolve(where.file);
     case 'oci':
       return `oci:${path.resolve(where.dir)}${where.tag !== null ? `:${where.tag}` : ''}`;
     case 'docker-archive':

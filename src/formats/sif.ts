@@ -57,7 +57,7 @@ export const DATA_TYPE_NAMES: Readonly<Record<number, string>> = {
 
 /** Partition file system types (pkg/sif FSType). */
 export const FsType = { squash: 1, ext3: 2, immutableObjects: 3, raw: 4, encryptedSquash: 5 } as const;
-export const FS_TYPE_NAMES: Readonly<Record<number, string>> = { 1: 'Squashfs', 2: 'Ext3', 3: 'Data.Archive', 4: 'Raw', 5: 'Encrypted squashfs' };
+export const FS_TYPE_NAMES: Readonly<Record<number, string>> = { 1: 'Squashfs', 2: 'Ext3', 3: 'Archive', 4: 'Raw', 5: 'Encrypted squashfs' };
 
 /** Partition types (pkg/sif PartType). */
 export const PartType = { system: 1, primarySystem: 2, data: 3, overlay: 4 } as const;
@@ -108,7 +108,7 @@ export interface SifDescriptor {
   dataType: number;
   used: boolean;
   id: number;
-  /** As stored: GROUP_MASK | group, or 0 for none. */
+  /** As stored: GROUP_MASK | group; GROUP_MASK alone (or 0) for none. */
   groupId: number;
   /** As stored: an object id, GROUP_MASK | group, or 0 for none. */
   linkedId: number;
@@ -243,7 +243,8 @@ export function decodePartitionExtra(extra: Buffer): PartitionExtra {
 
 /** A group as `siftool` prints it: "1", or "NONE". */
 export function groupText(stored: number): string {
-  return stored === 0 ? 'NONE' : String((stored & ~GROUP_MASK) >>> 0);
+  const group = (stored & ~GROUP_MASK) >>> 0;
+  return group === 0 ? 'NONE' : String(group);
 }
 
 /** A link as `siftool` prints it: "3", "1 (G)" for a group, or "NONE". */

@@ -76,7 +76,8 @@ export async function verifySif(file: string, opts: VerifyOptions = {}): Promise
   return {
     problems: [...problems, ...r.problems.map((p) => `${where}: ${p}`)],
     warnings: [...warnings, ...r.warnings.map((w) => `${where}: ${w}`)],
-    stats: { ...r.stats, sif: stats.sif },
+    // The file's size is the container's; the rest of the figures are the partition's.
+    stats: { ...r.stats, fileSize: sif.fileSize, sif: stats.sif },
   };
 }
 

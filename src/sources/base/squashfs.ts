@@ -63,7 +63,8 @@ function* entriesOf(image: SquashfsImage, label: string, fd: number, contentFile
   let sincePause = 0;
   for (const img of image.walk()) {
     const e = plainEntry(img, reason);
-    if (img.type === 'file' && img.size > 0) {
+    if (img.type === 'file') {
+      // Empty files too: every writer reads a file's (source, offset, size), even of 0 bytes.
       e.source = contentFile;
       e.offset = at;
       for (const block of image.readBlocks(img)) {
