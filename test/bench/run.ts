@@ -13,6 +13,7 @@ import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
 import { benchReport } from './report.js';
 import { benchScale } from './scale.js';
+import { benchSif } from './sif.js';
 import { benchSquashfs } from './squashfs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -26,6 +27,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   layer: () => benchLayer({ work, cli, reps }),
   // The HTML report of a synthetic plan (BENCH_REPORT_ENTRIES, default 2000000).
   report: () => benchReport({ work, cli, entries: Number(process.env['BENCH_REPORT_ENTRIES'] ?? 2_000_000), reps }),
+  // At least 5 rounds whatever BENCH_REPS says (issue 21: within 2 %).
+  sif: () => benchSif({ work, cli, reps }),
   // Not in the default set: ~25 minutes, most of it the serial build (BENCH_CVMFS_SERIAL_REPS, default 1).
   'cvmfs-http': () => benchCvmfsHttp({ work, cli, repoRoot, reps, serialReps: Number(process.env['BENCH_CVMFS_SERIAL_REPS'] ?? 1) }),
   // Not in the default set: tens of minutes and ~30 GB of disk.
