@@ -75,6 +75,7 @@ const CASES: Case[] = [
   ...(['gzip', 'zstd', 'none'] as const).map((c) => ({ label: `oci ${c}, base, release`, args: [...RELEASE, '--base', 'BASE', '--format', 'oci', '--compression', c, '--tag', 'atlas/ab:21.2.75', '-o', 'OUT'], digest: layoutDigest })),
   { label: 'oci gzip, layer per release part', args: [...RELEASE, '--base', 'BASE', '--format', 'oci', '--layer-per', 'release', '--tag', 'atlas/ab:21.2.75', '-o', 'OUT'], digest: layoutDigest },
   { label: 'docker-archive gzip, base, release', args: [...RELEASE, '--base', 'BASE', '--format', 'docker-archive', '--tag', 'atlas/ab:21.2.75', '-o', 'OUT.tar'], digest: fileDigest },
+  { label: 'sif gzip, base, release', args: [...RELEASE, '--base', 'BASE', '-o', 'OUT.sif'], digest: fileDigest },
   { label: 'dir, base, release', args: [...RELEASE, '--base', 'BASE', '--format', 'dir', '-o', 'OUT'], digest: treeDigest },
   { label: 'plan --json, release, elf closure', args: ['plan', '--json', ...RELEASE, '--closure', 'symlink,elf', '--base', 'BASE'], digest: () => '' },
 ];
