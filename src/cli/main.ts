@@ -122,6 +122,7 @@ const BUILD_EXAMPLES = [
   'shrinkwrap build --release AnalysisBase,21.2.75 --base rootfs/ -o ab.sqfs',
   'shrinkwrap build --spec atlas.cern.ch.spec --base el9.tar --format oci -o img',
   'shrinkwrap build --trace run1/trace.strace --base rootfs/ -o job.sqfs',
+  'shrinkwrap build --release AnalysisBase,21.2.75 --base el9.sif -o ab.sif',
 ];
 
 const PLAN_EXAMPLES = [
@@ -418,7 +419,7 @@ export function makeProgram(): Command {
 
   program
     .command('verify <image>')
-    .description('check an image (SquashFS the way the Linux kernel does; an OCI layout or docker-archive blob by blob, every layer decompressed and applied), and optionally against a plan')
+    .description('check an image (SquashFS the way the Linux kernel does; a SIF container, then its SquashFS partition; an OCI layout or docker-archive blob by blob, every layer decompressed and applied), and optionally against a plan')
     .option('--manifest <plan.json>', 'the output of `shrinkwrap plan --json`: the image must hold exactly these /cvmfs entries')
     .option('--image-root <path>', "where the plan's /cvmfs is in the image (default: /cvmfs where the image has /.shrinkwrap/plan.json, an image with a root filesystem; else /)")
     .option('--data', 'SquashFS: also read and decompress every data block')

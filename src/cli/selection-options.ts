@@ -99,7 +99,7 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('--dbrelease <version>', "DBRelease to include: a version, or none (default: what DBRelease/current points to, for releases whose recipe takes one)")
     .addOption(new Option('--include <glob>', 'also select what this glob matches under /cvmfs (fast-glob syntax, e.g. atlas.cern.ch/repo/sw/database/GroupData/dev/SUSYTools/**; repeatable)').argParser(collect))
     .addOption(new Option('--exclude <glob>', 'leave out what this glob matches: a path under /cvmfs, or a name at any depth like *.pdf (repeatable)').argParser(collect))
-    .option('--base <image>', 'the image to build on: a root filesystem DIR or tarball (.tar, .tar.gz, .tar.zst), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG; its ld.so.conf tells the ELF closure what it provides')
+    .option('--base <image>', 'the image to build on: a root filesystem DIR or tarball (.tar, .tar.gz, .tar.zst), a SquashFS image, a SIF (FILE.sif or sif:FILE), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG; its ld.so.conf tells the ELF closure what it provides')
     .option('--tls-verify <bool>', 'docker:// base: verify the registry\'s TLS certificate (false also allows plain HTTP)', (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
