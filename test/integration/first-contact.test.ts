@@ -37,14 +37,14 @@ describe('the command line', () => {
   });
 
   it('a mistyped command is named as one, with the commands there are', () => {
-    expectOneLineError(shrinkwrap(['biuld', '-o', 'x']), 2, "unknown command 'biuld' (commands: build, plan, spec, trace, verify, push, help)");
+    expectOneLineError(shrinkwrap(['biuld', '-o', 'x']), 2, "unknown command 'biuld' (commands: build, plan, spec, trace, verify, report, push, help)");
   });
 
   it('build without -o says where the image should go, in one line', () => {
     expectOneLineError(shrinkwrap(['build', '--spec', 'x.spec']), 2, '-o, --output <path>: say where to write the image');
   });
 
-  it('build --help: three examples, then the options in groups, every option placed', () => {
+  it('build --help: four examples, then the options in groups, every option placed', () => {
     const r = shrinkwrap(['build', '--help']);
     expect(r.code).toBe(0);
     const headings = r.stdout.split('\n').filter((l) => /^\S.*:$/.test(l));
@@ -60,7 +60,7 @@ describe('the command line', () => {
       'Advanced:',
     ]);
     const examples = r.stdout.split('Examples:\n')[1]!.split('\n\n')[0]!.split('\n');
-    expect(examples).toHaveLength(3);
+    expect(examples).toHaveLength(4);
     // Each fits 80 columns: commander would wrap a longer one without its indent.
     for (const e of examples) expect(e.length, e).toBeLessThanOrEqual(80);
     for (const e of examples) expect(e).toMatch(/^ {2}shrinkwrap build .* -o \S+$/);
