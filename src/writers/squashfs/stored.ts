@@ -1,0 +1,102 @@
+// Files whose content is the compressed blocks of an existing SquashFS image (merge, --reuse):
+// the StoredImage an entry's `stored` field points to, made from an open reader. The data writer
+// (data.ts) copies such blocks as they are when the output has the image's compressor and block
+// size, and decompresses them through this otherwise.
+import * as fs from 'node:fs';
+import { display, fsArg } from '../../model/bytes.js';
+import type { StoredBlocks, StoredImage } from '../../model/entry.js';
+import { InputError, describeSystemError } from '../../model/errors.js';
+import type { ImageEntry, SquashfsImage } from '../../sources/squashfs/reader.js';
+
+/**
+ * Decompressed fragment blocks kept per image. A part's files come in path order, and mksquashfs
+ * packs tails in the order it reads files (its directory scan, also path order), so a file's
+ * fragment is nearly always one of the last few.
+ */
+const FRAGMENTS_CACHED = 16;
+
+export class StoredSource implements StoredImage {
+  readonly compressor: string;
+  readonly blockSize: number;
+  private readonly fragments = new Map<number, Buffer>();
+
+  /**
+   * @param image the open reader (closed by whoever opened it, after the image is written)
+   * @param file the host path of the image file (a byte string)
+   * @param origin where the image starts in the file (a SIF container's partition; 0 for a .sqfs)
+   */
+  constructor(
+    private readonly image: SquashfsImage,
+    readonly file: string,
+    private readonly origin: number,
+  ) {
+    this.compressor = image.superblock.compressor;
+    this.blockSize = image.superblock.blockSize;
+  }
+
+  private fd = -1;
+
+  readRaw(buf: Buffer, pos: number): void {
+    if (pos + buf.length > this.image.superblock.bytesUsed) throw new InputError(`${display(this.file)}: data at ${pos} (${buf.length} bytes) is beyond bytes_used`);
+    try {
+      if (this.fd < 0) this.fd = fs.openSync(fsArg(this.file), 'r');
+      for (let got = 0; got < buf.length; ) {
+        const n = fs.readSync(this.fd, buf, got, buf.length - got, this.origin + pos + got);
+        if (n === 0) throw new InputError(`${display(this.file)}: unexpected end of file at ${pos + got}`);
+        got += n;
+      }
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      throw new InputError(`${display(this.file)}: ${describeSystemError(err)}`);
+    }
+  }
+
+  readBlock(pos: number, word: number): Buffer {
+    return this.image.readDataBlock(pos, word, `data block at ${pos}`);
+  }
+
+  tail(fragment: number, offset: number, length: number): Buffer {
+    let block = this.fragments.get(fragment);
+    if (block) {
+      this.fragments.delete(fragment);
+      this.fragments.set(fragment, block);
+    } else {
+      const { start, sizeWord } = this.image.fragmentEntry(fragment);
+      block = this.image.readDataBlock(start, sizeWord, `fragment block ${fragment}`);
+      this.fragments.set(fragment, block);
+      if (this.fragments.size > FRAGMENTS_CACHED) this.fragments.delete(this.fragments.keys().next().value!);
+    }
+    if (offset + length > block.length) {
+      throw new InputError(`${display(this.file)}: a tail of ${length} bytes at offset ${offset} is outside fragment block ${fragment} (${block.length} bytes)`);
+    }
+    return block.subarray(offset, offset + length);
+  }
+
+  /** The blocks of a regular file of this image (an entry of its walk()). */
+  blocksOf(e: ImageEntry): StoredBlocks {
+    const s: StoredBlocks = { image: this, blocksStart: e.blocksStart!, words: e.blockSizes! };
+    if (e.fragment !== undefined) {
+      s.fragment = e.fragment;
+      s.fragmentOffset = e.fragmentOffset!;
+    }
+    return s;
+  }
+
+  /** Close the descriptor readRaw opened (the reader is closed by its owner). */
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Bytes the blocks take in the image (sparse blocks take none). */
+export function storedBytes(words: Uint32Array): number {
+  let n = 0;
+  for (let i = 0; i < words.length; i++) n += words[i]! & 0xffffff;
+  return n;
+}
+
+/** Bytes of the file that are in its fragment: what its blocks do not hold. */
+export function tailLength(s: StoredBlocks, size: number, blockSize: number): number {
+  return s.fragment === undefined ? 0 : size - s.words.length * blockSize;
+}
