@@ -28,6 +28,49 @@ export interface Entry {
   inode?: string;
   /** Why the entry is in the image: a spec line, a closure step, the base image. */
   reason: string;
+  /** Files: the content is these compressed blocks of a SquashFS image (merge, --reuse), not `source`. */
+  stored?: StoredBlocks;
+}
+
+/**
+ * A file's content as it is stored in a SquashFS image: its data blocks, compressed, and its tail
+ * in a fragment block. The SquashFS writer copies the blocks as they are when the output has the
+ * same compressor and block size (and packs the tail into its own fragments), and otherwise
+ * decompresses them through `image` and compresses the file anew.
+ */
+export interface StoredBlocks {
+  /** The image, shared by all its files' StoredBlocks. */
+  image: StoredImage;
+  /** Where the first block is, relative to the image's start. */
+  blocksStart: number;
+  /** One size word per block as in the inode: stored size | 1 << 24 when uncompressed, 0 for a sparse block. */
+  words: Uint32Array;
+  /** The fragment holding the tail and where in it; absent when the file has no fragment. */
+  fragment?: number;
+  fragmentOffset?: number;
+}
+
+/** The SquashFS image stored blocks are read from (an implementation: writers/squashfs/stored.ts). */
+export interface StoredImage {
+  /** The host file (for messages). */
+  readonly file: string;
+  /** Superblock facts: compressor name (`gzip`, `zstd`, …) and block size. */
+  readonly compressor: string;
+  readonly blockSize: number;
+  /** Read `buf.length` bytes at `pos` (relative to the image's start) into `buf`: the compressed bytes as stored. */
+  readRaw(buf: Buffer, pos: number): void;
+  /** One data block decompressed (`word` not 0). */
+  readBlock(pos: number, word: number): Buffer;
+  /** `length` bytes at `offset` of fragment block `fragment`, decompressed (a view: do not change it). */
+  tail(fragment: number, offset: number, length: number): Buffer;
+  /** Where fragment block `fragment` is stored (relative to the image's start) and its size word. */
+  fragmentAt(fragment: number): { start: number; sizeWord: number };
+  /**
+   * Decompress tails and pack them into the output's own fragments (true), or copy the image's
+   * fragment blocks as they are (false: no decompression, but a fragment block holding tails of
+   * files the output leaves out is copied whole all the same).
+   */
+  readonly repackTails: boolean;
 }
 
 /**
@@ -129,6 +172,7 @@ export function copyEntry(e: Entry): Entry {
   if (e.offset !== undefined) c.offset = e.offset;
   if (e.xattrs !== undefined) c.xattrs = e.xattrs;
   if (e.inode !== undefined) c.inode = e.inode;
+  if (e.stored !== undefined) c.stored = e.stored;
   return c;
 }
 

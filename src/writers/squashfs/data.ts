@@ -5,9 +5,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import zlib from 'node:zlib';
 import { display, fsArg } from '../../model/bytes.js';
-import { BuildError, describeSystemError } from '../../model/errors.js';
+import type { StoredBlocks } from '../../model/entry.js';
+import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
 import type { CompressPool, Compressed } from '../../codecs/pool.js';
 import { DATA_UNCOMPRESSED, NO_FRAGMENT as NONE32 } from '../../formats/squashfs/index.js';
+import { sameWords, storedBytes, storedContent } from './stored.js';
 
 /**
  * Where each file's content ended up, by slot (the data writer's number for a file: files are
@@ -55,7 +57,7 @@ export class FileLayout {
 }
 
 /** What the writer needs to know again about an earlier file when a later one may duplicate it. */
-export type FileAt = (slot: number) => { source: string; offset: number; size: number };
+export type FileAt = (slot: number) => { source: string; offset: number; size: number; stored?: StoredBlocks | undefined };
 
 export interface FragmentEntry {
   start: number;
@@ -77,7 +79,14 @@ type Item =
   | { kind: 'start'; slot: number }
   | { kind: 'block'; slot: number; index: number; job: Promise<Compressed> }
   | { kind: 'end'; slot: number; dupOf: number }
-  | { kind: 'fragment'; index: number; job: Promise<Compressed> };
+  | { kind: 'fragment'; index: number; job: Promise<Compressed> }
+  /** Stored blocks copied from an image as they are (`buffer`: the copy buffer `data` lies in). */
+  | { kind: 'copied'; slot: number; data: Buffer; buffer: ArrayBuffer }
+  /** A stored fragment block copied as it is, to become fragment `index`. */
+  | { kind: 'fragcopy'; index: number; data: Buffer; word: number };
+
+/** A compressed block on its way to the file: from the pool, or copied (its buffer goes back to the copy buffers). */
+type Written = Compressed & { copied?: ArrayBuffer };
 
 /** Files up to this size are read whole and checked for duplicates before any block is compressed. */
 const READ_WHOLE = 4 << 20;
@@ -85,6 +94,10 @@ const READ_WHOLE = 4 << 20;
 const WRITE_RUN = 1 << 20;
 /** Runs being written at most (their blocks' slots are held until then). */
 const WRITES_IN_FLIGHT = 4;
+/** Stored blocks are copied in reads of about this many bytes (at least one block). */
+const COPY_CHUNK = 1 << 20;
+/** Copy buffers kept for reuse (a fresh 1 MiB buffer is an mmap and its page faults). */
+const COPY_SPARE = 32;
 
 /**
  * A running content checksum for finding duplicate candidates: CRC-32 (native, 3.7 GB/s) where
@@ -156,6 +169,41 @@ class SeenFiles {
 
 const NO_BLOCKS: number[] = [];
 const ONE_BYTE = Buffer.alloc(1);
+const NO_BYTES = Buffer.alloc(0);
+
+/** A 32-bit mix of one more value into a hash (murmur3's finaliser steps). */
+function mix(h: number, v: number): number {
+  h = Math.imul(h ^ v, 0xcc9e2d51);
+  h = (h << 15) | (h >>> 17);
+  return Math.imul(h, 0x1b873593) ^ (h >>> 13);
+}
+
+/** CRC-32 of a file's tail (any 32-bit checksum where Node has no zlib.crc32). */
+function tailSum(b: Buffer): number {
+  if (typeof zlib.crc32 === 'function') return zlib.crc32(b);
+  return createHash('sha1').update(b).digest().readUInt32LE(0);
+}
+
+/**
+ * What finds duplicate candidates among stored files without reading their blocks: the size,
+ * every block's stored size word and the tail's checksum. Compressed sizes are exact, so files
+ * that share them all and differ are rare; candidates are confirmed byte for byte.
+ */
+function storedKey(size: number, words: Uint32Array, tail: Buffer): number {
+  let h = mix(tailSum(tail), size % 2 ** 32);
+  h = mix(h, Math.floor(size / 2 ** 32));
+  for (let i = 0; i < words.length; i++) h = mix(h, words[i]!);
+  return h >>> 0;
+}
+
+
+/** InputError when a stored file's block list does not fit its size (a damaged inode). */
+function checkStored(s: StoredBlocks, size: number): void {
+  const bs = s.image.blockSize;
+  const n = s.words.length;
+  const ok = s.fragment !== undefined ? n === Math.floor(size / bs) && size > n * bs : n === Math.ceil(size / bs);
+  if (!ok) throw new InputError(`${display(s.image.file)}: a file of ${size} bytes at ${s.blocksStart} has ${n} blocks${s.fragment !== undefined ? ' and a fragment' : ''}: does not add up`);
+}
 
 /** Bytes compared at a time by sameContent (two buffers of it, allocated once per writer). */
 const COMPARE_CHUNK = 1 << 20;
@@ -205,7 +253,7 @@ export class DataWriter {
    */
   private readonly unsummed = new Map<number, number>();
   /** Compressed blocks waiting to be written in one run starting at `runStart`. */
-  private run: Compressed[] = [];
+  private run: Written[] = [];
   private runBytes = 0;
   private runStart = 0;
   /** Runs being written, the first write error, and who waits for a write to end. */
@@ -214,6 +262,8 @@ export class DataWriter {
   private writeWake: (() => void) | null = null;
   private frag: Buffer | null = null;
   private fragFill = 0;
+  /** The fragment `frag` becomes (copied fragments take indexes while it fills). */
+  private fragIndex = -1;
   readonly fragments: FragmentEntry[] = [];
   readonly stats: DataStats = { files: 0, bytesIn: 0, bytesOut: 0, dedupFiles: 0, dedupBytes: 0, sparseBytes: 0 };
   readonly layout: FileLayout;
@@ -234,6 +284,8 @@ export class DataWriter {
     private readonly syncEvery = Infinity,
     /** Where the image starts in the output file (a SIF container's partition); its offsets are relative to it. */
     private readonly origin = 0,
+    /** The output's compressor as the superblock names it (null: stored uncompressed): stored blocks of that compressor are copied. */
+    private readonly compressor: string | null = null,
   ) {
     this.zero = Buffer.alloc(blockSize);
     this.layout = new FileLayout(slots);
@@ -260,7 +312,8 @@ export class DataWriter {
    * promise only when there is something to wait for (a large file streamed, or more blocks in
    * flight than the window): await it before the next file.
    */
-  addFile(slot: number, size: number, offset?: number, content?: Buffer | null): Promise<void> | null {
+  addFile(slot: number, size: number, offset?: number, content?: Buffer | null, stored?: StoredBlocks): Promise<void> | null {
+    if (stored) return this.addStored(slot, size, stored);
     this.at = offset ?? -1;
     this.layout.reserve(slot);
     const full = Math.floor(size / this.blockSize);
@@ -339,6 +392,13 @@ export class DataWriter {
       if (full > 0) this.queue.push({ kind: 'end', slot, dupOf: dup });
       return;
     }
+    this.writeContent(slot, buf);
+    if (key !== null) this.seen.add(key, slot);
+  }
+
+  /** A whole file's blocks and tail, not a duplicate. */
+  private writeContent(slot: number, buf: Buffer): void {
+    const full = Math.floor(buf.length / this.blockSize);
     // Blocks are copied into buffers the pool owns (addBlock); the tail into the fragment (addTail).
     if (full > 0) {
       this.queue.push({ kind: 'start', slot });
@@ -346,7 +406,194 @@ export class DataWriter {
       this.queue.push({ kind: 'end', slot, dupOf: -1 });
     }
     this.addTail(slot, buf.subarray(full * this.blockSize));
-    if (key !== null) this.seen.add(key, slot);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stored files (entries with `stored`: the blocks of another SquashFS image)
+
+  /** Stored files copied so far, by storedKey. */
+  private readonly storedSeen = new SeenFiles();
+  /** Copy buffers (COPY_CHUNK bytes) whose writes have ended. */
+  private readonly copySpare: ArrayBuffer[] = [];
+
+  /**
+   * A file whose content is stored blocks: copied as they are when the image has the output's
+   * compressor and block size (its tail packed into our fragments), else decompressed and
+   * compressed like any file. Synchronous unless the window is full or the file spans several copy reads.
+   */
+  private addStored(slot: number, size: number, s: StoredBlocks): Promise<void> | null {
+    this.layout.reserve(slot);
+    this.stats.files++;
+    this.stats.bytesIn += size;
+    checkStored(s, size);
+    if (s.image.compressor !== this.compressor || s.image.blockSize !== this.blockSize) return this.addDecoded(slot, size, s);
+    const n = s.words.length;
+    if (n === 0) {
+      // All of it in a fragment: only the fragment to place (a duplicate would save nothing, its block is copied anyway).
+      this.storedTail(slot, size, s);
+      return this.queue.length > this.window ? this.settle(this.window) : null;
+    }
+    const key = this.dedup ? storedKey(size, s.words, NO_BYTES) : 0;
+    const dup = this.dedup ? this.findStored(key, size, s) : -1;
+    if (dup >= 0) {
+      this.reuse(slot, size, dup);
+      this.layout.blockSizes.set(slot, new Array<number>(n).fill(0));
+      this.queue.push({ kind: 'end', slot, dupOf: dup });
+    } else {
+      const copying = this.copyBlocks(slot, size, s);
+      const finish = () => {
+        this.storedTail(slot, size, s);
+        if (this.dedup) this.storedSeen.add(key, slot);
+      };
+      if (copying) return copying.then(finish);
+      finish();
+    }
+    return this.queue.length > this.window ? this.settle(this.window) : null;
+  }
+
+  /**
+   * A stored file's tail: its fragment block copied as it is (once per image and fragment; the
+   * tail keeps its offset), or, where the image asks for it (`repackTails`), decompressed and packed
+   * into our fragments.
+   */
+  private storedTail(slot: number, size: number, s: StoredBlocks): void {
+    if (s.fragment === undefined) return;
+    if (s.image.repackTails) {
+      this.addTail(slot, s.image.tail(s.fragment, s.fragmentOffset!, size - s.words.length * this.blockSize));
+      return;
+    }
+    let ours = this.copiedFragments.get(s.image);
+    if (!ours) this.copiedFragments.set(s.image, (ours = new Map()));
+    let index = ours.get(s.fragment);
+    if (index === undefined) {
+      const { start, sizeWord } = s.image.fragmentAt(s.fragment);
+      const stored = sizeWord & 0xffffff;
+      if (sizeWord >>> 25 !== 0 || stored === 0 || stored > this.blockSize) throw new InputError(`${display(s.image.file)}: fragment ${s.fragment}: bad size word ${sizeWord}`);
+      const data = Buffer.allocUnsafe(sizeWord & 0xffffff);
+      s.image.readRaw(data, start);
+      index = this.fragments.length;
+      this.fragments.push({ start: 0, sizeWord: 0 });
+      ours.set(s.fragment, index);
+      this.queue.push({ kind: 'fragcopy', index, data, word: sizeWord });
+    }
+    this.layout.fragment[slot] = index;
+    this.layout.fragOffset[slot] = s.fragmentOffset!;
+  }
+
+  /** Fragment blocks copied so far: image → its fragment index → ours. */
+  private readonly copiedFragments = new Map<StoredBlocks['image'], Map<number, number>>();
+
+  /** The slot of an earlier stored file with the same content and the same stored blocks, or -1. */
+  private findStored(key: number, size: number, s: StoredBlocks): number {
+    for (const c of this.storedSeen.candidates(key)) {
+      const earlier = this.fileAt(c);
+      const e = earlier.stored!;
+      if (earlier.size !== size || !sameWords(e.words, s.words) || (e.fragment === undefined) !== (s.fragment === undefined)) continue;
+      // The same file of the same image (mksquashfs stores duplicates once): nothing to read.
+      if (e.image === s.image && e.blocksStart === s.blocksStart && e.fragment === s.fragment && e.fragmentOffset === s.fragmentOffset) return c;
+      if (e.fragment !== undefined) {
+        const n = size - s.words.length * this.blockSize;
+        if (!e.image.tail(e.fragment, e.fragmentOffset!, n).equals(s.image.tail(s.fragment!, s.fragmentOffset!, n))) continue;
+      }
+      if (this.sameStoredBytes(e, s)) return c;
+    }
+    return -1;
+  }
+
+  /** Are two stored files' blocks (with the same size words) the same bytes? */
+  private sameStoredBytes(a: StoredBlocks, b: StoredBlocks): boolean {
+    const total = storedBytes(a.words);
+    const [ba, bb] = this.scratchPair();
+    for (let at = 0; at < total; at += COMPARE_CHUNK) {
+      const n = Math.min(COMPARE_CHUNK, total - at);
+      a.image.readRaw(ba.subarray(0, n), a.blocksStart + at);
+      b.image.readRaw(bb.subarray(0, n), b.blocksStart + at);
+      if (!ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+    }
+    return true;
+  }
+
+  /** Queue a stored file's blocks, read in COPY_CHUNK pieces; their size words stay as they are. */
+  private copyBlocks(slot: number, size: number, s: StoredBlocks): Promise<void> | null {
+    const words = s.words;
+    const bs = this.blockSize;
+    this.layout.blockSizes.set(slot, Array.from(words));
+    for (let i = 0; i < words.length; i++) {
+      if (words[i] !== 0) continue;
+      const zeros = Math.min(bs, size - i * bs);
+      this.layout.sparse.set(slot, (this.layout.sparse.get(slot) ?? 0) + zeros);
+      this.stats.sparseBytes += zeros;
+    }
+    this.queue.push({ kind: 'start', slot });
+    return this.copyFrom(slot, s, 0, s.blocksStart);
+  }
+
+  /** Blocks `from` on of a stored file, starting at `pos` in its image; a promise when the window is full. */
+  private copyFrom(slot: number, s: StoredBlocks, from: number, pos: number): Promise<void> | null {
+    const words = s.words;
+    for (let i = from; i < words.length; ) {
+      if (this.stopped) throw new BuildError('stopped');
+      let bytes = 0;
+      let j = i;
+      while (j < words.length && (j === i || bytes + (words[j]! & 0xffffff) <= COPY_CHUNK)) bytes += words[j++]! & 0xffffff;
+      if (bytes > 0) {
+        const buffer = bytes <= COPY_CHUNK ? (this.copySpare.pop() ?? new ArrayBuffer(COPY_CHUNK)) : new ArrayBuffer(bytes);
+        const data = Buffer.from(buffer, 0, bytes);
+        s.image.readRaw(data, pos);
+        this.queue.push({ kind: 'copied', slot, data, buffer });
+      }
+      pos += bytes;
+      i = j;
+      if (this.queue.length > this.window && i < words.length) {
+        const next = i;
+        const at = pos;
+        return this.settle(this.window).then(() => this.copyFrom(slot, s, next, at) ?? undefined);
+      }
+    }
+    this.queue.push({ kind: 'end', slot, dupOf: -1 });
+    return null;
+  }
+
+  /** A stored file of another compressor or block size: decompressed, and compressed as a new file (not deduplicated). */
+  private addDecoded(slot: number, size: number, s: StoredBlocks): Promise<void> | null {
+    const full = Math.floor(size / this.blockSize);
+    if (full > 0) this.layout.blockSizes.set(slot, new Array<number>(full).fill(0));
+    if (size === 0) return null;
+    if (size > READ_WHOLE) return this.addDecodedStreamed(slot, size, full, s);
+    const content = this.scratch.subarray(0, size);
+    let at = 0;
+    for (const piece of storedContent(s, size)) at += piece.copy(content, at);
+    this.writeContent(slot, content);
+    return this.queue.length > this.window ? this.settle(this.window) : null;
+  }
+
+  private async addDecodedStreamed(slot: number, size: number, full: number, s: StoredBlocks): Promise<void> {
+    const bs = this.blockSize;
+    const tail = Buffer.allocUnsafe(size - full * bs);
+    this.queue.push({ kind: 'start', slot });
+    let index = 0;
+    let block = this.pool.buffer(bs);
+    let fill = 0;
+    let tailFill = 0;
+    for (const piece of storedContent(s, size)) {
+      for (let at = 0; at < piece.length; ) {
+        if (index === full) {
+          tailFill += piece.copy(tail, tailFill, at);
+          break;
+        }
+        const n = piece.copy(block, fill, at, at + Math.min(bs - fill, piece.length - at));
+        fill += n;
+        at += n;
+        if (fill < bs) continue;
+        this.addBlock(slot, index++, block, true);
+        fill = 0;
+        if (index < full) block = this.pool.buffer(bs);
+        if (this.stopped) throw new BuildError('stopped');
+        if (this.queue.length > this.window) await this.settle(this.window);
+      }
+    }
+    this.queue.push({ kind: 'end', slot, dupOf: -1 });
+    this.addTail(slot, tail.subarray(0, tailFill));
   }
 
   /** Does file `slot` of `size` need its checksum (see `unsummed`)? Sums the earlier one of its size if so. */
@@ -469,9 +716,10 @@ export class DataWriter {
     if (!this.frag) {
       this.frag = this.pool.buffer(this.blockSize);
       this.fragFill = 0;
+      this.fragIndex = this.fragments.length;
       this.fragments.push({ start: 0, sizeWord: 0 });
     }
-    this.layout.fragment[slot] = this.fragments.length - 1;
+    this.layout.fragment[slot] = this.fragIndex;
     this.layout.fragOffset[slot] = this.fragFill;
     tail.copy(this.frag, this.fragFill);
     this.fragFill += tail.length;
@@ -481,7 +729,7 @@ export class DataWriter {
     if (!this.frag) return;
     const block = this.frag.subarray(0, this.fragFill);
     this.frag = null;
-    this.queue.push({ kind: 'fragment', index: this.fragments.length - 1, job: this.pool.compress(block) });
+    this.queue.push({ kind: 'fragment', index: this.fragIndex, job: this.pool.compress(block) });
   }
 
   /** Write out queued items, in order, until at most `keep` are left. */
@@ -490,6 +738,14 @@ export class DataWriter {
       const item = this.queue.shift()!;
       if (item.kind === 'block' || item.kind === 'fragment') {
         this.place(item, await item.job);
+        if (this.writing > WRITES_IN_FLIGHT || this.writeError !== null) await this.writesBelow(WRITES_IN_FLIGHT);
+      } else if (item.kind === 'copied') {
+        // Its size words are the file's already (copyBlocks): only the bytes go out.
+        this.write({ data: item.data, raw: false, slot: -1, copied: item.buffer });
+        if (this.writing > WRITES_IN_FLIGHT || this.writeError !== null) await this.writesBelow(WRITES_IN_FLIGHT);
+      } else if (item.kind === 'fragcopy') {
+        this.fragments[item.index] = { start: this.pos, sizeWord: item.word };
+        this.write({ data: item.data, raw: false, slot: -1 });
         if (this.writing > WRITES_IN_FLIGHT || this.writeError !== null) await this.writesBelow(WRITES_IN_FLIGHT);
       } else {
         // Blocks written later go where the duplicate's were: the writes of those must land first.
@@ -503,7 +759,7 @@ export class DataWriter {
   }
 
   /** Place a compressed block at `pos` (written with its neighbours in one run); its size word. */
-  private write(c: Compressed): number {
+  private write(c: Written): number {
     if (this.runBytes === 0) this.runStart = this.pos;
     this.run.push(c);
     this.runBytes += c.data.length;
@@ -528,7 +784,12 @@ export class DataWriter {
     this.writing++;
     const done = (err: unknown): void => {
       if (err && this.writeError === null) this.writeError = err;
-      for (const c of run) this.pool.release(c);
+      for (const c of run) {
+        // A copied block's buffer is no pool slot: it goes back to the copy buffers.
+        if (c.copied) {
+          if (c.copied.byteLength === COPY_CHUNK && this.copySpare.length < COPY_SPARE) this.copySpare.push(c.copied);
+        } else this.pool.release(c);
+      }
       this.writing--;
       this.startSync();
       const wake = this.writeWake;

@@ -19,6 +19,8 @@ export interface DataFeedOptions {
   syncEvery: number;
   /** Where the image starts in the output file (DataWriter). */
   origin: number;
+  /** The output's compressor as the superblock names it, null when stored uncompressed (DataWriter). */
+  compressor: string | null;
 }
 
 export class DataFeed {
@@ -102,10 +104,10 @@ export class DataFeed {
     }
   }
 
-  /** Where slot k's bytes are, as offered. */
-  private ref(k: number): { source: string; offset: number | undefined; size: number } {
+  /** Where slot k's bytes are, as offered (no source for stored blocks: nothing is read ahead for them). */
+  private ref(k: number): { source: string | undefined; offset: number | undefined; size: number } {
     const f = this.files[k]!;
-    return { source: f.source!, offset: f.offset, size: this.sizes[k]! };
+    return { source: f.stored ? undefined : f.source, offset: f.offset, size: this.sizes[k]! };
   }
 
   /** Stop feeding (the build failed): wait for writes in flight, which use the output's descriptor. */
@@ -134,9 +136,9 @@ export class DataFeed {
     const pool = await poolStarting;
     const at = (slot: number) => {
       const r = this.ref(slot);
-      return { source: r.source, offset: r.offset ?? 0, size: r.size };
+      return { source: r.source ?? '', offset: r.offset ?? 0, size: r.size, stored: this.files[slot]!.stored };
     };
-    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at, opts.syncEvery, opts.origin);
+    const data = new DataWriter(fd, start, pool, opts.blockSize, opts.dedup, opts.window, 1024, at, opts.syncEvery, opts.origin, opts.compressor);
     this.data = data;
     for (;;) {
       if (this.failure !== null) return;
@@ -149,7 +151,8 @@ export class DataFeed {
       // Both calls are synchronous unless they have to wait (see DataWriter.addFile).
       let content = this.ahead.take(k);
       if (content instanceof Promise) content = await content;
-      const wait = data.addFile(k, this.sizes[k]!, this.files[k]!.offset, content);
+      const f = this.files[k]!;
+      const wait = data.addFile(k, this.sizes[k]!, f.offset, content, f.stored);
       if (wait) await wait;
       this.added++;
       this.onProgress?.(data.stats.bytesIn, data.stats.files);

@@ -133,7 +133,7 @@ export function openSquashfs(
     void pool.then((p) => p.close(), () => {});
     throw new BuildError(`cannot write ${outPath}: ${describeSystemError(err)}`);
   }
-  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads), syncEvery: opts.syncEvery ?? SYNC_EVERY, origin });
+  const feed = new DataFeed(fd, pos, pool, { blockSize: opts.blockSize, dedup: opts.dedup, window: dataWindow(opts.threads), syncEvery: opts.syncEvery ?? SYNC_EVERY, origin, compressor: opts.compression === 'none' ? null : opts.compression });
   let closing: Promise<void> | null = null;
   const close = async () => {
     await feed.abandon();
