@@ -28,6 +28,7 @@ import { parseSize } from '../util/size.js';
 import { type ImageVerifyResult, readManifestFile, verifyImage } from '../verify/index.js';
 import { type BuildFlags, buildOptionsOf } from './build-options.js';
 import { groupOptions, withExamples } from './help.js';
+import { addMergeCommand } from './merge.js';
 import { warningLine } from './warnings.js';
 import { progressFor, stageProgress } from './progress.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
@@ -415,6 +416,8 @@ export function makeProgram(): Command {
       const status = await runRecord(argv, flags);
       if (status !== 0) throw new CommandStatus(status);
     });
+
+  addMergeCommand(program, { diagnostics, progress: progressHooks, finishWarnings });
 
   program
     .command('verify <image>')

@@ -9,7 +9,7 @@ import type { StoredBlocks } from '../../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
 import type { CompressPool, Compressed } from '../../codecs/pool.js';
 import { DATA_UNCOMPRESSED, NO_FRAGMENT as NONE32 } from '../../formats/squashfs/index.js';
-import { storedBytes } from './stored.js';
+import { sameWords, storedBytes, storedContent } from './stored.js';
 
 /**
  * Where each file's content ended up, by slot (the data writer's number for a file: files are
@@ -194,34 +194,6 @@ function storedKey(size: number, words: Uint32Array, tail: Buffer): number {
   return h >>> 0;
 }
 
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * A stored file's content, decompressed, as pieces: each block (zeros for a sparse one), then
- * the tail. For a file whose image has another compressor or block size than the output.
- */
-function* decodedPieces(s: StoredBlocks, size: number): Generator<Buffer> {
-  const bs = s.image.blockSize;
-  const n = s.words.length;
-  let pos = s.blocksStart;
-  for (let i = 0; i < n; i++) {
-    const want = s.fragment !== undefined || i + 1 < n ? bs : size - i * bs;
-    const word = s.words[i]!;
-    if (word === 0) {
-      yield Buffer.alloc(want);
-      continue;
-    }
-    const data = s.image.readBlock(pos, word);
-    pos += word & 0xffffff;
-    if (data.length !== want) throw new InputError(`${display(s.image.file)}: a data block at ${pos - (word & 0xffffff)} holds ${data.length} bytes, expected ${want}`);
-    yield data;
-  }
-  if (s.fragment !== undefined) yield s.image.tail(s.fragment, s.fragmentOffset!, size - n * bs);
-}
 
 /** InputError when a stored file's block list does not fit its size (a damaged inode). */
 function checkStored(s: StoredBlocks, size: number): void {
@@ -549,7 +521,7 @@ export class DataWriter {
     if (size > READ_WHOLE) return this.addDecodedStreamed(slot, size, full, s);
     const content = this.scratch.subarray(0, size);
     let at = 0;
-    for (const piece of decodedPieces(s, size)) at += piece.copy(content, at);
+    for (const piece of storedContent(s, size)) at += piece.copy(content, at);
     this.writeContent(slot, content);
     return this.queue.length > this.window ? this.settle(this.window) : null;
   }
@@ -562,7 +534,7 @@ export class DataWriter {
     let block = this.pool.buffer(bs);
     let fill = 0;
     let tailFill = 0;
-    for (const piece of decodedPieces(s, size)) {
+    for (const piece of storedContent(s, size)) {
       for (let at = 0; at < piece.length; ) {
         if (index === full) {
           tailFill += piece.copy(tail, tailFill, at);
