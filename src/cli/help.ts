@@ -8,7 +8,7 @@ export const OPTION_GROUPS: [heading: string, longNames: string[]][] = [
   ['Base image:', ['--base', '--max-layer-size']],
   ['Output:', ['--output', '--format', '--force', '--tag', '--json', '--html', '--report', '--explain', '--push', '--no-checksum', '--no-space-check', '--quiet', '--progress']],
   ['Format and compression:', ['--compression', '--level', '--block-size', '--layer-per', '--threads', '--no-dedup', '--no-export-table']],
-  ['Parts (merge):', ['--part-priority', '--no-recompress']],
+  ['Parts (merge):', ['--part', '--parts', '--part-priority', '--no-recompress']],
   ['Closures (what the selection needs besides):', ['--closure', '--no-closure', '--env-file', '--ld-library-path']],
   ['Traces (selecting what a job touched):', ['--trace', '--trace-format', '--policy', '--filters']],
   ['Registry and HTTP source:', ['--tls-verify', '--creds', '--registry-timeout', '--cvmfs-proxy', '--cvmfs-keys', '--cvmfs-cache', '--cvmfs-allow-expired', '--cvmfs-variant', '--cvmfs-revision', '--cvmfs-tag', '--cvmfs-parallel', '--cvmfs-timeout']],
