@@ -71,7 +71,7 @@ export function addMergeCommand(program: Command, cli: MergeCli): void {
     .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
     .option('--max-layer-size <size>', 'the most one compressed base layer or tarball may decompress to (K, M, G, T suffixes)', DEFAULT_MAX_LAYER_SIZE_TEXT)
     .addOption(new Option('--compression <name>', "squashfs compressor (default: the first part's)").choices(codecChoices('squashfs')))
-    .option('--level <n>', 'compression level of what is compressed anew (the base, tails stay as they are compressed: fragments are)')
+    .option('--level <n>', 'compression level of what is compressed anew (the base, generated files, parts with another compressor)')
     .option('--block-size <size>', "squashfs block size, 4K to 1M (default: the first part's)")
     .option('--no-recompress', 'refuse parts with another compressor or block size (default: compress their files anew, with a warning)')
     .option('--part-priority <first|last|PART,...>', 'at a path where parts differ, take the first part\'s entry, the last\'s, or those of the parts listed first (default: an error naming both)')

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { requireGnuTime } from './measure.js';
 import { benchCvmfsHttp } from './cvmfs-http.js';
 import { benchLayer } from './layer.js';
+import { benchMerge } from './merge.js';
 import { benchPlan } from './plan.js';
 import { benchReport } from './report.js';
 import { benchScale } from './scale.js';
@@ -24,6 +25,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
   layer: () => benchLayer({ work, cli, reps }),
+  // shrinkwrap merge of three parts against mksquashfs of their union and cat of the parts (issue 22).
+  merge: () => benchMerge({ work, cli, reps }),
   // The HTML report of a synthetic plan (BENCH_REPORT_ENTRIES, default 2000000).
   report: () => benchReport({ work, cli, entries: Number(process.env['BENCH_REPORT_ENTRIES'] ?? 2_000_000), reps }),
   // Not in the default set: ~25 minutes, most of it the serial build (BENCH_CVMFS_SERIAL_REPS, default 1).

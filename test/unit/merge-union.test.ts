@@ -16,6 +16,8 @@ function image(name: string, contents: Record<string, string>): StoredImage & { 
     readRaw: () => {},
     readBlock: () => Buffer.alloc(0),
     tail: (fragment, offset, length) => tails[fragment]!.subarray(offset, offset + length),
+    fragmentAt: () => ({ start: 0, sizeWord: 0 }),
+    repackTails: false,
     stored(path: string) {
       return { image: this, blocksStart: 0, words: new Uint32Array(0), fragment: names.indexOf(path), fragmentOffset: 0 };
     },

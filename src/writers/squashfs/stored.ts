@@ -29,6 +29,8 @@ export class StoredSource implements StoredImage {
     private readonly image: SquashfsImage,
     readonly file: string,
     private readonly origin: number,
+    /** See StoredImage.repackTails: merge copies fragment blocks (its parts' files all go in). */
+    readonly repackTails = false,
   ) {
     this.compressor = image.superblock.compressor;
     this.blockSize = image.superblock.blockSize;
@@ -49,6 +51,10 @@ export class StoredSource implements StoredImage {
       if (err instanceof InputError) throw err;
       throw new InputError(`${display(this.file)}: ${describeSystemError(err)}`);
     }
+  }
+
+  fragmentAt(fragment: number): { start: number; sizeWord: number } {
+    return this.image.fragmentEntry(fragment);
   }
 
   readBlock(pos: number, word: number): Buffer {
