@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { type BuildOptions, checkFormatRules, defaultImageName } from '../compose/build.js';
 import { formatFromName } from '../compose/output.js';
+import { checkPartRules } from '../compose/parts/build-part.js';
 import type { MtimePolicy } from '../compose/image.js';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
 import type { LayerPer } from '../compose/layers.js';
@@ -40,12 +41,17 @@ export interface BuildFlags extends SelectionFlags {
   devices?: boolean;
   keepSetuid?: boolean;
   spaceCheck: boolean;
+  /** Write a part (compose/parts). */
+  part?: boolean;
+  /** Build from parts kept in this directory (compose/parts). */
+  parts?: string;
 }
 
 /** The flags as compose/build.ts takes them; `argv` is the command's arguments as typed, for provenance. */
 export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = process.argv.slice(2)): BuildOptions {
   // --format wins; else the output's name says it (.sqfs, .tar, a trailing /), or the build is refused.
   const format = flags.format ?? formatFromName(flags.output);
+  if (flags.part && flags.parts !== undefined) throw new InputError('--part and --parts: give one (--part writes one part; --parts DIR builds the image from parts kept in DIR)');
   const oci = format === 'oci' || format === 'docker-archive';
   checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null });
   const squashfs = format === 'squashfs' || format === 'sif';
@@ -58,7 +64,7 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
   const tag = oci ? parseTag(flags.tag ?? defaultImageName(flags.output)) : undefined;
   const mountpoints = [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))];
   const push = pushRef ? { to: flags.push!, ref: pushRef, tlsVerify: flags.tlsVerify, creds: flags.creds, timeoutMs: registryTimeout(flags.registryTimeout) } : null;
-  return {
+  const options: BuildOptions = {
     output: flags.output,
     force: flags.force ?? false,
     format,
@@ -81,7 +87,10 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
     push,
     spaceCheck: flags.spaceCheck,
     commandLine: commandLineOf(argv, flags.output),
+    part: flags.part ?? false,
   };
+  if (options.part) checkPartRules(options);
+  return options;
 }
 
 /**

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { build } from '../compose/build.js';
+import { buildFromParts } from '../compose/parts/index.js';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
 import type { ProgressHooks } from '../compose/hooks.js';
 import { openBaseImage, openSource, selectOptions } from '../compose/inputs.js';
@@ -136,11 +137,31 @@ const PLAN_EXAMPLES = [
 async function runBuild(flags: BuildFlags): Promise<void> {
   if (flags.output === undefined) throw new InputError('-o, --output <path>: say where to write the image (see shrinkwrap build --help)');
   const diag = diagnostics(flags.quiet);
+  if (flags.parts !== undefined) return runBuildFromParts(flags, flags.parts, diag);
   const report = flags.report === undefined ? null : reserveReport(flags.report);
   const result = await build(buildOptionsOf(flags), { diagnostics: diag, progress: progressHooks(flags) });
   if (report) writeReport(report, buildReport(result, reportTitle(result.payload)));
   if (!flags.quiet && !flags.json) for (const line of [...buildSummaryLines(result), ...xattrLines(true)]) process.stderr.write(`shrinkwrap: ${line}\n`);
   if (flags.json) process.stdout.write(buildJson(result));
+  finishWarnings(diag, flags.quiet || flags.json);
+}
+
+/** `build --parts DIR`: a line per part (reused, built, rebuilt, and why), then the merged image's. */
+async function runBuildFromParts(flags: BuildFlags, dir: string, diag: Diagnostics): Promise<void> {
+  if (flags.report !== undefined) throw new InputError('--report with --parts: the merged image has no plan to report (report each part: shrinkwrap report PART)');
+  const say = (line: string) => {
+    if (!flags.quiet) process.stderr.write(`shrinkwrap: ${line}\n`);
+  };
+  const r = await buildFromParts(buildOptionsOf(flags), dir, { diagnostics: diag, progress: progressHooks(flags), onPart: say });
+  const i = r.merged.image;
+  const counts = (['reused', 'built', 'rebuilt'] as const).map((a) => `${r.parts.filter((p) => p.action === a).length} ${a}`).join(', ');
+  if (flags.json) {
+    const parts = r.parts.map((p) => ({ release: p.release, file: p.file, action: p.action, why: p.why }));
+    process.stdout.write(JSON.stringify({ output: r.merged.output, sha256: r.merged.sha256, parts, image: i, base: r.merged.base }, null, 1) + '\n');
+  } else {
+    say(`wrote ${r.merged.output}: ${i.bytes} bytes, ${i.inodes} inodes, ${i.files} files, squashfs ${i.compression} ${i.blockSize >> 10}K blocks${r.merged.base ? ` on ${r.merged.base.name}` : ''}, from ${r.parts.length} parts (${counts})`);
+    if (r.merged.sha256) say(`sha256 ${r.merged.sha256} (in ${r.merged.output}.sha256)`);
+  }
   finishWarnings(diag, flags.quiet || flags.json);
 }
 
@@ -369,6 +390,8 @@ export function makeProgram(): Command {
     .option('--report <file.html>', 'also write an HTML report of the image: what it holds, why, and what it costs (one self-contained page)')
     .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
+    .option('--part', 'write a part: the releases\' /cvmfs selection alone, with its index (/.shrinkwrap/part.json: each file\'s sha256, the options and source revisions), for merge and --parts')
+    .option('--parts <dir>', 'keep one part per release in DIR (PROJECT-VERSION[-PLATFORM].part.sqfs): reuse those that match, build the others, merge them into the image')
     .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
     .option('--level <n>', `compression level (default: ${codecChoices().map((n) => `${n} ${codecFor(n).levels.default}`).join(', ')})`)
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')

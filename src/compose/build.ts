@@ -35,6 +35,7 @@ import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
 import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { type LayerPer, layerGroups } from './layers.js';
 import { DIR_MARKER, type ImageFormat, checkFreeSpace, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource, spaceNeeds } from './output.js';
+import { checkPartRules, startPartIndex, writePartIndex } from './parts/build-part.js';
 import { type Sources, VERSION, baseAnnotations, createdTime, generatedFor, mountedRevisions, provenanceLabels, sourcePath } from './provenance.js';
 
 export type { ImageFormat } from './output.js';
@@ -87,6 +88,8 @@ export interface BuildOptions {
   spaceCheck?: boolean;
   /** The command as typed, for provenance (default: none recorded). */
   commandLine?: string[];
+  /** Write a part (compose/parts): the /cvmfs selection alone, with its index at /.shrinkwrap/part.json. */
+  part?: boolean;
 }
 
 export interface SquashfsWritten extends SquashfsResult {
@@ -150,6 +153,7 @@ function resolve(o: BuildOptions): Resolved {
     mountpoints: DEFAULT_MOUNTPOINTS,
     spaceCheck: true,
     commandLine: [],
+    part: false,
     // An option given as undefined takes its default too.
     ...(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as BuildOptions),
   };
@@ -196,6 +200,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
   obeySignals();
   const o = resolve(options);
   checkFormatRules(o);
+  if (o.part) checkPartRules(o);
   if ((o.format === 'squashfs' || o.format === 'sif') && o.compression === 'zstd') {
     hooks.diagnostics.warn('zstd-squashfs', 'zstd SquashFS: Linux before 4.14 (RHEL/CentOS 7) cannot mount it; use --compression gzip or xz for images such hosts mount');
   }
@@ -351,6 +356,8 @@ function imageArch(o: Resolved, baseImage: BaseImage | null): string {
 async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<Omit<Composed, 'payload' | 'baseImage'> & { image: Entry[] }> {
   const { o, diag } = run;
   const oci = isOci(o.format);
+  // A part's index hashes the files (on a thread) from now on, and records the selection as selected.
+  const part = o.part ? startPartIndex(payload, o.selection, { compression: o.compression, level: o.level, blockSize: o.blockSize, dedup: o.dedup, exportTable: o.exportTable, mtime: o.mtime, owner: o.owner }) : null;
   normaliseOwner(payload.entries, o.owner);
   const epoch = imageEpoch(payload.entries);
   const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
@@ -363,7 +370,9 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
   const work = makeWorkDir('build');
   const sources = sourcesOf(o, payload);
   const arch = imageArch(o, baseImage);
-  const generated = await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work, arch }, diag));
+  const generated = part
+    ? { entries: await inWorkDir(work, () => writePartIndex(part, sources, work, epoch)), apptainer: null }
+    : await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work, arch }, diag));
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra: generated.entries }, diag);
   normaliseTimes(image, o.mtime, epoch);
   return { image, base, epoch, sources, apptainer: generated.apptainer, arch };

@@ -106,7 +106,7 @@ function shellWords(words: readonly string[]): string {
 }
 
 /** Each repository's revision and root catalog, from the HTTP source or a mounted client. */
-function revisionsOf(sources: Sources): Array<Record<string, unknown>> | null {
+export function revisionsOf(sources: Sources): Array<Record<string, unknown>> | null {
   if (sources.repositories) return sources.repositories.map((r) => ({ fqrn: r.fqrn, revision: r.revision, rootCatalog: hashString(r.rootCatalog), tag: r.tag, published: r.published }));
   if (sources.mounted && sources.mounted.length > 0) return sources.mounted.map((r) => ({ ...r }));
   return null;
