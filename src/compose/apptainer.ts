@@ -9,13 +9,13 @@
 // The texts are ours; their places, modes and formats are Apptainer's. Every image with a root
 // filesystem carries them, so a SIF's partition is the SquashFS image of the same build.
 import * as path from 'node:path';
-import type { Payload } from '../select/index.js';
 import type { BaseImage } from '../sources/base/index.js';
 import type { Sources } from './provenance.js';
 
 export interface ApptainerInput {
   sources: Sources;
-  payload: Payload;
+  /** The image's releases (the selection's, or a merge's parts'). */
+  releases: ReadonlyArray<{ project: string; version: string; platform: string }>;
   baseImage: BaseImage | null;
   /** Labels the image carries already (provenanceLabels). */
   labels: Record<string, string>;
@@ -42,7 +42,7 @@ const D = '/.singularity.d';
 /** Everything below, from the build's inputs. */
 export function apptainerFiles(input: ApptainerInput): ApptainerFiles {
   const { agent, from } = bootstrapOf(input.baseImage);
-  const environment = environmentSection(input.payload);
+  const environment = environmentSection(input.releases);
   const runscript = RUNSCRIPT;
   const help = helpText(input);
   const definition = definitionText(input, agent, from, environment, help);
@@ -113,8 +113,8 @@ function absolutePath(text: string): string {
   return text.startsWith('/') ? text : path.resolve(text);
 }
 
-function environmentSection(payload: Payload): string {
-  if (payload.releases.length === 0) return '# (no release: nothing to set up)';
+function environmentSection(releases: ApptainerInput['releases']): string {
+  if (releases.length === 0) return '# (no release: nothing to set up)';
   return [
     '# The release environment: /release_setup.sh, sourced by every shell that starts here',
     '# (/.singularity.d/env/90-shrinkwrap-release.sh sources it for apptainer run, exec and shell).',
@@ -125,7 +125,7 @@ function environmentSection(payload: Payload): string {
 }
 
 function helpText(input: ApptainerInput): string {
-  const releases = input.payload.releases.map((r) => `${r.project} ${r.version} (${r.platform})`);
+  const releases = input.releases.map((r) => `${r.project} ${r.version} (${r.platform})`);
   const lines = [
     // Where the inputs were is in labels.json and provenance.json: the help is the same wherever they were.
     `Made by shrinkwrap ${input.version}: /cvmfs content copied into a base root filesystem.`,
@@ -143,7 +143,7 @@ function helpText(input: ApptainerInput): string {
 }
 
 function definitionText(input: ApptainerInput, agent: string, from: string | null, environment: string, help: string): string {
-  const { sources, payload, baseImage } = input;
+  const { sources, releases, baseImage } = input;
   const indent = (s: string) =>
     s
       .split('\n')
@@ -155,10 +155,10 @@ function definitionText(input: ApptainerInput, agent: string, from: string | nul
     '',
     `# Not built by apptainer: shrinkwrap ${input.version} copied the /cvmfs content below into`,
     baseImage ? `# the root filesystem of ${baseImage.text}${baseImage.kind === 'tarball' ? ' (a tarball: apptainer has no agent for one)' : ''}.` : '# an empty root filesystem.',
-    `# Command: ${sources.commandLine.join(' ')}`,
-    `# Source: ${sources.cvmfsRoot}`,
   );
-  for (const r of payload.releases) lines.push(`# Release: ${r.project},${r.version} ${r.platform}`);
+  if (sources.commandLine.length > 0) lines.push(`# Command: ${sources.commandLine.join(' ')}`);
+  lines.push(`# Source: ${sources.cvmfsRoot}`);
+  for (const r of releases) lines.push(`# Release: ${r.project},${r.version} ${r.platform}`);
   for (const f of sources.specs) lines.push(`# Spec: ${f}`);
   for (const f of sources.traces) lines.push(`# Trace: ${f}`);
   lines.push('', '%labels');

@@ -204,7 +204,7 @@ export async function generatedFor(input: GeneratedFor, diag: Diagnostics): Prom
   ];
   for (const [repo, text] of specFilesOf(payload.rules)) files.push({ name: `specs/${repo}.spec`, content: text });
   const labels = provenanceLabels(input.sources, payload, input.baseImage);
-  const apptainer = apptainerFiles({ sources: input.sources, payload, baseImage: input.baseImage, labels, arch: input.arch, version: VERSION });
+  const apptainer = apptainerFiles({ sources: input.sources, releases: payload.releases, baseImage: input.baseImage, labels, arch: input.arch, version: VERSION });
   const entries = generatedEntries(
     {
       releases: payload.releases.map((r) => ({ name: `${r.project},${r.version}`, setup: display(r.setupScript), compilers: r.compilers.map(display) })),

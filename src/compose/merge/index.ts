@@ -23,6 +23,9 @@ import { composeImage, imageEpoch } from '../image.js';
 import { type BaseRequest, openBaseImage } from '../inputs.js';
 import { checksumPath, outputKind } from '../output.js';
 import { VERSION, absoluteBaseName } from '../provenance.js';
+import { apptainerFiles } from '../apptainer.js';
+import { PART_INDEX } from '../parts/index-file.js';
+import { hostPlatform } from '../../formats/oci.js';
 import { type Part, type PartFacts, hashFiles, openParts, partEntries } from './parts.js';
 import { type PartPriority, ranks, unionOf } from './union.js';
 
@@ -107,7 +110,8 @@ export async function merge(options: MergeOptions, hooks: BuildHooks): Promise<M
     const digests = await hashing.digests;
     const merged = parts.map((p, k): MergedPart => ({ file: path.basename(p.file), sha256: digests[k]!, ...p.facts, entries: p.entries.length, files: p.files, bytes: p.bytes, copied: copied[k]! }));
     const base = baseImage ? { name: absoluteBaseName(baseImage.text), kind: baseImage.kind, digest: baseImage.digest } : null;
-    const extra = generated(merged, base, baseImage, epoch, options.mountpoints ?? DEFAULT_MOUNTPOINTS);
+    const releases = partReleases(opened);
+    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases });
     const image = composeImage({ base: baseImage ? baseImage.entries : null, payload: union.entries, mount: MOUNT, epoch, extra }, diag);
 
     let total = 0;
@@ -206,8 +210,60 @@ async function readParts(opened: Array<{ file: string; image: Part['image']; fac
   return parts;
 }
 
-/** /.shrinkwrap/provenance.json (which parts, their sha256 and superblocks), and on a base the mount points a build makes. */
-function generated(parts: MergedPart[], base: MergeResult['base'], baseImage: BaseImage | null, epoch: number, mountpoints: string[]): Entry[] {
+/** A release a part was built from (its /.shrinkwrap/part.json, written by build --part). */
+interface PartRelease {
+  project: string;
+  version: string;
+  platform: string;
+  setupScript: string;
+  compilers: string[];
+}
+
+/**
+ * The releases of parts built by `build --part`, from their indexes: on a base, the merged image
+ * sets them up as a build does (/release_setup.sh, Apptainer's environment). Parts without an
+ * index (mksquashfs) have none; an index that cannot be read is no release, not an error: the
+ * part's files are merged all the same.
+ */
+function partReleases(opened: ReadonlyArray<{ image: Part['image'] }>): PartRelease[] {
+  const out: PartRelease[] = [];
+  const seen = new Set<string>();
+  for (const p of opened) {
+    let doc: { releases?: unknown };
+    try {
+      const e = p.image.lookup(PART_INDEX);
+      if (!e || e.type !== 'file' || e.size > 1 << 30) continue;
+      doc = JSON.parse(p.image.readFile(e).toString('utf8')) as { releases?: unknown };
+    } catch {
+      continue;
+    }
+    if (!Array.isArray(doc.releases)) continue;
+    for (const r of doc.releases as PartRelease[]) {
+      if (typeof r?.project !== 'string' || typeof r.version !== 'string' || typeof r.setupScript !== 'string' || !Array.isArray(r.compilers)) continue;
+      const key = `${r.project},${r.version}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ project: r.project, version: r.version, platform: String(r.platform ?? ''), setupScript: r.setupScript, compilers: r.compilers.map(String) });
+    }
+  }
+  return out;
+}
+
+interface GeneratedInput {
+  parts: MergedPart[];
+  base: MergeResult['base'];
+  baseImage: BaseImage | null;
+  epoch: number;
+  mountpoints: string[];
+  releases: PartRelease[];
+}
+
+/**
+ * /.shrinkwrap/provenance.json (which parts, their sha256 and superblocks), and on a base what a
+ * build adds: the mount points, the parts' releases' /release_setup.sh and Apptainer's files.
+ */
+function generated(input: GeneratedInput): Entry[] {
+  const { parts, base, baseImage, epoch, mountpoints, releases } = input;
   const doc = {
     tool: { name: 'shrinkwrap', version: VERSION },
     merged: parts.map((p) => ({
@@ -221,13 +277,40 @@ function generated(parts: MergedPart[], base: MergeResult['base'], baseImage: Ba
       copied: p.copied,
     })),
     base,
+    releases: releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform })),
   };
   const work = makeWorkDir('merge');
+  const apptainer = baseImage ? mergedApptainerFiles(input) : undefined;
   return generatedEntries(
-    { releases: [], repositories: [], mountpoints: baseImage ? mountpoints : [], files: [{ name: 'provenance.json', content: JSON.stringify(doc, null, 1) + '\n' }], epoch, mount: baseImage ? MOUNT : '' },
+    {
+      releases: baseImage ? releases.map((r) => ({ name: `${r.project},${r.version}`, setup: r.setupScript, compilers: r.compilers })) : [],
+      repositories: [],
+      mountpoints: baseImage ? mountpoints : [],
+      files: [{ name: 'provenance.json', content: JSON.stringify(doc, null, 1) + '\n' }],
+      apptainer,
+      epoch,
+      mount: baseImage ? MOUNT : '',
+    },
     VERSION,
     work,
   );
+}
+
+/** Apptainer's files for a merged image on a base, as a build writes them (compose/apptainer.ts). */
+function mergedApptainerFiles(input: GeneratedInput): ReturnType<typeof apptainerFiles> {
+  const { parts, baseImage, epoch, releases } = input;
+  const labels: Record<string, string> = {
+    'io.shrinkwrap.version': VERSION,
+    'io.shrinkwrap.parts': parts.map((p) => `${p.file}@sha256:${p.sha256}`).join(' '),
+  };
+  if (releases.length > 0) labels['io.shrinkwrap.releases'] = releases.map((r) => `${r.project},${r.version}`).join(' ');
+  if (input.base) labels['org.opencontainers.image.base.name'] = input.base.name;
+  // No command: a merge of the same parts is the same image however it was asked for (by hand,
+  // by build --parts, by a Slurm job).
+  const sources = { cvmfsRoot: `parts ${parts.map((p) => p.file).join(', ')}`, commandLine: [], created: epoch, specs: [], traces: [] };
+  const configArch = baseImage?.config?.architecture;
+  const arch = typeof configArch === 'string' && configArch !== '' ? configArch : (hostPlatform().split('/')[1] ?? 'unknown');
+  return apptainerFiles({ sources, releases, baseImage, labels, arch, version: VERSION });
 }
 
 /** The `.sha256` side file (unless turned off) and the flush to disk, then the image into place. */
