@@ -40,6 +40,8 @@ export interface BuildFlags extends SelectionFlags {
   devices?: boolean;
   keepSetuid?: boolean;
   spaceCheck: boolean;
+  /** An earlier SquashFS image or SIF whose blocks unchanged files take. */
+  reuse?: string;
 }
 
 /** The flags as compose/build.ts takes them; `argv` is the command's arguments as typed, for provenance. */
@@ -47,7 +49,7 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
   // --format wins; else the output's name says it (.sqfs, .tar, a trailing /), or the build is refused.
   const format = flags.format ?? formatFromName(flags.output);
   const oci = format === 'oci' || format === 'docker-archive';
-  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null });
+  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null, reuse: flags.reuse });
   const squashfs = format === 'squashfs' || format === 'sif';
   const level = squashfs || oci ? compressionLevel(flags) : 0;
   const blockSize = squashfs ? parseBlockSize(flags.blockSize) : undefined;
@@ -81,6 +83,7 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
     push,
     spaceCheck: flags.spaceCheck,
     commandLine: commandLineOf(argv, flags.output),
+    reuse: flags.reuse ?? null,
   };
 }
 
@@ -104,6 +107,8 @@ const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
   // The image's format is the image itself; and a SIF's partition is byte for byte the SquashFS
   // image of the same command, which it could not be if the format were recorded inside.
   ['--format', true],
+  // Which earlier image lends its blocks: the image holds the same content with it or without it.
+  ['--reuse', true],
 ]);
 
 /**

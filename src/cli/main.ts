@@ -367,6 +367,7 @@ export function makeProgram(): Command {
     .option('--report <file.html>', 'also write an HTML report of the image: what it holds, why, and what it costs (one self-contained page)')
     .option('--push <docker://host/repo:tag>', 'oci: push the image to a registry once written (same --tls-verify and --creds as a docker:// base)')
     .option('--force', 'replace an existing output')
+    .option('--reuse <previous.sqfs>', 'squashfs, sif: copy the compressed blocks of files whose path, size and time are those in an earlier image (a .sqfs or .sif of the same compressor and block size) instead of compressing them again')
     .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
     .option('--level <n>', `compression level (default: ${codecChoices().map((n) => `${n} ${codecFor(n).levels.default}`).join(', ')})`)
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')
