@@ -61,8 +61,16 @@ export interface StoredImage {
   readRaw(buf: Buffer, pos: number): void;
   /** One data block decompressed (`word` not 0). */
   readBlock(pos: number, word: number): Buffer;
-  /** `length` bytes at `offset` of fragment block `fragment`, decompressed (valid until the next call). */
+  /** `length` bytes at `offset` of fragment block `fragment`, decompressed (a view: do not change it). */
   tail(fragment: number, offset: number, length: number): Buffer;
+  /** Where fragment block `fragment` is stored (relative to the image's start) and its size word. */
+  fragmentAt(fragment: number): { start: number; sizeWord: number };
+  /**
+   * Decompress tails and pack them into the output's own fragments (true), or copy the image's
+   * fragment blocks as they are (false: no decompression, but a fragment block holding tails of
+   * files the output leaves out is copied whole all the same).
+   */
+  readonly repackTails: boolean;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { StoredBlocks } from '../../model/entry.js';
 import { BuildError, InputError, describeSystemError } from '../../model/errors.js';
 import type { CompressPool, Compressed } from '../../codecs/pool.js';
 import { DATA_UNCOMPRESSED, NO_FRAGMENT as NONE32 } from '../../formats/squashfs/index.js';
-import { storedBytes } from './stored.js';
+import { sameWords, storedBytes, storedContent } from './stored.js';
 
 /**
  * Where each file's content ended up, by slot (the data writer's number for a file: files are
@@ -81,7 +81,9 @@ type Item =
   | { kind: 'end'; slot: number; dupOf: number }
   | { kind: 'fragment'; index: number; job: Promise<Compressed> }
   /** Stored blocks copied from an image as they are (`buffer`: the copy buffer `data` lies in). */
-  | { kind: 'copied'; slot: number; data: Buffer; buffer: ArrayBuffer };
+  | { kind: 'copied'; slot: number; data: Buffer; buffer: ArrayBuffer }
+  /** A stored fragment block copied as it is, to become fragment `index`. */
+  | { kind: 'fragcopy'; index: number; data: Buffer; word: number };
 
 /** A compressed block on its way to the file: from the pool, or copied (its buffer goes back to the copy buffers). */
 type Written = Compressed & { copied?: ArrayBuffer };
@@ -194,34 +196,6 @@ function storedKey(size: number, words: Uint32Array, tail: Buffer): number {
   return h >>> 0;
 }
 
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * A stored file's content, decompressed, as pieces: each block (zeros for a sparse one), then
- * the tail. For a file whose image has another compressor or block size than the output.
- */
-function* decodedPieces(s: StoredBlocks, size: number): Generator<Buffer> {
-  const bs = s.image.blockSize;
-  const n = s.words.length;
-  let pos = s.blocksStart;
-  for (let i = 0; i < n; i++) {
-    const want = s.fragment !== undefined || i + 1 < n ? bs : size - i * bs;
-    const word = s.words[i]!;
-    if (word === 0) {
-      yield Buffer.alloc(want);
-      continue;
-    }
-    const data = s.image.readBlock(pos, word);
-    pos += word & 0xffffff;
-    if (data.length !== want) throw new InputError(`${display(s.image.file)}: a data block at ${pos - (word & 0xffffff)} holds ${data.length} bytes, expected ${want}`);
-    yield data;
-  }
-  if (s.fragment !== undefined) yield s.image.tail(s.fragment, s.fragmentOffset!, size - n * bs);
-}
 
 /** InputError when a stored file's block list does not fit its size (a damaged inode). */
 function checkStored(s: StoredBlocks, size: number): void {
@@ -288,6 +262,8 @@ export class DataWriter {
   private writeWake: (() => void) | null = null;
   private frag: Buffer | null = null;
   private fragFill = 0;
+  /** The fragment `frag` becomes (copied fragments take indexes while it fills). */
+  private fragIndex = -1;
   readonly fragments: FragmentEntry[] = [];
   readonly stats: DataStats = { files: 0, bytesIn: 0, bytesOut: 0, dedupFiles: 0, dedupBytes: 0, sparseBytes: 0 };
   readonly layout: FileLayout;
@@ -452,19 +428,21 @@ export class DataWriter {
     checkStored(s, size);
     if (s.image.compressor !== this.compressor || s.image.blockSize !== this.blockSize) return this.addDecoded(slot, size, s);
     const n = s.words.length;
-    const tail = s.fragment === undefined ? NO_BYTES : s.image.tail(s.fragment, s.fragmentOffset!, size - n * this.blockSize);
-    const key = this.dedup ? storedKey(size, s.words, tail) : 0;
-    const dup = this.dedup ? this.findStored(key, size, s, tail) : -1;
+    if (n === 0) {
+      // All of it in a fragment: only the fragment to place (a duplicate would save nothing, its block is copied anyway).
+      this.storedTail(slot, size, s);
+      return this.queue.length > this.window ? this.settle(this.window) : null;
+    }
+    const key = this.dedup ? storedKey(size, s.words, NO_BYTES) : 0;
+    const dup = this.dedup ? this.findStored(key, size, s) : -1;
     if (dup >= 0) {
       this.reuse(slot, size, dup);
-      if (n > 0) {
-        this.layout.blockSizes.set(slot, new Array<number>(n).fill(0));
-        this.queue.push({ kind: 'end', slot, dupOf: dup });
-      }
+      this.layout.blockSizes.set(slot, new Array<number>(n).fill(0));
+      this.queue.push({ kind: 'end', slot, dupOf: dup });
     } else {
-      const copying = n > 0 ? this.copyBlocks(slot, size, s) : null;
+      const copying = this.copyBlocks(slot, size, s);
       const finish = () => {
-        this.addTail(slot, tail);
+        this.storedTail(slot, size, s);
         if (this.dedup) this.storedSeen.add(key, slot);
       };
       if (copying) return copying.then(finish);
@@ -473,15 +451,50 @@ export class DataWriter {
     return this.queue.length > this.window ? this.settle(this.window) : null;
   }
 
+  /**
+   * A stored file's tail: its fragment block copied as it is (once per image and fragment; the
+   * tail keeps its offset), or, where the image asks for it (`repackTails`), decompressed and packed
+   * into our fragments.
+   */
+  private storedTail(slot: number, size: number, s: StoredBlocks): void {
+    if (s.fragment === undefined) return;
+    if (s.image.repackTails) {
+      this.addTail(slot, s.image.tail(s.fragment, s.fragmentOffset!, size - s.words.length * this.blockSize));
+      return;
+    }
+    let ours = this.copiedFragments.get(s.image);
+    if (!ours) this.copiedFragments.set(s.image, (ours = new Map()));
+    let index = ours.get(s.fragment);
+    if (index === undefined) {
+      const { start, sizeWord } = s.image.fragmentAt(s.fragment);
+      const stored = sizeWord & 0xffffff;
+      if (sizeWord >>> 25 !== 0 || stored === 0 || stored > this.blockSize) throw new InputError(`${display(s.image.file)}: fragment ${s.fragment}: bad size word ${sizeWord}`);
+      const data = Buffer.allocUnsafe(sizeWord & 0xffffff);
+      s.image.readRaw(data, start);
+      index = this.fragments.length;
+      this.fragments.push({ start: 0, sizeWord: 0 });
+      ours.set(s.fragment, index);
+      this.queue.push({ kind: 'fragcopy', index, data, word: sizeWord });
+    }
+    this.layout.fragment[slot] = index;
+    this.layout.fragOffset[slot] = s.fragmentOffset!;
+  }
+
+  /** Fragment blocks copied so far: image → its fragment index → ours. */
+  private readonly copiedFragments = new Map<StoredBlocks['image'], Map<number, number>>();
+
   /** The slot of an earlier stored file with the same content and the same stored blocks, or -1. */
-  private findStored(key: number, size: number, s: StoredBlocks, tail: Buffer): number {
+  private findStored(key: number, size: number, s: StoredBlocks): number {
     for (const c of this.storedSeen.candidates(key)) {
       const earlier = this.fileAt(c);
       const e = earlier.stored!;
       if (earlier.size !== size || !sameWords(e.words, s.words) || (e.fragment === undefined) !== (s.fragment === undefined)) continue;
       // The same file of the same image (mksquashfs stores duplicates once): nothing to read.
       if (e.image === s.image && e.blocksStart === s.blocksStart && e.fragment === s.fragment && e.fragmentOffset === s.fragmentOffset) return c;
-      if (e.fragment !== undefined && !e.image.tail(e.fragment, e.fragmentOffset!, tail.length).equals(tail)) continue;
+      if (e.fragment !== undefined) {
+        const n = size - s.words.length * this.blockSize;
+        if (!e.image.tail(e.fragment, e.fragmentOffset!, n).equals(s.image.tail(s.fragment!, s.fragmentOffset!, n))) continue;
+      }
       if (this.sameStoredBytes(e, s)) return c;
     }
     return -1;
@@ -549,7 +562,7 @@ export class DataWriter {
     if (size > READ_WHOLE) return this.addDecodedStreamed(slot, size, full, s);
     const content = this.scratch.subarray(0, size);
     let at = 0;
-    for (const piece of decodedPieces(s, size)) at += piece.copy(content, at);
+    for (const piece of storedContent(s, size)) at += piece.copy(content, at);
     this.writeContent(slot, content);
     return this.queue.length > this.window ? this.settle(this.window) : null;
   }
@@ -562,7 +575,7 @@ export class DataWriter {
     let block = this.pool.buffer(bs);
     let fill = 0;
     let tailFill = 0;
-    for (const piece of decodedPieces(s, size)) {
+    for (const piece of storedContent(s, size)) {
       for (let at = 0; at < piece.length; ) {
         if (index === full) {
           tailFill += piece.copy(tail, tailFill, at);
@@ -703,9 +716,10 @@ export class DataWriter {
     if (!this.frag) {
       this.frag = this.pool.buffer(this.blockSize);
       this.fragFill = 0;
+      this.fragIndex = this.fragments.length;
       this.fragments.push({ start: 0, sizeWord: 0 });
     }
-    this.layout.fragment[slot] = this.fragments.length - 1;
+    this.layout.fragment[slot] = this.fragIndex;
     this.layout.fragOffset[slot] = this.fragFill;
     tail.copy(this.frag, this.fragFill);
     this.fragFill += tail.length;
@@ -715,7 +729,7 @@ export class DataWriter {
     if (!this.frag) return;
     const block = this.frag.subarray(0, this.fragFill);
     this.frag = null;
-    this.queue.push({ kind: 'fragment', index: this.fragments.length - 1, job: this.pool.compress(block) });
+    this.queue.push({ kind: 'fragment', index: this.fragIndex, job: this.pool.compress(block) });
   }
 
   /** Write out queued items, in order, until at most `keep` are left. */
@@ -728,6 +742,10 @@ export class DataWriter {
       } else if (item.kind === 'copied') {
         // Its size words are the file's already (copyBlocks): only the bytes go out.
         this.write({ data: item.data, raw: false, slot: -1, copied: item.buffer });
+        if (this.writing > WRITES_IN_FLIGHT || this.writeError !== null) await this.writesBelow(WRITES_IN_FLIGHT);
+      } else if (item.kind === 'fragcopy') {
+        this.fragments[item.index] = { start: this.pos, sizeWord: item.word };
+        this.write({ data: item.data, raw: false, slot: -1 });
         if (this.writing > WRITES_IN_FLIGHT || this.writeError !== null) await this.writesBelow(WRITES_IN_FLIGHT);
       } else {
         // Blocks written later go where the duplicate's were: the writes of those must land first.

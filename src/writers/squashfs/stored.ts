@@ -29,6 +29,8 @@ export class StoredSource implements StoredImage {
     private readonly image: SquashfsImage,
     readonly file: string,
     private readonly origin: number,
+    /** See StoredImage.repackTails: merge copies fragment blocks (its parts' files all go in). */
+    readonly repackTails = false,
   ) {
     this.compressor = image.superblock.compressor;
     this.blockSize = image.superblock.blockSize;
@@ -49,6 +51,10 @@ export class StoredSource implements StoredImage {
       if (err instanceof InputError) throw err;
       throw new InputError(`${display(this.file)}: ${describeSystemError(err)}`);
     }
+  }
+
+  fragmentAt(fragment: number): { start: number; sizeWord: number } {
+    return this.image.fragmentEntry(fragment);
   }
 
   readBlock(pos: number, word: number): Buffer {
@@ -99,4 +105,88 @@ export function storedBytes(words: Uint32Array): number {
 /** Bytes of the file that are in its fragment: what its blocks do not hold. */
 export function tailLength(s: StoredBlocks, size: number, blockSize: number): number {
   return s.fragment === undefined ? 0 : size - s.words.length * blockSize;
+}
+
+/**
+ * A stored file's content, decompressed, as pieces: each block (zeros for a sparse one), then
+ * the tail (for a file whose image has another compressor or block size than the output, and for comparisons).
+ */
+export function* storedContent(s: StoredBlocks, size: number): Generator<Buffer> {
+  const bs = s.image.blockSize;
+  const n = s.words.length;
+  let pos = s.blocksStart;
+  for (let i = 0; i < n; i++) {
+    const want = s.fragment !== undefined || i + 1 < n ? bs : size - i * bs;
+    const word = s.words[i]!;
+    if (word === 0) {
+      yield Buffer.alloc(want);
+      continue;
+    }
+    const data = s.image.readBlock(pos, word);
+    pos += word & 0xffffff;
+    if (data.length !== want) throw new InputError(`${display(s.image.file)}: a data block at ${pos - (word & 0xffffff)} holds ${data.length} bytes, expected ${want}`);
+    yield data;
+  }
+  if (s.fragment !== undefined) yield s.image.tail(s.fragment, s.fragmentOffset!, size - n * bs);
+}
+
+/**
+ * Do two stored files hold the same bytes? Without decompressing when both are stored alike (same
+ * compressor, block size and size words: the compressed bytes and the tails are compared), else
+ * through their content.
+ */
+export function sameStoredContent(a: StoredBlocks, aSize: number, b: StoredBlocks, bSize: number): boolean {
+  if (aSize !== bSize) return false;
+  if (a.image === b.image && a.blocksStart === b.blocksStart && a.fragment === b.fragment && a.fragmentOffset === b.fragmentOffset && sameWords(a.words, b.words)) return true;
+  const alike = a.image.compressor === b.image.compressor && a.image.blockSize === b.image.blockSize && sameWords(a.words, b.words) && (a.fragment === undefined) === (b.fragment === undefined);
+  if (alike && sameRaw(a, b)) {
+    const tail = tailLength(a, aSize, a.image.blockSize);
+    return tail === 0 || a.image.tail(a.fragment!, a.fragmentOffset!, tail).equals(b.image.tail(b.fragment!, b.fragmentOffset!, tail));
+  }
+  // Stored otherwise (another compressor or level, other blocks): compare what they decompress to.
+  return sameStream(storedContent(a, aSize), storedContent(b, bSize));
+}
+
+export function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The compressed bytes of two files with the same size words, compared 1 MiB at a time. */
+function sameRaw(a: StoredBlocks, b: StoredBlocks): boolean {
+  const total = storedBytes(a.words);
+  const step = 1 << 20;
+  const ba = Buffer.allocUnsafe(Math.min(step, total));
+  const bb = Buffer.allocUnsafe(Math.min(step, total));
+  for (let at = 0; at < total; at += step) {
+    const n = Math.min(step, total - at);
+    a.image.readRaw(ba.subarray(0, n), a.blocksStart + at);
+    b.image.readRaw(bb.subarray(0, n), b.blocksStart + at);
+    if (!ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+/** Do two sequences of pieces make the same bytes (pieces cut anywhere)? */
+function sameStream(a: Iterator<Buffer>, b: Iterator<Buffer>): boolean {
+  let pa: Buffer = Buffer.alloc(0);
+  let pb: Buffer = Buffer.alloc(0);
+  const refill = (it: Iterator<Buffer>, p: Buffer): Buffer | null => {
+    while (p.length === 0) {
+      const r = it.next();
+      if (r.done) return null;
+      p = r.value;
+    }
+    return p;
+  };
+  for (;;) {
+    const na = refill(a, pa);
+    const nb = refill(b, pb);
+    if (na === null || nb === null) return na === nb;
+    const n = Math.min(na.length, nb.length);
+    if (!na.subarray(0, n).equals(nb.subarray(0, n))) return false;
+    pa = na.subarray(n);
+    pb = nb.subarray(n);
+  }
 }
