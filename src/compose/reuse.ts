@@ -10,6 +10,7 @@
 // generates (/.shrinkwrap/, /release_setup.sh, Apptainer's files) are never matched: their times
 // are the image's, not their content's.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fromText } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, comparePaths } from '../model/entry.js';
@@ -83,20 +84,23 @@ export class PreviousImage {
     } catch (err) {
       throw new InputError(`${label}: ${unprefixed(err, file)}`);
     }
+    let previous: PreviousImage;
+    try {
+      // StoredSource opens the file again when it first copies: by absolute path, as the selection's walk changes directory.
+      previous = new PreviousImage(file, image, new StoredSource(image, fromText(path.resolve(file)), region?.offset ?? 0), target.mtime);
+    } catch (err) {
+      image.close();
+      throw err; // the walk's first read (PreviousImage.advance): already one line naming the option
+    }
     const sb = image.superblock;
     const kib = (n: number) => `${n / 1024} KiB blocks`;
     if (target.compression === 'none' || sb.compressor !== target.compression || sb.blockSize !== target.blockSize) {
-      image.close();
+      previous.close();
       const ours = target.compression === 'none' ? 'writes its blocks uncompressed' : `is ${target.compression} with ${kib(target.blockSize)}`;
       diag.warn('reuse-ignored', `${label}: ignored: it is ${sb.compressor} with ${kib(sb.blockSize)}, this build ${ours}; every file is compressed anew`);
       return null;
     }
-    try {
-      return new PreviousImage(file, image, new StoredSource(image, fromText(file), region?.offset ?? 0), target.mtime);
-    } catch (err) {
-      image.close();
-      throw new InputError(`${label}: ${unprefixed(err, file)}`);
-    }
+    return previous;
   }
 
   /**
