@@ -12,6 +12,7 @@ import { benchCvmfsHttp } from './cvmfs-http.js';
 import { benchLayer } from './layer.js';
 import { benchPlan } from './plan.js';
 import { benchReport } from './report.js';
+import { benchReuse } from './reuse.js';
 import { benchScale } from './scale.js';
 import { benchSquashfs } from './squashfs.js';
 
@@ -24,6 +25,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   plan: () => benchPlan({ work, cli, entries: Number(process.env['BENCH_PLAN_ENTRIES'] ?? 1_000_000), reps }),
   squashfs: () => benchSquashfs({ work, cli, repoRoot, reps }),
   layer: () => benchLayer({ work, cli, reps }),
+  // build --reuse after 2 % of the files changed, against a full build (issue 22).
+  reuse: () => benchReuse({ work, cli, reps }),
   // The HTML report of a synthetic plan (BENCH_REPORT_ENTRIES, default 2000000).
   report: () => benchReport({ work, cli, entries: Number(process.env['BENCH_REPORT_ENTRIES'] ?? 2_000_000), reps }),
   // Not in the default set: ~25 minutes, most of it the serial build (BENCH_CVMFS_SERIAL_REPS, default 1).
