@@ -45,6 +45,8 @@ export interface BuildFlags extends SelectionFlags {
   part?: boolean;
   /** Build from parts kept in this directory (compose/parts). */
   parts?: string;
+  /** An earlier SquashFS image or SIF whose blocks unchanged files take. */
+  reuse?: string;
 }
 
 /** The flags as compose/build.ts takes them; `argv` is the command's arguments as typed, for provenance. */
@@ -53,7 +55,7 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
   const format = flags.format ?? formatFromName(flags.output);
   if (flags.part && flags.parts !== undefined) throw new InputError('--part and --parts: give one (--part writes one part; --parts DIR builds the image from parts kept in DIR)');
   const oci = format === 'oci' || format === 'docker-archive';
-  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null });
+  checkFormatRules({ format, compression: flags.compression, devices: flags.devices, keepSetuid: flags.keepSetuid, push: flags.push, base: flags.base ?? null, reuse: flags.reuse });
   const squashfs = format === 'squashfs' || format === 'sif';
   const level = squashfs || oci ? compressionLevel(flags) : 0;
   const blockSize = squashfs ? parseBlockSize(flags.blockSize) : undefined;
@@ -88,6 +90,7 @@ export function buildOptionsOf(flags: BuildFlags, argv: readonly string[] = proc
     spaceCheck: flags.spaceCheck,
     commandLine: commandLineOf(argv, flags.output),
     part: flags.part ?? false,
+    reuse: flags.reuse ?? null,
   };
   if (options.part) checkPartRules(options);
   return options;
@@ -113,6 +116,8 @@ const NOT_RECORDED: ReadonlyMap<string, boolean> = new Map([
   // The image's format is the image itself; and a SIF's partition is byte for byte the SquashFS
   // image of the same command, which it could not be if the format were recorded inside.
   ['--format', true],
+  // Which earlier image lends its blocks: the image holds the same content with it or without it.
+  ['--reuse', true],
 ]);
 
 /**

@@ -6,7 +6,7 @@ import { type Command, Help, Option } from 'commander';
 export const OPTION_GROUPS: [heading: string, longNames: string[]][] = [
   ['What to select:', ['--release', '--releases-file', '--project', '--platform', '--spec', '--include', '--exclude', '--repo', '--dbrelease', '--cvmfs-root', '--skip-unreadable']],
   ['Base image:', ['--base', '--max-layer-size']],
-  ['Output:', ['--output', '--format', '--force', '--tag', '--part', '--parts', '--json', '--html', '--report', '--explain', '--push', '--no-checksum', '--no-space-check', '--quiet', '--progress']],
+  ['Output:', ['--output', '--format', '--force', '--reuse', '--tag', '--part', '--parts', '--json', '--html', '--report', '--explain', '--push', '--no-checksum', '--no-space-check', '--quiet', '--progress']],
   ['Format and compression:', ['--compression', '--level', '--block-size', '--layer-per', '--threads', '--no-dedup', '--no-export-table']],
   ['Parts (merge):', ['--part-priority', '--no-recompress']],
   ['Closures (what the selection needs besides):', ['--closure', '--no-closure', '--env-file', '--ld-library-path']],

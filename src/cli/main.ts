@@ -392,6 +392,7 @@ export function makeProgram(): Command {
     .option('--force', 'replace an existing output')
     .option('--part', 'write a part: the releases\' /cvmfs selection alone, with its index (/.shrinkwrap/part.json: each file\'s sha256, the options and source revisions), for merge and --parts')
     .option('--parts <dir>', 'keep one part per release in DIR (PROJECT-VERSION[-PLATFORM].part.sqfs): reuse those that match, build the others, merge them into the image')
+    .option('--reuse <previous.sqfs>', 'squashfs, sif: copy the compressed blocks of files whose path, size and time are those in an earlier image (a .sqfs or .sif of the same compressor and block size) instead of compressing them again')
     .addOption(new Option('--compression <name>', `squashfs compressor, or OCI layer compression (${[...codecChoices('layers'), 'none'].join(', ')})`).choices([...codecChoices(), 'none']).default('gzip'))
     .option('--level <n>', `compression level (default: ${codecChoices().map((n) => `${n} ${codecFor(n).levels.default}`).join(', ')})`)
     .option('--block-size <size>', 'squashfs block size, 4K to 1M', '128K')

@@ -41,9 +41,14 @@ export function buildSummaryLines(r: BuildResult): string[] {
   lines.push(...summaryLines(r.payload.summary, r.warnings.length));
   if (r.payload.releases.length > 0) lines.push(...releaseLines(r.payload));
   if (r.fetched) lines.push(fetchedText(r.fetched));
-  lines.push(`wrote ${r.output}: ${writtenText(r.image)}`);
+  lines.push(`wrote ${r.output}: ${writtenText(r.image)}${r.reused ? reusedText(r.reused) : ''}`);
   if (r.sha256) lines.push(`wrote ${r.output}.sha256: ${r.sha256}`);
   return lines;
+}
+
+/** --reuse on the summary line: `; 1,234 files (5.6 GB) copied from PREVIOUS`. */
+function reusedText(r: NonNullable<BuildResult['reused']>): string {
+  return `; ${r.files.toLocaleString('en-US')} files (${humanBytes(r.bytes)}) copied from ${r.from}`;
 }
 
 /** What an HTTP source fetched, and from where. */
@@ -79,6 +84,7 @@ export function buildJson(r: BuildResult): string {
     ...(r.sha256 ? { sha256: r.sha256 } : {}),
     ...(r.push ? { push: r.push } : {}),
     ...(r.fetched ? { fetched: r.fetched } : {}),
+    ...(r.reused ? { reused: r.reused } : {}),
     base: r.base,
     selection: { entries: r.payload.summary.entries, bytes: r.payload.summary.bytes, repositories, parts: r.payload.parts, releases: r.payload.releases.map((rel) => `${rel.project},${rel.version}`) },
     warnings: r.warnings.map((w) => ({ kind: w.kind, message: w.message })),

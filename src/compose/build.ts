@@ -34,6 +34,7 @@ import { HttpTree } from '../sources/cvmfs/http/tree.js';
 import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
 import type { CvmfsTree } from '../sources/cvmfs/tree.js';
 import { type LayerPer, layerGroups } from './layers.js';
+import { PreviousImage, type ReuseCounts } from './reuse.js';
 import { DIR_MARKER, type ImageFormat, checkFreeSpace, checksumPath, dirMarkerPath, outputKind, refuseOutputInSource, spaceNeeds } from './output.js';
 import { checkPartRules, startPartIndex, writePartIndex } from './parts/build-part.js';
 import { type Sources, VERSION, baseAnnotations, createdTime, generatedFor, mountedRevisions, provenanceLabels, sourcePath } from './provenance.js';
@@ -90,6 +91,8 @@ export interface BuildOptions {
   commandLine?: string[];
   /** Write a part (compose/parts): the /cvmfs selection alone, with its index at /.shrinkwrap/part.json. */
   part?: boolean;
+  /** SquashFS, SIF: an earlier image whose compressed blocks unchanged files take (compose/reuse.ts); null: none. */
+  reuse?: string | null;
 }
 
 export interface SquashfsWritten extends SquashfsResult {
@@ -133,6 +136,8 @@ export interface BuildResult {
   warnings: readonly Warning[];
   /** What an HTTP source fetched (null for a directory source). */
   fetched: FetchStats | null;
+  /** --reuse: the files that took the previous image's blocks (absent without --reuse; 0 files when it was ignored). */
+  reused?: ReuseCounts & { from: string };
 }
 
 type Resolved = Required<Omit<BuildOptions, 'tag' | 'push' | 'threads'>> & Pick<BuildOptions, 'tag' | 'push' | 'threads'>;
@@ -154,6 +159,7 @@ function resolve(o: BuildOptions): Resolved {
     spaceCheck: true,
     commandLine: [],
     part: false,
+    reuse: null,
     // An option given as undefined takes its default too.
     ...(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as BuildOptions),
   };
@@ -162,7 +168,7 @@ function resolve(o: BuildOptions): Resolved {
 const isOci = (format: ImageFormat): format is 'oci' | 'docker-archive' => format === 'oci' || format === 'docker-archive';
 
 /** Which options go with which format. */
-export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown; base?: unknown }): void {
+export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' | 'devices' | 'keepSetuid'> & { push?: unknown; base?: unknown; reuse?: unknown }): void {
   if (isOci(o.format) && o.compression !== 'none' && !codecFor(o.compression).serves.layers) {
     throw new InputError(`--compression ${o.compression}: OCI layers are gzip (the default), zstd or none`);
   }
@@ -172,6 +178,7 @@ export function checkFormatRules(o: Pick<BuildOptions, 'format' | 'compression' 
   if (o.devices && o.format !== 'dir') throw new InputError('--devices needs --format dir (images record device nodes as data; only a directory makes real ones)');
   if (o.keepSetuid && o.format !== 'dir') throw new InputError('--keep-setuid needs --format dir (images keep setuid bits and capabilities as data; a runtime mounts them nosuid)');
   if (o.push !== undefined && o.push !== null && o.format !== 'oci') throw new InputError(`--push needs --format oci (the pushed image is the OCI layout written)`);
+  if (o.reuse !== undefined && o.reuse !== null && o.format !== 'squashfs' && o.format !== 'sif') throw new InputError('--reuse needs --format squashfs or sif (it copies the compressed blocks of a SquashFS image)');
 }
 
 /** The output's file name as an image name registries accept: `AB_21.2.75.tar` → `ab_21.2.75`. */
@@ -192,6 +199,8 @@ interface Run {
   sifFd: number | null;
   /** The /cvmfs tree read, once opened. */
   source?: CvmfsTree;
+  /** --reuse: the previous image, open while the image is written (null: none, or ignored). */
+  previous: PreviousImage | null;
 }
 
 /** The whole build. Checks every option before the long part, and refuses an existing output before it too. */
@@ -209,8 +218,9 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
   const squashfs = o.format === 'squashfs' || o.format === 'sif' ? { compression: o.compression, level: o.level, blockSize: o.blockSize } : null;
   // The compression workers boot while the base image is read; closed below if never handed over.
   const pool = squashfs ? startSquashfsPool({ ...squashfs, threads: o.threads }) : null;
-  const run: Run = { o, diag: hooks.diagnostics, progress: hooks.progress ?? silentProgress, output, squashfs, sqfs: null, sifFd: null };
+  const run: Run = { o, diag: hooks.diagnostics, progress: hooks.progress ?? silentProgress, output, squashfs, sqfs: null, sifFd: null, previous: null };
   try {
+    if (o.reuse !== null && squashfs) run.previous = await PreviousImage.open(o.reuse, { ...squashfs, mtime: o.mtime }, run.diag);
     const baseImage = await openBaseImage(o.base, run.diag, run.progress);
     const payload = await select(run, baseImage, pool);
     if (o.spaceCheck) checkSpace(run, payload, baseImage);
@@ -227,6 +237,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
       payload,
       warnings: run.diag.warnings,
       fetched: run.source instanceof HttpTree ? run.source.fetcher.stats() : null,
+      ...(o.reuse !== null ? { reused: { from: o.reuse, ...(composed.reused ?? { files: 0, bytes: 0 }) } } : {}),
     };
   } finally {
     // writeSquashfs closed them unless it never ran; the temporary output goes after its descriptor.
@@ -234,6 +245,7 @@ export async function build(options: BuildOptions, hooks: BuildHooks): Promise<B
     else if (pool) await (await pool.catch(() => null))?.close();
     if (run.sifFd !== null) fs.closeSync(run.sifFd);
     if (run.source) await closeTree(run.source);
+    run.previous?.close();
     output.abort(); // no-op after commit
   }
 }
@@ -281,7 +293,16 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     const within = o.format === 'sif' ? { fd: (run.sifFd = openForWriting(run.output.tmp, o.output)), origin: PARTITION_OFFSET } : undefined;
     const started = openSquashfs(run.output.tmp, { ...run.squashfs, dedup: o.dedup, threads: o.threads, pool: pool!, within });
     run.sqfs = started;
-    const onWalkFile = remote ? (e: Entry) => remote.walked(e) : (e: Entry) => started.feed.offerWalked(e);
+    // --reuse: a walked file that matches the previous image takes its blocks before it is offered (and is never read).
+    const previous = run.previous;
+    const imagePath = baseImage ? (e: Entry) => e.path : (e: Entry) => e.path.slice(MOUNT.length);
+    const reuse = previous ? (e: Entry) => previous.walked(e, imagePath(e)) : null;
+    const onWalkFile = remote ? (e: Entry) => remote.walked(e, reuse) : reuse
+        ? (e: Entry) => {
+            reuse(e);
+            started.feed.offerWalked(e);
+          }
+        : (e: Entry) => started.feed.offerWalked(e);
     payload = await selectPayloadAsync({ ...selection, onProgress: selecting.tick, onWalkFile }, diag, () => started.feed.check());
   } else {
     // Asynchronously even from a directory: the event loop turns at the walk's pauses, and a signal is handled there.
@@ -297,7 +318,8 @@ async function select(run: Run, baseImage: BaseImage | null, pool: ReturnType<ty
     };
     const sqfs = run.sqfs;
     if (sqfs) await remote.offerInOrder(sqfs.feed, tick);
-    await remote.tree.materialize(payload.entries, tick); // what closures added, and the rest for other formats
+    // What closures added, and the rest for other formats (not what takes the previous image's blocks).
+    await remote.tree.materialize(run.previous ? payload.entries.filter((e) => !e.stored) : payload.entries, tick);
     fetching.done();
   }
   return payload;
@@ -310,8 +332,10 @@ class RemoteFeed {
 
   constructor(readonly tree: HttpTree) {}
 
-  walked(e: Entry): void {
+  walked(e: Entry, reuse: ((e: Entry) => void) | null = null): void {
     this.order.push(e);
+    reuse?.(e);
+    if (e.stored) return; // the previous image's blocks: nothing to fetch
     this.batch.push(e.source!);
     if (this.batch.length >= 256) this.flush();
   }
@@ -325,7 +349,7 @@ class RemoteFeed {
   async offerInOrder(feed: SquashfsOutput['feed'], tick: () => void): Promise<void> {
     this.flush();
     for (const [i, e] of this.order.entries()) {
-      const ready = this.tree.contentReady(e.source!);
+      const ready = e.stored ? null : this.tree.contentReady(e.source!);
       if (ready) await ready;
       feed.offerWalked(e);
       if (i % 256 === 0) {
@@ -375,7 +399,9 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
     : await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work, arch }, diag));
   const image = composeImage({ base, payload: payload.entries, mount: MOUNT, epoch, extra: generated.entries }, diag);
   normaliseTimes(image, o.mtime, epoch);
-  return { image, base, epoch, sources, apptainer: generated.apptainer, arch };
+  // --reuse: the files the selection's walk did not offer (closures, the base) are matched now, before the writer takes them.
+  const reused = run.previous ? run.previous.composed(image, new Set(generated.entries), epoch) : null;
+  return { image, base, epoch, sources, apptainer: generated.apptainer, arch, reused };
 }
 
 /** What provenance records of the inputs: the command, absolute paths, each repository's revision. */
@@ -402,6 +428,8 @@ interface Composed {
   /** Apptainer's metadata (a SIF's objects); null for a /cvmfs-only image. */
   apptainer: ApptainerFiles | null;
   arch: string;
+  /** --reuse: the files that take the previous image's blocks (null without it). */
+  reused: ReuseCounts | null;
 }
 
 /** Write the image under its temporary name, checksum it, and move it and its side files into place. */

@@ -13,6 +13,7 @@ import { benchLayer } from './layer.js';
 import { benchMerge } from './merge.js';
 import { benchPlan } from './plan.js';
 import { benchReport } from './report.js';
+import { benchReuse } from './reuse.js';
 import { benchScale } from './scale.js';
 import { benchSif } from './sif.js';
 import { benchSquashfs } from './squashfs.js';
@@ -28,6 +29,8 @@ const suites: Record<string, () => string[] | Promise<string[]>> = {
   layer: () => benchLayer({ work, cli, reps }),
   // shrinkwrap merge of three parts against mksquashfs of their union and cat of the parts (issue 22).
   merge: () => benchMerge({ work, cli, reps }),
+  // build --reuse after 2 % of the files changed, against a full build (issue 22).
+  reuse: () => benchReuse({ work, cli, reps }),
   // The HTML report of a synthetic plan (BENCH_REPORT_ENTRIES, default 2000000).
   report: () => benchReport({ work, cli, entries: Number(process.env['BENCH_REPORT_ENTRIES'] ?? 2_000_000), reps }),
   // At least 5 rounds whatever BENCH_REPS says (issue 21: within 2 %).
