@@ -2,12 +2,14 @@
 import * as path from 'node:path';
 import { type Command, Option } from 'commander';
 import { DEFAULT_MOUNTPOINTS } from '../compose/generated.js';
-import { type MergeResult, type PartPriority, merge } from '../compose/merge/index.js';
+import { type MergeOptions, type MergeResult, type PartPriority, merge } from '../compose/merge/index.js';
+import { type OciMergeResult, mergeOci } from '../compose/merge/oci.js';
+import { formatFromName } from '../compose/output.js';
 import { type CodecName, codecChoices, codecFor } from '../codecs/index.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { InputError } from '../model/errors.js';
 import { DEFAULT_MAX_LAYER_SIZE_TEXT } from '../sources/base/blob.js';
-import { checkMountpoint, parseBlockSize, parseThreads } from './build-options.js';
+import { checkMountpoint, parseBlockSize, parseTag, parseThreads } from './build-options.js';
 import { groupOptions, withExamples } from './help.js';
 import { REGISTRY_TIMEOUT_HELP, type SelectionFlags, baseRequestOf, collect, parseBool } from './selection-options.js';
 import type { ProgressHooks } from '../compose/hooks.js';
@@ -21,7 +23,9 @@ interface MergeFlags {
   creds?: string;
   registryTimeout: string;
   maxLayerSize: string;
-  compression?: CodecName;
+  compression?: CodecName | 'none';
+  tag?: string;
+  layerCache?: string;
   level?: string;
   blockSize?: string;
   recompress: boolean;
@@ -42,6 +46,7 @@ const MERGE_EXAMPLES = [
   'shrinkwrap merge -o all.sqfs atlas.sqfs sft.sqfs',
   'shrinkwrap merge --base el9.tar -o img.sqfs A.part.sqfs B.part.sqfs',
   'mksquashfs /cvmfs/sft.cern.ch sft.sqfs -keep-as-directory',
+  'shrinkwrap merge --format oci --base docker://almalinux:9 -o img-oci A.part.sqfs B.part.sqfs',
 ];
 
 export interface MergeCli {
@@ -58,19 +63,23 @@ export function addMergeCommand(program: Command, cli: MergeCli): void {
     .description(
       withExamples(
         'Write one SquashFS image holding each part under /cvmfs, on a base or alone. Data blocks are copied as they are (parts with the ' +
-          "image's compressor and block size: by default the first part's), tails packed anew; inodes, directories and tables are written anew.",
+          "image's compressor and block size: by default the first part's), tails packed anew; inodes, directories and tables are written anew. " +
+          "--format oci or docker-archive writes an OCI image instead, one layer per part: a part's layer is built once and kept beside it (or in --layer-cache DIR), " +
+          'so a later merge of the same part copies it.',
         MERGE_EXAMPLES,
       ),
     )
     .option('-o, --output <path>', 'where to write the image (written beside it under a temporary name, renamed when complete; required)')
-    .addOption(new Option('--format <format>', 'image format').choices(['squashfs']).default('squashfs'))
+    .addOption(new Option('--format <format>', 'image format (default: from the output name: .tar docker-archive, else squashfs)').choices(['squashfs', 'oci', 'docker-archive']))
+    .option('--tag <name[:tag]>', 'oci, docker-archive: image name and tag (default: from the output name, tag latest)')
+    .option('--layer-cache <dir>', "oci, docker-archive: where each part's layer is kept, to be copied by later merges (default: beside each part)")
     .option('--base <image>', 'the root file system to put /cvmfs on: a DIR or tarball, oci:DIR[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, a SquashFS or SIF image')
     .addOption(new Option('--platform <os/arch>', "the base image platform to take from an index (default: this machine's)").argParser(collect))
     .option('--tls-verify <bool>', "docker:// base: verify the registry's TLS certificate (false also allows plain HTTP)", (v) => parseBool(v, '--tls-verify'), true)
     .option('--creds <user:password>', 'docker:// base: registry credentials (default: $SHRINKWRAP_REGISTRY_AUTH, then containers/auth.json, ~/.docker/config.json)')
     .option('--registry-timeout <seconds>', REGISTRY_TIMEOUT_HELP, '60')
     .option('--max-layer-size <size>', 'the most one compressed base layer or tarball may decompress to (K, M, G, T suffixes)', DEFAULT_MAX_LAYER_SIZE_TEXT)
-    .addOption(new Option('--compression <name>', "squashfs compressor (default: the first part's)").choices(codecChoices('squashfs')))
+    .addOption(new Option('--compression <name>', "squashfs compressor (default: the first part's); oci: layer compression gzip (default), zstd or none").choices([...codecChoices('squashfs'), 'none']))
     .option('--level <n>', 'compression level of what is compressed anew (the base, generated files, parts with another compressor)')
     .option('--block-size <size>', "squashfs block size, 4K to 1M (default: the first part's)")
     .option('--no-recompress', 'refuse parts with another compressor or block size (default: compress their files anew, with a warning)')
@@ -91,15 +100,21 @@ export function addMergeCommand(program: Command, cli: MergeCli): void {
 
 async function runMerge(parts: string[], flags: MergeFlags, cli: MergeCli): Promise<void> {
   if (flags.output === undefined) throw new InputError('-o, --output <path>: say where to write the merged image (see shrinkwrap merge --help)');
+  const format = mergeFormat(flags);
+  const oci = format !== 'squashfs';
+  if (!oci) {
+    if (flags.tag !== undefined) throw new InputError('--tag needs --format oci or docker-archive');
+    if (flags.layerCache !== undefined) throw new InputError('--layer-cache needs --format oci or docker-archive');
+    if (flags.compression === 'none') throw new InputError('--compression none: OCI layers only (a SquashFS image is compressed)');
+  }
   const diag = cli.diagnostics(flags.quiet);
   const base = baseRequestOf(flags as unknown as SelectionFlags);
-  const result = await merge(
-    {
+  const options: MergeOptions = {
       output: flags.output,
       force: flags.force ?? false,
       parts,
       base,
-      compression: flags.compression,
+      compression: flags.compression as CodecName | undefined,
       level: flags.level === undefined ? undefined : parseLevel(flags),
       blockSize: flags.blockSize === undefined ? undefined : parseBlockSize(flags.blockSize),
       recompress: flags.recompress,
@@ -109,19 +124,34 @@ async function runMerge(parts: string[], flags: MergeFlags, cli: MergeCli): Prom
       exportTable: flags.exportTable,
       checksum: flags.checksum,
       mountpoints: [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))],
-    },
-    { diagnostics: diag, progress: cli.progress(flags) },
-  );
+  };
+  const hooks = { diagnostics: diag, progress: cli.progress(flags) };
+  const result = oci
+    ? await mergeOci({ ...options, format, tag: flags.tag === undefined ? undefined : parseTag(flags.tag), layerCache: flags.layerCache ?? null }, hooks)
+    : await merge(options, hooks);
   if (flags.json) process.stdout.write(JSON.stringify(mergeJson(result), null, 1) + '\n');
-  else if (!flags.quiet) for (const line of summaryLines(result)) process.stderr.write(`shrinkwrap: ${line}\n`);
+  else if (!flags.quiet) for (const line of 'layers' in result.image ? ociSummaryLines(result as OciMergeResult) : summaryLines(result as MergeResult)) process.stderr.write(`shrinkwrap: ${line}\n`);
   cli.finishWarnings(diag, flags.quiet || flags.json);
+}
+
+/** --format, else from the output's name as a build has it (.tar a docker-archive); a name it cannot tell is SquashFS, as merge always wrote. */
+function mergeFormat(flags: MergeFlags): 'squashfs' | 'oci' | 'docker-archive' {
+  if (flags.format !== undefined) return flags.format as 'squashfs' | 'oci' | 'docker-archive';
+  let named: string;
+  try {
+    named = formatFromName(flags.output!);
+  } catch {
+    return 'squashfs';
+  }
+  if (named === 'squashfs' || named === 'docker-archive') return named;
+  throw new InputError(`-o ${flags.output}: merge writes squashfs, oci or docker-archive, not ${named} (give --format)`);
 }
 
 /** --level: needs --compression, or the first part's compressor; checked against the codec once that is known. */
 function parseLevel(flags: MergeFlags): number {
   const text = flags.level!;
   if (!/^\d+$/.test(text)) throw new InputError(`--level ${text}: expected a whole number`);
-  if (flags.compression !== undefined) {
+  if (flags.compression !== undefined && flags.compression !== 'none') {
     const { min, max } = codecFor(flags.compression).levels;
     if (Number(text) < min || Number(text) > max) throw new InputError(`--level ${text}: ${flags.compression} takes ${min} to ${max}`);
   }
@@ -159,6 +189,20 @@ function summaryLines(r: MergeResult): string[] {
   return lines;
 }
 
-function mergeJson(r: MergeResult): Record<string, unknown> {
+function ociSummaryLines(r: OciMergeResult): string[] {
+  const i = r.image;
+  const partLayers = i.layers.filter((l) => l.part !== undefined);
+  const cached = partLayers.filter((l) => l.cached).length;
+  const lines = [
+    `wrote ${r.output}: ${i.format} ${i.name}, ${i.layers.length} layers (${i.compression}), ${i.bytes} bytes written${r.base ? ` on ${r.base.name}` : ''}`,
+    `${r.parts.length} parts, one layer each: ${cached} copied from their kept layers, ${partLayers.length - cached} built; ` +
+      `${r.shared} paths in several parts${r.settled > 0 ? `, ${r.settled} conflicts settled by --part-priority` : ''}`,
+  ];
+  for (const l of partLayers) if (l.rebuilt) lines.push(`${l.part}: ${l.lost} of its entries lost a conflict: its layer was built for this merge without them (not kept)`);
+  if (r.sha256) lines.push(`sha256 ${r.sha256} (in ${r.output}.sha256)`);
+  return lines;
+}
+
+function mergeJson(r: MergeResult | OciMergeResult): Record<string, unknown> {
   return { output: r.output, sha256: r.sha256, image: r.image, parts: r.parts, base: r.base, shared: r.shared, settled: r.settled, warnings: r.warnings.map((w) => ({ kind: w.kind, message: w.message })) };
 }

@@ -111,7 +111,7 @@ export async function merge(options: MergeOptions, hooks: BuildHooks): Promise<M
     const merged = parts.map((p, k): MergedPart => ({ file: path.basename(p.file), sha256: digests[k]!, ...p.facts, entries: p.entries.length, files: p.files, bytes: p.bytes, copied: copied[k]! }));
     const base = baseImage ? { name: absoluteBaseName(baseImage.text), kind: baseImage.kind, digest: baseImage.digest } : null;
     const releases = partReleases(opened);
-    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases });
+    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases, rootfs: baseImage !== null });
     const image = composeImage({ base: baseImage ? baseImage.entries : null, payload: union.entries, mount: MOUNT, epoch, extra }, diag);
 
     let total = 0;
@@ -141,7 +141,7 @@ export async function merge(options: MergeOptions, hooks: BuildHooks): Promise<M
 }
 
 /** Writing the output over a part it reads would destroy the part (--force) or be read into itself. */
-function refuseOutputAmongParts(output: string, parts: string[]): void {
+export function refuseOutputAmongParts(output: string, parts: string[]): void {
   const real = (p: string) => {
     try {
       return fs.realpathSync(p);
@@ -191,7 +191,7 @@ function checkPart(file: string, f: PartFacts, out: OutputFormat, recompress: bo
 }
 
 /** Each part's entries, read with pauses (a signal stops the merge at once). */
-async function readParts(opened: Array<{ file: string; image: Part['image']; facts: PartFacts }>, sources: StoredSource[], progress: NonNullable<BuildHooks['progress']>): Promise<Part[]> {
+export async function readParts(opened: Array<{ file: string; image: Part['image']; facts: PartFacts }>, sources: StoredSource[], progress: NonNullable<BuildHooks['progress']>): Promise<Part[]> {
   const reading = progress.stage('reading parts');
   const parts: Part[] = [];
   let entries = 0;
@@ -211,7 +211,7 @@ async function readParts(opened: Array<{ file: string; image: Part['image']; fac
 }
 
 /** A release a part was built from (its /.shrinkwrap/part.json, written by build --part). */
-interface PartRelease {
+export interface PartRelease {
   project: string;
   version: string;
   platform: string;
@@ -225,7 +225,7 @@ interface PartRelease {
  * index (mksquashfs) have none; an index that cannot be read is no release, not an error: the
  * part's files are merged all the same.
  */
-function partReleases(opened: ReadonlyArray<{ image: Part['image'] }>): PartRelease[] {
+export function partReleases(opened: ReadonlyArray<{ image: Part['image'] }>): PartRelease[] {
   const out: PartRelease[] = [];
   const seen = new Set<string>();
   for (const p of opened) {
@@ -249,21 +249,23 @@ function partReleases(opened: ReadonlyArray<{ image: Part['image'] }>): PartRele
   return out;
 }
 
-interface GeneratedInput {
+export interface GeneratedInput {
   parts: MergedPart[];
   base: MergeResult['base'];
   baseImage: BaseImage | null;
   epoch: number;
   mountpoints: string[];
   releases: PartRelease[];
+  /** The image is a root file system (a base, or any OCI image): it gets what a build adds to one. */
+  rootfs: boolean;
 }
 
 /**
  * /.shrinkwrap/provenance.json (which parts, their sha256 and superblocks), and on a base what a
  * build adds: the mount points, the parts' releases' /release_setup.sh and Apptainer's files.
  */
-function generated(input: GeneratedInput): Entry[] {
-  const { parts, base, baseImage, epoch, mountpoints, releases } = input;
+export function generated(input: GeneratedInput): Entry[] {
+  const { parts, base, epoch, mountpoints, releases, rootfs } = input;
   const doc = {
     tool: { name: 'shrinkwrap', version: VERSION },
     merged: parts.map((p) => ({
@@ -280,16 +282,16 @@ function generated(input: GeneratedInput): Entry[] {
     releases: releases.map((r) => ({ project: r.project, version: r.version, platform: r.platform })),
   };
   const work = makeWorkDir('merge');
-  const apptainer = baseImage ? mergedApptainerFiles(input) : undefined;
+  const apptainer = rootfs ? mergedApptainerFiles(input) : undefined;
   return generatedEntries(
     {
-      releases: baseImage ? releases.map((r) => ({ name: `${r.project},${r.version}`, setup: r.setupScript, compilers: r.compilers })) : [],
+      releases: rootfs ? releases.map((r) => ({ name: `${r.project},${r.version}`, setup: r.setupScript, compilers: r.compilers })) : [],
       repositories: [],
-      mountpoints: baseImage ? mountpoints : [],
+      mountpoints: rootfs ? mountpoints : [],
       files: [{ name: 'provenance.json', content: JSON.stringify(doc, null, 1) + '\n' }],
       apptainer,
       epoch,
-      mount: baseImage ? MOUNT : '',
+      mount: rootfs ? MOUNT : '',
     },
     VERSION,
     work,

@@ -28,6 +28,10 @@ export interface Union {
   /** Paths several parts had, and how many of them were conflicts a priority settled. */
   shared: number;
   settled: number;
+  /** Which part each entry of `entries` comes from (its index). */
+  from: number[];
+  /** Per part: how many of its entries lost a conflict (differed from the winner; a directory replaced by a non-directory counts once). */
+  lost: number[];
 }
 
 type Lists = Array<Pick<Part, 'file' | 'entries' | 'firstNames'>>;
@@ -43,6 +47,7 @@ export function* unionOf(parts: Lists, rank: number[] | null): Steps<Union> {
   const equalKept = new Set<Entry>();
   let shared = 0;
   let settled = 0;
+  const lost = new Array<number>(n).fill(0);
   for (let step = 1; ; step++) {
     if ((step & 4095) === 0) yield;
     let min: string | null = null;
@@ -78,12 +83,13 @@ export function* unionOf(parts: Lists, rank: number[] | null): Steps<Union> {
     for (const k of group) {
       const e = parts[k]!.entries[at[k]!++]!;
       if (k === w.k) continue;
+      if (w.settled && (e.type !== 'dir' || we.type !== 'dir') && difference(parts, w.k, we, k, e) !== null) lost[k]!++;
       if (e.type === 'dir' && we.type !== 'dir') skip[k] = min + '/';
       if (we.type === 'file' && parts[k]!.firstNames.get(e.path) === e && difference(parts, w.k, we, k, e) === null) equalKept.add(e);
     }
   }
   relinkHardLinks(parts, out, outPart, equalKept);
-  return { entries: out, shared, settled };
+  return { entries: out, shared, settled, from: outPart, lost };
 }
 
 /** The part whose entry stays at a path several parts have; an InputError naming both parts when they differ and no priority is given. */

@@ -29,6 +29,10 @@ export interface NewLayer {
   /** What it holds, for history and messages: "atlas.cern.ch", "release AnalysisBase 21.2.75", ... */
   label: string;
   entries: Entry[];
+  /** The layer's blob, made already (a merged part's, kept in its cache): copied, not written. */
+  blob?: KeptLayer;
+  /** Passed on to writeLayer: where files' content comes from (default: their source). */
+  content?: (e: Entry) => Iterable<Buffer>;
 }
 
 export interface OciWriteOptions {
@@ -105,6 +109,13 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
   }
   const done = { bytes: 0, files: 0 };
   for (const [i, layer] of o.layers.entries()) {
+    if (layer.blob) {
+      const l = layer.blob;
+      await store.copy(l);
+      descriptors.push({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length });
+      result.push({ label: layer.label, digest: l.digest, diffId: l.diffId, size: l.blob.length, kept: false });
+      continue;
+    }
     const tmp = path.join(store.dir, `.new-layer-${i}`);
     const before = { ...done };
     const onProgress = (b: number, f: number) => {
@@ -112,7 +123,7 @@ async function writeLayout(layoutDir: string, o: OciWriteOptions, diag: Diagnost
       done.files = before.files + f;
       o.onProgress?.(done.bytes, done.files);
     };
-    const blob = await writeLayer(layer.entries, tmp, { compression: o.compression, level: o.level, threads: o.threads, onProgress }, diag);
+    const blob = await writeLayer(layer.entries, tmp, { compression: o.compression, level: o.level, threads: o.threads, onProgress, content: layer.content }, diag);
     fs.renameSync(tmp, store.path(blob.digest));
     store.bytes += blob.size;
     descriptors.push({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size });

@@ -79,9 +79,10 @@ export class TarEncoder {
 
   /**
    * Add one entry; a file's content is read from its source now, in pieces, unless `content`
-   * brings it (read ahead, checked against the entry's size). Entries must come in path order.
+   * brings it (read ahead, or pieces from elsewhere: a SquashFS part's blocks; checked against the
+   * entry's size). Entries must come in path order.
    */
-  async add(e: Entry, content?: Buffer | null): Promise<void> {
+  async add(e: Entry, content?: Buffer | Iterable<Buffer> | null): Promise<void> {
     if (e.type === 'socket') {
       this.diag.warnPath('socket-skipped', e.path, 'socket skipped (tar has no socket type)');
       return;
@@ -108,7 +109,8 @@ export class TarEncoder {
     }
     await this.emit(header(name, FLAG[e.type], e, size, linkname));
     if (size > 0) {
-      if (content) await this.emit(content);
+      if (Buffer.isBuffer(content)) await this.emit(content);
+      else if (content) await this.pieces(e, content);
       else await this.content(e);
       await this.pad(size);
     }
@@ -128,6 +130,17 @@ export class TarEncoder {
   private async pad(size: number): Promise<void> {
     const rest = size % BLOCK;
     if (rest !== 0) await this.emit(ZEROS.subarray(0, BLOCK - rest));
+  }
+
+  /** Emit a file's content given as pieces; they must add up to its size exactly. */
+  private async pieces(e: Entry, content: Iterable<Buffer>): Promise<void> {
+    let done = 0;
+    for (const piece of content) {
+      done += piece.length;
+      if (done > e.size) break;
+      await this.emit(piece);
+    }
+    if (done !== e.size) throw new BuildError(`${display(e.path)}: its content is ${done > e.size ? 'longer' : 'shorter'} than its ${e.size} bytes`);
   }
 
   /** Stream a file's bytes from its source (at its offset, for content inside another archive). */

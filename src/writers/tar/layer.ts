@@ -20,6 +20,11 @@ export interface LayerOptions {
   compression: LayerCompression;
   level: number;
   threads: number;
+  /**
+   * Where files' content comes from when not from their `source` (read ahead then): pieces, in
+   * order (a SquashFS part's blocks, decompressed).
+   */
+  content?: (e: Entry) => Iterable<Buffer>;
   /** File content written so far, and files: what the progress bar counts (not tar headers and padding). */
   onProgress?: (contentBytes: number, files: number) => void;
 }
@@ -154,7 +159,7 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
   const tar = new TarEncoder(sink, diag);
   try {
     // The next files' bytes are read while earlier ones are compressed and written.
-    const ahead = new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
+    const ahead = opts.content ? null : new ReadAhead((i) => (entries[i]!.type === 'file' ? entries[i] : undefined), entries.length);
     let contentBytes = 0;
     let files = 0;
     // Awaits that resolve at once are microtasks: without a turn of the event loop now and then,
@@ -166,9 +171,11 @@ export async function writeLayer(entries: readonly Entry[], file: string, opts: 
         turn = Date.now() + TURN_MS;
       }
       const e = entries[i]!;
-      let content = ahead.take(i);
-      if (content instanceof Promise) content = await content;
-      await tar.add(e, content);
+      if (ahead) {
+        let content = ahead.take(i);
+        if (content instanceof Promise) content = await content;
+        await tar.add(e, content);
+      } else await tar.add(e, e.type === 'file' ? opts.content!(e) : null);
       if (e.type === 'file') {
         contentBytes += e.size;
         files++;
