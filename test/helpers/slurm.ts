@@ -85,6 +85,7 @@ function slurmConf(dir: string, socket: string, ports: { ctld: number; slurmd: n
     'MpiDefault=none',
     'ReturnToService=2',
     'SchedulerType=sched/builtin',
+    'SchedulerParameters=sched_interval=1,batch_sched_delay=0',
     'JobAcctGatherType=jobacct_gather/none',
     'AccountingStorageType=accounting_storage/none',
     'JobCompType=jobcomp/none',
