@@ -4,10 +4,11 @@
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureExample } from '../../fixtures/example.js';
-import { shrinkwrap } from '../helpers/cli.js';
+import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { canRun } from '../helpers/env.js';
 import { type LocalSlurm, canRunSlurm, jobStates, startSlurm, waitForJob } from '../helpers/slurm.js';
 import { tmpDir } from '../helpers/tree.js';
@@ -93,6 +94,46 @@ function expectFailureLines(lines: string[], releases: string[], failed: Map<str
   expect(lines).toEqual(expected);
 }
 
+describe('shrinkwrap slurm refuses before submitting anything', () => {
+  const refused = (args: string[], culprit: string | RegExp, env: NodeJS.ProcessEnv = process.env) => {
+    const dir = tmpDir('sw-slurm-refused-');
+    try {
+      const r = shrinkwrap(['slurm', ...args.map((a) => a.replace('@', dir))], { cwd: dir, env });
+      expectOneLineError(r, 2, culprit);
+      expect(fs.readdirSync(dir)).toEqual(args.includes('@/exists.sqfs') ? ['exists.sqfs'] : []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('no output, no releases, words before --, sbatch options it sets itself, an existing output', () => {
+    refused(['--release', '21.2.75'], '-o, --output <path>: say where the merged image goes');
+    refused(['-o', '@/x.sqfs'], 'give the releases: --releases-file FILE');
+    refused(['--release', '21.2.75', '-o', '@/x.sqfs', 'short'], 'short: sbatch options go after --');
+    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--partition=short'], "unknown option '--partition=short'");
+    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--', '--array=0-9'], 'sbatch option --array=0-9: shrinkwrap slurm sets the array and the dependency itself');
+    refused(['--release', '21.2.75', '-o', '@/no/x.sqfs'], /output \S+\/no\/x\.sqfs: directory \S+\/no does not exist/);
+    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--releases-file', '@/none.txt'], /none\.txt: no such file or directory/);
+  });
+
+  it('an output that exists, without --force', () => {
+    const dir = tmpDir('sw-slurm-exists-');
+    fs.writeFileSync(path.join(dir, 'exists.sqfs'), 'x');
+    expectOneLineError(shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run']), 2, /exists\.sqfs already exists \(use --force to replace it\)/);
+    expect(shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run', '--force']).code).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('no sbatch here: one line saying so, the scripts written for a look', () => {
+    const dir = tmpDir('sw-slurm-nosbatch-');
+    const r = shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'x.sqfs')], { env: { ...process.env, PATH: '/nonexistent' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('shrinkwrap: error: submitting the job array (1 releases): sbatch: not found: is this a Slurm submit host? (--dry-run prints the scripts)\n');
+    expect(fs.readdirSync(path.join(dir, 'x.sqfs.parts')).sort()).toEqual(['logs', 'merge.sh', 'part.sh']);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe.runIf(haveSlurm)('shrinkwrap slurm on a local Slurm', () => {
   it('a release that fails is named by the merge job, which fails and writes nothing', async () => {
     const dir = oddDir('fail');
@@ -177,6 +218,30 @@ describe.runIf(haveSlurm)('shrinkwrap slurm on a local Slurm', () => {
     expect(list.status, list.stderr).toBe(0);
     for (const v of ['21.2.74', '21.2.75']) expect(list.stdout).toContain(`/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AnalysisBase/${v}/InstallArea`);
     expect(list.stdout).toContain('/cvmfs/atlas.cern.ch/repo/sw/software/21.2/AthAnalysis/21.2.75/InstallArea/x86_64-slc6-gcc62-opt');
+  });
+
+  it('a task cancelled while it builds is named as stopped, and the merge job still runs', async () => {
+    if (!haveParts('a cancelled task')) return;
+    // A CernVM-FS server that accepts and never answers: the build waits (for --cvmfs-timeout).
+    const server = net.createServer(() => {});
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dir = oddDir('cancelled');
+      const output = path.join(dir, 'prod.sqfs');
+      const partsDir = `${output}.parts`;
+      const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/cvmfs`;
+      const ids = submit(['--release', 'AnalysisBase,21.2.75', '-o', output, '--cvmfs-root', url, '--cvmfs-keys', dir, '--cvmfs-timeout', '600'], work);
+      const deadline = Date.now() + 30_000;
+      while (jobStates(slurm!, ids.array)[0]?.state !== 'RUNNING' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 1000)); // the build is waiting for the server
+      expect(spawnSync('scancel', [ids.array], { env: slurm!.env }).status).toBe(0);
+      expect((await waitForJob(slurm!, ids.merge)).map((s) => s.state)).toEqual(['FAILED']);
+      expect(jobStates(slurm!, ids.array).map((t) => t.state)).toEqual(['CANCELLED']);
+      const failed = new Map([['AnalysisBase,21.2.75', 'stopped by SIGTERM (scancel, or the time limit)']]);
+      expectFailureLines(mergeLog(partsDir, ids.merge), ['AnalysisBase,21.2.75'], failed, ids, partsDir, output);
+    } finally {
+      server.close();
+    }
   });
 
   it('one release failing among good ones: only it is named, and the good parts stay for the next run', async () => {

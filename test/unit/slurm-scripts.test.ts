@@ -2,7 +2,7 @@
 // names, the task's verdict on its build, the merge job's check of every task, the --dry-run
 // script; and the checks made before anything is submitted. (The whole flow on a real Slurm:
 // test/integration/slurm.test.ts.)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -117,6 +117,18 @@ describe('the array job', () => {
     expect(silent.read('failed')).toBe('77\nthe build wrote no part\n');
     const quiet = runTask('false');
     expect(quiet.read('failed')).toBe('77\nthe build exited with status 1\n');
+  });
+
+  it('a task stopped as scancel stops it (SIGTERM to every process) says so', async () => {
+    const partsDir = tmpDir('sw-slurm-task-');
+    const file = path.join(partsDir, 'part.sh');
+    fs.writeFileSync(file, taskScript(jobs({ partsDir, command: `sh -c 'sleep 30' sh` })));
+    const child = spawn('bash', [file], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH']!, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '79', TMPDIR: work } });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(-child.pid!, 'SIGTERM');
+    expect(await exited).toBe(143);
+    expect(fs.readFileSync(path.join(partsDir, 'AnalysisBase,21.2.75.failed'), 'utf8')).toBe('79\nstopped by SIGTERM (scancel, or the time limit)\n');
   });
 
   it('a build that writes its part leaves <release>.ok with the job id, and clears an earlier verdict', () => {
