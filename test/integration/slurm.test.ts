@@ -116,6 +116,14 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
     refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--releases-file', '@/none.txt'], /none\.txt: no such file or directory/);
   });
 
+  it('slurm --help: examples, every option in a group', () => {
+    const r = shrinkwrap(['slurm', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/^Options:$/m);
+    expect(r.stdout).toMatch(/Examples:\n {2}shrinkwrap slurm --releases-file /);
+    expect(r.stdout).toMatch(/Output:\n {2}-o, --output <path>[\s\S]*--parts <dir>[\s\S]*--dry-run/);
+  });
+
   it('an output that exists, without --force', () => {
     const dir = tmpDir('sw-slurm-exists-');
     fs.writeFileSync(path.join(dir, 'exists.sqfs'), 'x');
