@@ -144,6 +144,8 @@ async function runSlurm(sbatchOptions: string[], flags: SlurmFlags, cmd: Command
     output,
     base: flags.base ?? null,
     force: flags.force ?? false,
+    // --platform OS/ARCH picks the base from an index: the merge's business (each part's build gets it too, unused there).
+    mergeOptions: ((flags['platform'] as string[] | undefined) ?? []).filter((p) => p.includes('/')).map((p) => `--platform=${p}`),
     command: flags.shrinkwrap ?? thisShrinkwrap(),
     buildOptions: partBuildOptions(cmd),
     sbatchOptions,

@@ -27,6 +27,8 @@ export interface SlurmJobs {
   base: string | null;
   /** Give --force to merge. */
   force: boolean;
+  /** Options the merge gets besides (the base image's --platform OS/ARCH). */
+  mergeOptions: string[];
   /** Shell words that run shrinkwrap on a node (already quoted). */
   command: string;
   /** Options every `build --part` gets besides its release (selection, compression). */
@@ -145,7 +147,12 @@ export function taskScript(jobs: SlurmJobs): string {
 
 /** The merge job (argument: the array job's id): every release's result, then the merge, or one line per failed release. */
 export function mergeScript(jobs: SlurmJobs): string {
-  const merge = [`exec ${jobs.command} merge -o ${shellQuote(jobs.output)}`, ...(jobs.base === null ? [] : [shellQuote(`--base=${jobs.base}`)]), ...(jobs.force ? ['--force'] : [])];
+  const merge = [
+    `exec ${jobs.command} merge -o ${shellQuote(jobs.output)}`,
+    ...(jobs.base === null ? [] : [shellQuote(`--base=${jobs.base}`)]),
+    ...(jobs.force ? ['--force'] : []),
+    ...jobs.mergeOptions.map(shellQuote),
+  ];
   const parts = jobs.releases.map((r) => `  ${shellQuote(partPath(jobs.partsDir, r))}`);
   return [
     '#!/bin/bash',

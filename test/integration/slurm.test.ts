@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureExample } from '../../fixtures/example.js';
-import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
+import { REPO_ROOT, expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { canRun } from '../helpers/env.js';
 import { type LocalSlurm, canRunSlurm, jobStates, startSlurm, waitForJob } from '../helpers/slurm.js';
 import { tmpDir } from '../helpers/tree.js';
@@ -122,6 +122,28 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
     expect(r.stdout).not.toMatch(/^Options:$/m);
     expect(r.stdout).toMatch(/Examples:\n {2}shrinkwrap slurm --releases-file /);
     expect(r.stdout).toMatch(/Output:\n {2}-o, --output <path>[\s\S]*--parts <dir>[\s\S]*--dry-run/);
+  });
+
+  it('--dry-run prints the jobs: one task per release, the merge after the array, the options where they belong', () => {
+    const dir = oddDir('printed');
+    const output = path.join(dir, 'out.sqfs');
+    const f = releasesFile(dir, ['AnalysisBase,21.2.75', '21.2.74,AnalysisBase # older', 'AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt']);
+    const r = shrinkwrap(['slurm', '--releases-file', f, '-o', output, '--cvmfs-root', cvmfs, '--platform', 'linux/amd64', '--exclude', '*.pdf', '--base', base, '--dry-run', '--', '--partition=short', '--time=1:00:00']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readdirSync(dir)).toEqual(['releases.txt']); // nothing written
+    const lines = r.stdout.split('\n');
+    expect(lines.filter((l) => l.startsWith('#SBATCH '))).toEqual(['#SBATCH --job-name=shrinkwrap-part', '#SBATCH --array=0-2', '#SBATCH --job-name=shrinkwrap-merge']);
+    expect(lines).toContain(`releases=(AnalysisBase,21.2.75 AnalysisBase,21.2.74 AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt)`);
+    const q = (p: string) => `'${p.replaceAll("'", "'\\''")}'`;
+    expect(lines).toContain(`dir=${q(`${output}.parts`)}`);
+    const build = lines.find((l) => l.includes(' build --release="$release" --part '))!;
+    expect(build).toContain(`--cvmfs-root=${cvmfs} --platform=linux/amd64 '--exclude=*.pdf' 2>&1 | tee -- "$log"`);
+    expect(lines).toContain(`exec ${process.execPath} ${fs.realpathSync(path.join(REPO_ROOT, 'dist/src/cli/shrinkwrap.cjs'))} merge -o ${q(output)} --base=${base} --platform=linux/amd64 \\`);
+    const sbatch = lines.filter((l) => /^(array|merge)=\$\(sbatch /.test(l));
+    expect(sbatch).toEqual([
+      `array=$(sbatch --parsable ${q(`--output=${output}.parts/logs/part-%a.out`.replaceAll('%a"', '%%a"'))} --partition=short --time=1:00:00 ${q(`${output}.parts/part.sh`)})`,
+      `merge=$(sbatch --parsable --dependency=afterany:"$array" --kill-on-invalid-dep=yes ${q(`--output=${output}.parts/logs/merge-%j.out`.replaceAll('%a"', '%%a"'))} --partition=short --time=1:00:00 ${q(`${output}.parts/merge.sh`)} "$array")`,
+    ]);
   });
 
   it('an output that exists, without --force', () => {

@@ -39,6 +39,7 @@ function jobs(over: Partial<SlurmJobs> = {}): SlurmJobs {
     output: path.join(work, 'out.sqfs'),
     base: null,
     force: false,
+    mergeOptions: [],
     command: 'shrinkwrap',
     buildOptions: [],
     sbatchOptions: [],
@@ -148,7 +149,7 @@ describe('the merge job', () => {
     const partsDir = tmpDir('sw-slurm-merge-');
     const output = path.join(partsDir, 'out dir', "it's.sqfs");
     // The merge is stood in for by printf: what it would have been run with.
-    const j = jobs({ partsDir, output, base: 'oci:base dir', force: true, command: `printf '<%s>\\n'` });
+    const j = jobs({ partsDir, output, base: 'oci:base dir', force: true, mergeOptions: ['--platform=linux/arm64'], command: `printf '<%s>\\n'` });
     j.releases.forEach((r, i) => {
       const put = (ext: string, text: string) => fs.writeFileSync(path.join(partsDir, `${r}.${ext}`), text);
       const result = results[i] ?? 'ok';
@@ -164,7 +165,7 @@ describe('the merge job', () => {
     const { j, r } = setup({});
     expect(r.status, r.stderr).toBe(0);
     const args = [...r.stdout.matchAll(/<([^>]*)>/g)].map((m) => m[1]);
-    expect(args).toEqual(['merge', '-o', j.output, '--base=oci:base dir', '--force', ...j.releases.map((rel) => path.join(j.partsDir, `${rel}.part.sqfs`))]);
+    expect(args).toEqual(['merge', '-o', j.output, '--base=oci:base dir', '--force', '--platform=linux/arm64', ...j.releases.map((rel) => path.join(j.partsDir, `${rel}.part.sqfs`))]);
   });
 
   it('one line per failed release, naming it, its task and why; then nothing is merged', () => {
