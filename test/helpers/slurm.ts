@@ -91,6 +91,8 @@ function slurmConf(dir: string, socket: string, ports: { ctld: number; slurmd: n
     'JobCompType=jobcomp/none',
     // A cancelled job's processes get SIGKILL this soon after SIGTERM (default 30 s).
     'KillWait=5',
+    // Two CPUs whatever the machine has (a node with less than configured would be drained).
+    'SlurmdParameters=config_overrides',
     'NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=256 State=UNKNOWN',
     'PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP',
     '',
