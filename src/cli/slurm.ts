@@ -124,6 +124,13 @@ export function partBuildOptions(cmd: Command): string[] {
   return out;
 }
 
+/** --platform's two kinds (a release's; OS/ARCH, with a `/`, the base image's), each at most once, as build takes them. */
+function platformOf(flags: SlurmFlags, kind: 'release' | 'image'): string | null {
+  const given = ((flags['platform'] as string[] | undefined) ?? []).filter((p) => p.includes('/') === (kind === 'image'));
+  if (given.length > 1) throw new InputError(`--platform ${given.join(' --platform ')}: two ${kind === 'image' ? 'base image platforms (OS/ARCH)' : 'release platforms'}; give one`);
+  return given[0] ?? null;
+}
+
 /** The command that runs this very shrinkwrap: this node binary and this script, by absolute path. */
 function thisShrinkwrap(): string {
   return [process.execPath, fs.realpathSync(process.argv[1]!)].map(shellQuote).join(' ');
@@ -139,13 +146,13 @@ async function runSlurm(sbatchOptions: string[], flags: SlurmFlags, cmd: Command
   }
   const output = path.resolve(flags.output);
   const jobs: SlurmJobs = {
-    releases: slurmReleases(flags.release ?? [], flags.releasesFile ?? []),
+    releases: slurmReleases(flags.release ?? [], flags.releasesFile ?? [], { project: (flags['project'] as string | undefined) ?? null, platform: platformOf(flags, 'release') }),
     partsDir: path.resolve(flags.parts ?? `${flags.output}.parts`),
     output,
     base: flags.base ?? null,
     force: flags.force ?? false,
     // --platform OS/ARCH picks the base from an index: the merge's business (each part's build gets it too, unused there).
-    mergeOptions: ((flags['platform'] as string[] | undefined) ?? []).filter((p) => p.includes('/')).map((p) => `--platform=${p}`),
+    mergeOptions: [platformOf(flags, 'image')].flatMap((p) => (p === null ? [] : [`--platform=${p}`])),
     command: flags.shrinkwrap ?? thisShrinkwrap(),
     buildOptions: partBuildOptions(cmd),
     sbatchOptions,

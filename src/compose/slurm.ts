@@ -13,12 +13,12 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BuildError, InputError, describeSystemError } from '../model/errors.js';
-import { type ReleaseRequest, parseReleaseArg, readReleasesFile } from '../select/release/index.js';
+import { parseReleaseArg, readReleasesFile } from '../select/release/index.js';
 
 /** What the two jobs do, every path absolute. */
 export interface SlurmJobs {
-  /** The releases, one task each, as `[PROJECT,]VERSION[,PLATFORM]`, in the order given. */
-  releases: string[];
+  /** The releases, one task each, in the order given. */
+  releases: SlurmRelease[];
   /** The shared directory: parts, results, the job scripts, logs/. */
   partsDir: string;
   /** The merged image. */
@@ -39,36 +39,53 @@ export interface SlurmJobs {
   sourceDateEpoch: string | null;
 }
 
+/** One task's release. */
+export interface SlurmRelease {
+  /** `PROJECT,VERSION[,PLATFORM]`, --project and --platform filled in. */
+  text: string;
+  /** Its part's name in the shared directory, less `.part.sqfs`: `PROJECT-VERSION[-PLATFORM]`. */
+  name: string;
+}
+
 /** A word for sh and bash: single-quoted unless plainly safe. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A release as a part's name: `[PROJECT,]VERSION[,PLATFORM]`, asetup's order made canonical. */
-function releaseText(r: ReleaseRequest): string {
-  return [r.project, r.version, r.platform].filter((f) => f !== null).join(',');
+/**
+ * A part's name as `build --parts DIR` names it (so that it reuses the parts a Slurm run left):
+ * `PROJECT-VERSION[-PLATFORM]`, every byte but [A-Za-z0-9._+-] made `_`, no leading dot.
+ */
+export function partName(project: string, version: string, platform: string | null): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9._+-]/g, '_');
+  return [project, version, ...(platform ? [platform] : [])].map(safe).join('-').replace(/^\.+/, (dots) => '_'.repeat(dots.length));
 }
 
 /**
- * The releases of --release and --releases-file, each once (two tasks must not write one part).
+ * The releases of --release and --releases-file, project and platform filled from --project and
+ * --platform (a part is named by them), each part once (two tasks must not write one part).
  * Their syntax is checked here; whether they exist, by each task.
  */
-export function slurmReleases(args: string[], files: string[]): string[] {
+export function slurmReleases(args: string[], files: string[], defaults: { project: string | null; platform: string | null }): SlurmRelease[] {
   const requests = [...args.map((a) => parseReleaseArg(a, `--release ${a}`)), ...files.flatMap((f) => readReleasesFile(f))];
   if (requests.length === 0) throw new InputError('give the releases: --releases-file FILE (one [PROJECT,]VERSION[,PLATFORM] per line) or --release');
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { text: string; origin: string }>();
   for (const r of requests) {
-    const text = releaseText(r);
-    const first = seen.get(text);
-    if (first !== undefined) throw new InputError(`${r.origin}: release ${text} again (first at ${first}): each release is one task and one part`);
-    seen.set(text, r.origin);
+    const project = r.project ?? defaults.project;
+    if (project === null) throw new InputError(`${r.origin}: each part is named by its project: give PROJECT,${r.version} (or --project)`);
+    const platform = r.platform ?? defaults.platform;
+    const text = [project, r.version, ...(platform === null ? [] : [platform])].join(',');
+    const name = partName(project, r.version, platform);
+    const first = seen.get(name);
+    if (first !== undefined) throw new InputError(`${r.origin}: release ${text} again (first at ${first.origin}, ${first.text}): each release is one task and one part`);
+    seen.set(name, { text, origin: r.origin });
   }
-  return [...seen.keys()];
+  return [...seen].map(([name, { text }]) => ({ text, name }));
 }
 
 /** Where a release's part goes. */
-export function partPath(partsDir: string, release: string): string {
-  return path.join(partsDir, `${release}.part.sqfs`);
+export function partPath(partsDir: string, release: SlurmRelease): string {
+  return path.join(partsDir, `${release.name}.part.sqfs`);
 }
 
 /** sbatch options that would break the two jobs' wiring. */
@@ -98,8 +115,9 @@ function epochLine(jobs: SlurmJobs): string[] {
   return jobs.sourceDateEpoch === null ? [] : [`export SOURCE_DATE_EPOCH=${shellQuote(jobs.sourceDateEpoch)}`];
 }
 
-function releasesLine(jobs: SlurmJobs): string {
-  return `releases=(${jobs.releases.map(shellQuote).join(' ')})`;
+/** The releases and their parts' names, as two bash arrays indexed by task. */
+function releasesLines(jobs: SlurmJobs): string[] {
+  return [`releases=(${jobs.releases.map((r) => shellQuote(r.text)).join(' ')})`, `names=(${jobs.releases.map((r) => shellQuote(r.name)).join(' ')})`];
 }
 
 /** The array job: task N builds release N's part and leaves its result for the merge job. */
@@ -108,17 +126,18 @@ export function taskScript(jobs: SlurmJobs): string {
   return [
     '#!/bin/bash',
     '# Written by shrinkwrap slurm. Task N builds release N as a part in the shared directory, and leaves',
-    '# <release>.ok or <release>.failed there (the array job id, then why) for the merge job.',
+    '# <name>.ok or <name>.failed beside its part <name>.part.sqfs (the array job id, then why) for the merge job.',
     '#SBATCH --job-name=shrinkwrap-part',
     `#SBATCH --array=0-${jobs.releases.length - 1}`,
     'set -u',
     ...epochLine(jobs),
     `dir=${shellQuote(jobs.partsDir)}`,
-    releasesLine(jobs),
+    ...releasesLines(jobs),
     'release=${releases[$SLURM_ARRAY_TASK_ID]}',
-    'part="$dir/$release.part.sqfs"',
+    'name=${names[$SLURM_ARRAY_TASK_ID]}',
+    'part="$dir/$name.part.sqfs"',
     'job=$SLURM_ARRAY_JOB_ID',
-    'rm -f -- "$dir/$release.ok" "$dir/$release.failed"',
+    'rm -f -- "$dir/$name.ok" "$dir/$name.failed"',
     // A trap, not an ignored signal (which the build would inherit): on scancel or the time limit
     // Slurm signals every process of the task; the build stops, and this script says so.
     "trap 'signalled=1' TERM",
@@ -127,7 +146,7 @@ export function taskScript(jobs: SlurmJobs): string {
     `${build} 2>&1 | tee -- "$log"`,
     'status=${PIPESTATUS[0]}',
     'if [ "$status" -eq 0 ] && [ -f "$part" ]; then',
-    '  printf \'%s\\n\' "$job" > "$dir/$release.ok"',
+    '  printf \'%s\\n\' "$job" > "$dir/$name.ok"',
     'else',
     "  reason=$(grep -a '^shrinkwrap: error: ' -- \"$log\" | tail -n 1)",
     '  reason=${reason#shrinkwrap: error: }',
@@ -137,7 +156,7 @@ export function taskScript(jobs: SlurmJobs): string {
     '  elif [ -z "$reason" ]; then reason="the build exited with status $status"',
     '  fi',
     '  [ "$status" -ne 0 ] || status=1',
-    '  printf \'%s\\n%s\\n\' "$job" "$reason" > "$dir/$release.failed"',
+    '  printf \'%s\\n%s\\n\' "$job" "$reason" > "$dir/$name.failed"',
     'fi',
     'rm -f -- "$log"',
     'exit "$status"',
@@ -162,15 +181,16 @@ export function mergeScript(jobs: SlurmJobs): string {
     'set -u',
     ...epochLine(jobs),
     `dir=${shellQuote(jobs.partsDir)}`,
-    releasesLine(jobs),
+    ...releasesLines(jobs),
     'job=${1:?the array job id}',
     'failed=0',
     'for i in "${!releases[@]}"; do',
     '  release=${releases[$i]}',
-    '  if [ "$(head -n 1 -- "$dir/$release.ok" 2>/dev/null)" = "$job" ] && [ -f "$dir/$release.part.sqfs" ]; then continue; fi',
+    '  name=${names[$i]}',
+    '  if [ "$(head -n 1 -- "$dir/$name.ok" 2>/dev/null)" = "$job" ] && [ -f "$dir/$name.part.sqfs" ]; then continue; fi',
     '  failed=$((failed + 1))',
-    '  if [ "$(head -n 1 -- "$dir/$release.failed" 2>/dev/null)" = "$job" ]; then',
-    '    reason=$(sed -n 2p -- "$dir/$release.failed")',
+    '  if [ "$(head -n 1 -- "$dir/$name.failed" 2>/dev/null)" = "$job" ]; then',
+    '    reason=$(sed -n 2p -- "$dir/$name.failed")',
     '  else',
     '    reason="no part and no result: the task was cancelled, killed or never ran"',
     '  fi',

@@ -12,6 +12,7 @@ import { REPO_ROOT, expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { canRun } from '../helpers/env.js';
 import { type LocalSlurm, canRunSlurm, jobStates, startSlurm, waitForJob } from '../helpers/slurm.js';
 import { tmpDir } from '../helpers/tree.js';
+import { partName } from '../../src/compose/slurm.js';
 
 const haveSlurm = canRunSlurm('shrinkwrap slurm on a local Slurm');
 let slurm: LocalSlurm | null = null;
@@ -35,6 +36,12 @@ function haveParts(what: string): boolean {
   const merge = shrinkwrap(['merge', '--help']).code === 0;
   const part = /--part\b/.test(shrinkwrap(['build', '--help']).stdout);
   return canRun(merge && part, what, `shrinkwrap has no ${[merge ? null : 'merge', part ? null : 'build --part'].filter(Boolean).join(' and ')} yet`);
+}
+
+/** A release's part's name (PROJECT-VERSION[-PLATFORM]), as build --parts names it. */
+function nameOf(release: string): string {
+  const [project, version, platform] = release.split(',') as [string, string, string | undefined];
+  return partName(project, version, platform ?? null);
 }
 
 /** A directory whose name sh, bash and sbatch's %-patterns could each get wrong. */
@@ -107,13 +114,14 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
   };
 
   it('no output, no releases, words before --, sbatch options it sets itself, an existing output', () => {
-    refused(['--release', '21.2.75'], '-o, --output <path>: say where the merged image goes');
+    refused(['--release', 'AnalysisBase,21.2.75'], '-o, --output <path>: say where the merged image goes');
     refused(['-o', '@/x.sqfs'], 'give the releases: --releases-file FILE');
-    refused(['--release', '21.2.75', '-o', '@/x.sqfs', 'short'], 'short: sbatch options go after --');
-    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--partition=short'], "unknown option '--partition=short'");
-    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--', '--array=0-9'], 'sbatch option --array=0-9: shrinkwrap slurm sets the array and the dependency itself');
-    refused(['--release', '21.2.75', '-o', '@/no/x.sqfs'], /output \S+\/no\/x\.sqfs: directory \S+\/no does not exist/);
-    refused(['--release', '21.2.75', '-o', '@/x.sqfs', '--releases-file', '@/none.txt'], /none\.txt: no such file or directory/);
+    refused(['--release', '21.2.75', '-o', '@/x.sqfs'], '--release 21.2.75: each part is named by its project: give PROJECT,21.2.75 (or --project)');
+    refused(['--release', 'AnalysisBase,21.2.75', '-o', '@/x.sqfs', 'short'], 'short: sbatch options go after --');
+    refused(['--release', 'AnalysisBase,21.2.75', '-o', '@/x.sqfs', '--partition=short'], "unknown option '--partition=short'");
+    refused(['--release', 'AnalysisBase,21.2.75', '-o', '@/x.sqfs', '--', '--array=0-9'], 'sbatch option --array=0-9: shrinkwrap slurm sets the array and the dependency itself');
+    refused(['--release', 'AnalysisBase,21.2.75', '-o', '@/no/x.sqfs'], /output \S+\/no\/x\.sqfs: directory \S+\/no does not exist/);
+    refused(['--release', 'AnalysisBase,21.2.75', '-o', '@/x.sqfs', '--releases-file', '@/none.txt'], /none\.txt: no such file or directory/);
   });
 
   it('slurm --help: examples, every option in a group', () => {
@@ -134,6 +142,7 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
     const lines = r.stdout.split('\n');
     expect(lines.filter((l) => l.startsWith('#SBATCH '))).toEqual(['#SBATCH --job-name=shrinkwrap-part', '#SBATCH --array=0-2', '#SBATCH --job-name=shrinkwrap-merge']);
     expect(lines).toContain(`releases=(AnalysisBase,21.2.75 AnalysisBase,21.2.74 AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt)`);
+    expect(lines).toContain(`names=(AnalysisBase-21.2.75 AnalysisBase-21.2.74 AthAnalysis-21.2.75-x86_64-slc6-gcc62-opt)`);
     const q = (p: string) => `'${p.replaceAll("'", "'\\''")}'`;
     expect(lines).toContain(`dir=${q(`${output}.parts`)}`);
     const build = lines.find((l) => l.includes(' build --release="$release" --part '))!;
@@ -149,14 +158,14 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
   it('an output that exists, without --force', () => {
     const dir = tmpDir('sw-slurm-exists-');
     fs.writeFileSync(path.join(dir, 'exists.sqfs'), 'x');
-    expectOneLineError(shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run']), 2, /exists\.sqfs already exists \(use --force to replace it\)/);
-    expect(shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run', '--force']).code).toBe(0);
+    expectOneLineError(shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run']), 2, /exists\.sqfs already exists \(use --force to replace it\)/);
+    expect(shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run', '--force']).code).toBe(0);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('no sbatch here: one line saying so, the scripts written for a look', () => {
     const dir = tmpDir('sw-slurm-nosbatch-');
-    const r = shrinkwrap(['slurm', '--release', '21.2.75', '-o', path.join(dir, 'x.sqfs')], { env: { ...process.env, PATH: '/nonexistent' } });
+    const r = shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'x.sqfs')], { env: { ...process.env, PATH: '/nonexistent' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('shrinkwrap: error: submitting the job array (1 releases): sbatch: not found: is this a Slurm submit host? (--dry-run prints the scripts)\n');
     expect(fs.readdirSync(path.join(dir, 'x.sqfs.parts')).sort()).toEqual(['logs', 'merge.sh', 'part.sh']);
@@ -184,8 +193,8 @@ describe.runIf(haveSlurm)('shrinkwrap slurm on a local Slurm', () => {
     // Nothing written beside the output: no image, no temporary.
     expect(fs.readdirSync(dir).sort()).toEqual(['prod.sqfs.parts', 'releases.txt']);
     for (const r of failed.keys()) {
-      expect(fs.existsSync(path.join(partsDir, `${r}.part.sqfs`))).toBe(false);
-      expect(fs.readFileSync(path.join(partsDir, `${r}.failed`), 'utf8')).toBe(`${ids.array}\n${failed.get(r)}\n`);
+      expect(fs.existsSync(path.join(partsDir, `${nameOf(r)}.part.sqfs`))).toBe(false);
+      expect(fs.readFileSync(path.join(partsDir, `${nameOf(r)}.failed`), 'utf8')).toBe(`${ids.array}\n${failed.get(r)}\n`);
     }
   });
 
@@ -237,7 +246,7 @@ describe.runIf(haveSlurm)('shrinkwrap slurm on a local Slurm', () => {
     const states = await waitForJob(slurm!, merge);
     expect(states.map((s) => s.state), mergeLog(partsDir, merge).join('\n')).toEqual(['COMPLETED']);
     expect(jobStates(slurm!, array).map((t) => t.state)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
-    const parts = releases.map((rel) => path.join(partsDir, `${rel}.part.sqfs`));
+    const parts = releases.map((rel) => path.join(partsDir, `${nameOf(rel)}.part.sqfs`));
     const byHand = path.join(dir, 'by-hand.sqfs');
     const m = shrinkwrap(['merge', '-o', byHand, '--base', base, ...parts], { env });
     expect(m.code, m.stderr).toBe(0);
@@ -286,6 +295,6 @@ describe.runIf(haveSlurm)('shrinkwrap slurm on a local Slurm', () => {
     expect(failed.get('AnalysisBase,21.2.99')).toMatch(/release AnalysisBase 21\.2\.99 not found/);
     expectFailureLines(mergeLog(partsDir, ids.merge), releases, failed, ids, partsDir, output);
     expect(fs.existsSync(output)).toBe(false);
-    for (const r of ['AnalysisBase,21.2.75', 'AnalysisBase,21.2.74']) expect(fs.readFileSync(path.join(partsDir, `${r}.ok`), 'utf8')).toBe(`${ids.array}\n`);
+    for (const r of ['AnalysisBase,21.2.75', 'AnalysisBase,21.2.74']) expect(fs.readFileSync(path.join(partsDir, `${nameOf(r)}.ok`), 'utf8')).toBe(`${ids.array}\n`);
   });
 });

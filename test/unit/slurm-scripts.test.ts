@@ -9,11 +9,14 @@ import type { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type SlurmJobs,
+  type SlurmRelease,
   checkSlurmJobs,
   dryRunScript,
   mergeSbatchArgs,
   mergeScript,
   parsableJobId,
+  partName,
+  partPath,
   shellQuote,
   slurmReleases,
   taskSbatchArgs,
@@ -32,9 +35,15 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 const ODD = ["it's", 'a b', '$HOME', '`id`', '"q"', 'back\\slash', 'new\nline', '', '-x', '%a', '*', 'ü'];
 
+/** PROJECT,VERSION[,PLATFORM] and its part's name. */
+function rel(text: string): SlurmRelease {
+  const [project, version, platform] = text.split(',') as [string, string, string | undefined];
+  return { text, name: partName(project, version, platform ?? null) };
+}
+
 function jobs(over: Partial<SlurmJobs> = {}): SlurmJobs {
   return {
-    releases: ['AnalysisBase,21.2.75', 'AnalysisBase,21.2.74', 'AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt'],
+    releases: ['AnalysisBase,21.2.75', 'AnalysisBase,21.2.74', 'AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt'].map(rel),
     partsDir: path.join(work, 'parts'),
     output: path.join(work, 'out.sqfs'),
     base: null,
@@ -69,16 +78,17 @@ describe('quoting', () => {
 
   it('the releases and the shared directory reach the scripts as they are', () => {
     const partsDir = path.join(work, `it's "%a" $HOME`);
-    const j = jobs({ partsDir, releases: ["21.2.75,Ath'x", 'AnalysisBase,21.2.75'] });
-    const dump = (script: string) => script.split('\n').filter((l) => /^(dir|releases)=/.test(l)).join('\n') + `\nprintf '%s\\n' "$dir" "\${releases[@]}"`;
-    for (const script of [taskScript(j), mergeScript(j)]) expect(bash(dump(script)).stdout).toBe(`${partsDir}\n21.2.75,Ath'x\nAnalysisBase,21.2.75\n`);
+    const j = jobs({ partsDir, releases: ["Ath'x $y,21.2.75", 'AnalysisBase,21.2.75'].map(rel) });
+    const dump = (script: string) => script.split('\n').filter((l) => /^(dir|releases|names)=/.test(l)).join('\n') + `\nprintf '%s\\n' "$dir" "\${releases[@]}" "\${names[@]}"`;
+    const expected = `${partsDir}\nAth'x $y,21.2.75\nAnalysisBase,21.2.75\nAth_x__y-21.2.75\nAnalysisBase-21.2.75\n`;
+    for (const script of [taskScript(j), mergeScript(j)]) expect(bash(dump(script)).stdout).toBe(expected);
   });
 });
 
 describe('the array job', () => {
   it('one task per release: #SBATCH --array=0-N, a name, and no path in an #SBATCH line', () => {
     expect(sbatchLines(taskScript(jobs()))).toEqual(['--job-name=shrinkwrap-part', '--array=0-2']);
-    expect(sbatchLines(taskScript(jobs({ releases: ['1.0'] })))).toEqual(['--job-name=shrinkwrap-part', '--array=0-0']);
+    expect(sbatchLines(taskScript(jobs({ releases: [rel('P,1.0')] })))).toEqual(['--job-name=shrinkwrap-part', '--array=0-0']);
     expect(sbatchLines(mergeScript(jobs()))).toEqual(['--job-name=shrinkwrap-merge']);
   });
 
@@ -95,13 +105,13 @@ describe('the array job', () => {
     const partsDir = tmpDir('sw-slurm-task-');
     const j = jobs({ partsDir, command });
     const r = bash(taskScript(j), [], { SLURM_ARRAY_TASK_ID: String(task), SLURM_ARRAY_JOB_ID: '77', TMPDIR: work });
-    const release = j.releases[task]!;
+    const release = j.releases[task]!.name;
     const read = (ext: string) => fs.readFileSync(path.join(partsDir, `${release}.${ext}`), { encoding: 'utf8', flag: 'r' });
     const has = (ext: string) => fs.existsSync(path.join(partsDir, `${release}.${ext}`));
     return { r, release, read, has, partsDir };
   };
 
-  it('a build that fails leaves <release>.failed: the job id, then its error line', () => {
+  it('a build that fails leaves <name>.failed: the job id, then its error line', () => {
     const t = runTask(`sh -c 'echo "shrinkwrap: error: first"; echo progress; echo "shrinkwrap: error: release X not found" >&2; echo "shrinkwrap: 1 warning" >&2; exit 2' sh`);
     expect(t.r.status).toBe(2);
     expect(t.r.stdout).toBe('shrinkwrap: error: first\nprogress\nshrinkwrap: error: release X not found\nshrinkwrap: 1 warning\n'); // the log keeps all it said
@@ -129,10 +139,10 @@ describe('the array job', () => {
     await new Promise((r) => setTimeout(r, 500));
     process.kill(-child.pid!, 'SIGTERM');
     expect(await exited).toBe(143);
-    expect(fs.readFileSync(path.join(partsDir, 'AnalysisBase,21.2.75.failed'), 'utf8')).toBe('79\nstopped by SIGTERM (scancel, or the time limit)\n');
+    expect(fs.readFileSync(path.join(partsDir, 'AnalysisBase-21.2.75.failed'), 'utf8')).toBe('79\nstopped by SIGTERM (scancel, or the time limit)\n');
   });
 
-  it('a build that writes its part leaves <release>.ok with the job id, and clears an earlier verdict', () => {
+  it('a build that writes its part leaves <name>.ok with the job id, and clears an earlier verdict', () => {
     const t = runTask(`sh -c 'while [ "$1" != -o ]; do shift; done; echo part > "$2"' sh`, 2);
     fs.writeFileSync(path.join(t.partsDir, `${t.release}.failed`), '70\nold\n');
     const again = bash(taskScript(jobs({ partsDir: t.partsDir, command: `sh -c 'while [ "$1" != -o ]; do shift; done; echo part > "$2"' sh` })), [], { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_JOB_ID: '78', TMPDIR: work });
@@ -151,7 +161,7 @@ describe('the merge job', () => {
     // The merge is stood in for by printf: what it would have been run with.
     const j = jobs({ partsDir, output, base: 'oci:base dir', force: true, mergeOptions: ['--platform=linux/arm64'], command: `printf '<%s>\\n'` });
     j.releases.forEach((r, i) => {
-      const put = (ext: string, text: string) => fs.writeFileSync(path.join(partsDir, `${r}.${ext}`), text);
+      const put = (ext: string, text: string) => fs.writeFileSync(path.join(partsDir, `${r.name}.${ext}`), text);
       const result = results[i] ?? 'ok';
       if (result === 'ok' || result === 'stale') put('part.sqfs', 'x');
       if (result === 'ok' || result === 'ok-no-part') put('ok', '55\n');
@@ -165,7 +175,8 @@ describe('the merge job', () => {
     const { j, r } = setup({});
     expect(r.status, r.stderr).toBe(0);
     const args = [...r.stdout.matchAll(/<([^>]*)>/g)].map((m) => m[1]);
-    expect(args).toEqual(['merge', '-o', j.output, '--base=oci:base dir', '--force', '--platform=linux/arm64', ...j.releases.map((rel) => path.join(j.partsDir, `${rel}.part.sqfs`))]);
+    expect(args).toEqual(['merge', '-o', j.output, '--base=oci:base dir', '--force', '--platform=linux/arm64', ...j.releases.map((r) => partPath(j.partsDir, r))]);
+    expect(args.slice(-1)).toEqual([path.join(j.partsDir, 'AthAnalysis-21.2.75-x86_64-slc6-gcc62-opt.part.sqfs')]);
   });
 
   it('one line per failed release, naming it, its task and why; then nothing is merged', () => {
@@ -228,20 +239,41 @@ describe('submission', () => {
 });
 
 describe('the releases', () => {
-  it('in the order given, asetup order made canonical, comments skipped', () => {
+  const none = { project: null, platform: null };
+
+  it('in the order given, asetup order made canonical, comments skipped, each part named as build --parts names it', () => {
     const f = path.join(work, 'releases.txt');
     fs.writeFileSync(f, '# prod\nAnalysisBase,21.2.75\n\n21.2.74,AnalysisBase  # old\nAthAnalysis,21.2.75,x86_64-slc6-gcc62-opt\n');
-    expect(slurmReleases(['1.0'], [f])).toEqual(['1.0', 'AnalysisBase,21.2.75', 'AnalysisBase,21.2.74', 'AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt']);
+    expect(slurmReleases(['P,1.0'], [f], none)).toEqual([
+      { text: 'P,1.0', name: 'P-1.0' },
+      { text: 'AnalysisBase,21.2.75', name: 'AnalysisBase-21.2.75' },
+      { text: 'AnalysisBase,21.2.74', name: 'AnalysisBase-21.2.74' },
+      { text: 'AthAnalysis,21.2.75,x86_64-slc6-gcc62-opt', name: 'AthAnalysis-21.2.75-x86_64-slc6-gcc62-opt' },
+    ]);
   });
 
-  it('a release twice, a bad line or none at all: one line naming where', () => {
+  it('--project and --platform fill in what a line leaves out', () => {
+    expect(slurmReleases(['21.2.75', 'AthAnalysis,21.2.75,x86_64-centos7-gcc62-opt'], [], { project: 'AnalysisBase', platform: 'x86_64-slc6-gcc62-opt' })).toEqual([
+      { text: 'AnalysisBase,21.2.75,x86_64-slc6-gcc62-opt', name: 'AnalysisBase-21.2.75-x86_64-slc6-gcc62-opt' },
+      { text: 'AthAnalysis,21.2.75,x86_64-centos7-gcc62-opt', name: 'AthAnalysis-21.2.75-x86_64-centos7-gcc62-opt' },
+    ]);
+  });
+
+  it("odd bytes in a name become _, and a part's name never starts with a dot", () => {
+    expect(partName("it's", '1.0', null)).toBe('it_s-1.0');
+    expect(partName('..P', '1.0', 'a b')).toBe('__P-1.0-a_b');
+  });
+
+  it('a release twice, one without a project, a bad line or none at all: one line naming where', () => {
     const f = path.join(work, 'twice.txt');
     fs.writeFileSync(f, 'AnalysisBase,21.2.75\n21.2.75,AnalysisBase\n');
-    expect(() => slurmReleases([], [f])).toThrow(new InputError(`${f}:2: release AnalysisBase,21.2.75 again (first at ${f}:1): each release is one task and one part`));
+    expect(() => slurmReleases([], [f], none)).toThrow(new InputError(`${f}:2: release AnalysisBase,21.2.75 again (first at ${f}:1, AnalysisBase,21.2.75): each release is one task and one part`));
+    fs.writeFileSync(f, 'AnalysisBase,21.2.75\n21.2.74\n');
+    expect(() => slurmReleases([], [f], none)).toThrow(new InputError(`${f}:2: each part is named by its project: give PROJECT,21.2.74 (or --project)`));
     fs.writeFileSync(f, 'AnalysisBase,21.2.75\nlatest\n');
-    expect(() => slurmReleases([], [f])).toThrow(new RegExp(`^${f}:2: 'latest': expected`));
+    expect(() => slurmReleases([], [f], none)).toThrow(new RegExp(`^${f}:2: 'latest': expected`));
     fs.writeFileSync(f, '# nothing yet\n');
-    expect(() => slurmReleases([], [f])).toThrow(/^give the releases: --releases-file FILE/);
+    expect(() => slurmReleases([], [f], none)).toThrow(/^give the releases: --releases-file FILE/);
   });
 });
 
