@@ -143,7 +143,9 @@ export function taskScript(jobs: SlurmJobs): string {
     "trap 'signalled=1' TERM",
     'signalled=0',
     'log=$(mktemp "${TMPDIR:-/tmp}/shrinkwrap-part.XXXXXX") || exit 1',
-    `${build} 2>&1 | tee -- "$log"`,
+    // tee ignores SIGTERM: were it to die with the build, the build's last words would go to a
+    // broken pipe (and shrinkwrap, as of this writing, then does not exit on SIGTERM).
+    `${build} 2>&1 | (trap '' TERM; exec tee -- "$log")`,
     'status=${PIPESTATUS[0]}',
     'if [ "$status" -eq 0 ] && [ -f "$part" ]; then',
     '  printf \'%s\\n\' "$job" > "$dir/$name.ok"',

@@ -133,12 +133,17 @@ describe('the array job', () => {
   it('a task stopped as scancel stops it (SIGTERM to every process) says so', async () => {
     const partsDir = tmpDir('sw-slurm-task-');
     const file = path.join(partsDir, 'part.sh');
-    fs.writeFileSync(file, taskScript(jobs({ partsDir, command: `sh -c 'sleep 30' sh` })));
-    const child = spawn('bash', [file], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH']!, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '79', TMPDIR: work } });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The stand-in says its last words on SIGTERM, as shrinkwrap does: the log must still take them.
+    const build = `sh -c 'trap "echo shrinkwrap: interrupted by SIGTERM >&2; exit 143" TERM; sleep 30 & wait' sh`;
+    fs.writeFileSync(file, taskScript(jobs({ partsDir, command: build })));
+    const child = spawn('bash', [file], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env['PATH']!, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '79', TMPDIR: work } });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     await new Promise((r) => setTimeout(r, 500));
     process.kill(-child.pid!, 'SIGTERM');
     expect(await exited).toBe(143);
+    expect(log).toBe('shrinkwrap: interrupted by SIGTERM\n');
     expect(fs.readFileSync(path.join(partsDir, 'AnalysisBase-21.2.75.failed'), 'utf8')).toBe('79\nstopped by SIGTERM (scancel, or the time limit)\n');
   });
 
