@@ -142,7 +142,8 @@ export function taskScript(jobs: SlurmJobs): string {
     // Slurm signals every process of the task; the build stops, and this script says so.
     "trap 'signalled=1' TERM",
     'signalled=0',
-    'log=$(mktemp "${TMPDIR:-/tmp}/shrinkwrap-part.XXXXXX") || exit 1',
+    // A copy of what the build says, for its error line (removed at the end; a SIGKILL leaves it in logs/, not on the node).
+    'log=$(mktemp "$dir/logs/.part-$SLURM_ARRAY_TASK_ID.XXXXXX") || exit 1',
     // tee ignores SIGTERM: were it to die with the build, the build's last words would go to a
     // broken pipe (and shrinkwrap, as of this writing, then does not exit on SIGTERM).
     `${build} 2>&1 | (trap '' TERM; exec tee -- "$log")`,

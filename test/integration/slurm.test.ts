@@ -102,7 +102,7 @@ function expectFailureLines(lines: string[], releases: string[], failed: Map<str
 
 describe('shrinkwrap slurm refuses before submitting anything', () => {
   const refused = (args: string[], culprit: string | RegExp, env: NodeJS.ProcessEnv = process.env) => {
-    const dir = tmpDir('sw-slurm-refused-');
+    const dir = fs.mkdtempSync(path.join(work, 'cli-'));
     try {
       const r = shrinkwrap(['slurm', ...args.map((a) => a.replace('@', dir))], { cwd: dir, env });
       expectOneLineError(r, 2, culprit);
@@ -156,7 +156,7 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
   });
 
   it('an output that exists, without --force', () => {
-    const dir = tmpDir('sw-slurm-exists-');
+    const dir = fs.mkdtempSync(path.join(work, 'cli-'));
     fs.writeFileSync(path.join(dir, 'exists.sqfs'), 'x');
     expectOneLineError(shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run']), 2, /exists\.sqfs already exists \(use --force to replace it\)/);
     expect(shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'exists.sqfs'), '--dry-run', '--force']).code).toBe(0);
@@ -164,7 +164,7 @@ describe('shrinkwrap slurm refuses before submitting anything', () => {
   });
 
   it('no sbatch here: one line saying so, the scripts written for a look', () => {
-    const dir = tmpDir('sw-slurm-nosbatch-');
+    const dir = fs.mkdtempSync(path.join(work, 'cli-'));
     const r = shrinkwrap(['slurm', '--release', 'AnalysisBase,21.2.75', '-o', path.join(dir, 'x.sqfs')], { env: { ...process.env, PATH: '/nonexistent' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('shrinkwrap: error: submitting the job array (1 releases): sbatch: not found: is this a Slurm submit host? (--dry-run prints the scripts)\n');

@@ -102,9 +102,10 @@ describe('the array job', () => {
 
   // The build is stood in for by a shell command (the --shrinkwrap option) to reach each verdict.
   const runTask = (command: string, task = 1) => {
-    const partsDir = tmpDir('sw-slurm-task-');
+    const partsDir = fs.mkdtempSync(path.join(work, 'task-'));
+    fs.mkdirSync(path.join(partsDir, 'logs'));
     const j = jobs({ partsDir, command });
-    const r = bash(taskScript(j), [], { SLURM_ARRAY_TASK_ID: String(task), SLURM_ARRAY_JOB_ID: '77', TMPDIR: work });
+    const r = bash(taskScript(j), [], { SLURM_ARRAY_TASK_ID: String(task), SLURM_ARRAY_JOB_ID: '77' });
     const release = j.releases[task]!.name;
     const read = (ext: string) => fs.readFileSync(path.join(partsDir, `${release}.${ext}`), { encoding: 'utf8', flag: 'r' });
     const has = (ext: string) => fs.existsSync(path.join(partsDir, `${release}.${ext}`));
@@ -131,12 +132,13 @@ describe('the array job', () => {
   });
 
   it('a task stopped as scancel stops it (SIGTERM to every process) says so', async () => {
-    const partsDir = tmpDir('sw-slurm-task-');
+    const partsDir = fs.mkdtempSync(path.join(work, 'task-'));
+    fs.mkdirSync(path.join(partsDir, 'logs'));
     const file = path.join(partsDir, 'part.sh');
     // The stand-in says its last words on SIGTERM, as shrinkwrap does: the log must still take them.
     const build = `sh -c 'trap "echo shrinkwrap: interrupted by SIGTERM >&2; exit 143" TERM; sleep 30 & wait' sh`;
     fs.writeFileSync(file, taskScript(jobs({ partsDir, command: build })));
-    const child = spawn('bash', [file], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env['PATH']!, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '79', TMPDIR: work } });
+    const child = spawn('bash', [file], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env['PATH']!, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '79' } });
     let log = '';
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
@@ -150,18 +152,18 @@ describe('the array job', () => {
   it('a build that writes its part leaves <name>.ok with the job id, and clears an earlier verdict', () => {
     const t = runTask(`sh -c 'while [ "$1" != -o ]; do shift; done; echo part > "$2"' sh`, 2);
     fs.writeFileSync(path.join(t.partsDir, `${t.release}.failed`), '70\nold\n');
-    const again = bash(taskScript(jobs({ partsDir: t.partsDir, command: `sh -c 'while [ "$1" != -o ]; do shift; done; echo part > "$2"' sh` })), [], { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_JOB_ID: '78', TMPDIR: work });
+    const again = bash(taskScript(jobs({ partsDir: t.partsDir, command: `sh -c 'while [ "$1" != -o ]; do shift; done; echo part > "$2"' sh` })), [], { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_JOB_ID: '78' });
     expect(again.status, again.stderr).toBe(0);
     expect(t.read('ok')).toBe('78\n');
     expect(t.has('failed')).toBe(false);
     expect(t.read('part.sqfs')).toBe('part\n');
-    expect(fs.readdirSync(work).filter((f) => f.startsWith('shrinkwrap-part.'))).toEqual([]); // its log copy is gone
+    expect(fs.readdirSync(path.join(t.partsDir, 'logs'))).toEqual([]); // its copy of the log is gone
   });
 });
 
 describe('the merge job', () => {
   const setup = (results: Record<number, 'ok' | 'failed' | 'stale' | 'none' | 'ok-no-part'>) => {
-    const partsDir = tmpDir('sw-slurm-merge-');
+    const partsDir = fs.mkdtempSync(path.join(work, 'merge-'));
     const output = path.join(partsDir, 'out dir', "it's.sqfs");
     // The merge is stood in for by printf: what it would have been run with.
     const j = jobs({ partsDir, output, base: 'oci:base dir', force: true, mergeOptions: ['--platform=linux/arm64'], command: `printf '<%s>\\n'` });
