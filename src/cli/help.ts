@@ -12,6 +12,7 @@ export const OPTION_GROUPS: [heading: string, longNames: string[]][] = [
   ['Closures (what the selection needs besides):', ['--closure', '--no-closure', '--env-file', '--ld-library-path']],
   ['Traces (selecting what a job touched):', ['--trace', '--trace-format', '--policy', '--filters']],
   ['Registry and HTTP source:', ['--tls-verify', '--creds', '--registry-timeout', '--cvmfs-proxy', '--cvmfs-keys', '--cvmfs-cache', '--cvmfs-allow-expired', '--cvmfs-variant', '--cvmfs-revision', '--cvmfs-tag', '--cvmfs-parallel', '--cvmfs-timeout']],
+  ['Slurm:', ['--dry-run', '--shrinkwrap']],
   ['Advanced:', ['--recipe', '--pack', '--drop-pack', '--no-default-exclusions', '--xattrs', '--mtime', '--owner', '--mountpoint', '--no-default-mountpoints', '--devices', '--keep-setuid', '--help']],
 ];
 

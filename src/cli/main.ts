@@ -32,6 +32,7 @@ import { groupOptions, withExamples } from './help.js';
 import { addMergeCommand } from './merge.js';
 import { warningLine } from './warnings.js';
 import { progressFor, stageProgress } from './progress.js';
+import { addSlurmCommand } from './slurm.js';
 import { buildJson, buildSummaryLines, pushSummary } from './render-build.js';
 import { renderPlanText, xattrLines } from './render-plan.js';
 import { buildReport, payloadReport, reportOfFiles, reserveReport, writeReport } from '../report/index.js';
@@ -422,6 +423,8 @@ export function makeProgram(): Command {
     .option('--progress', 'progress of the selection on stderr: a line as it starts, then every 10 s (a bar on a terminal anyway)')
     .action((flags: PlanFlags) => runPlan(flags));
   groupOptions(plan);
+
+  addSlurmCommand(program, build);
 
   addTraceOptions(program.command('spec').description('write a cvmfs_shrinkwrap spec from access traces, as cvmfs spec_builder.py would'))
     .addOption(new Option('--from-trace <file>', 'access trace (repeatable; traces union)').argParser(collect))

@@ -37,7 +37,7 @@ describe('the command line', () => {
   });
 
   it('a mistyped command is named as one, with the commands there are', () => {
-    expectOneLineError(shrinkwrap(['biuld', '-o', 'x']), 2, "unknown command 'biuld' (commands: build, plan, spec, trace, merge, verify, report, push, help)");
+    expectOneLineError(shrinkwrap(['biuld', '-o', 'x']), 2, "unknown command 'biuld' (commands: build, plan, slurm, spec, trace, merge, verify, report, push, help)");
   });
 
   it('build without -o says where the image should go, in one line', () => {

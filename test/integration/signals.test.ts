@@ -127,6 +127,21 @@ describe('signals: every phase stops within a second, nothing left', () => {
     expectObeyed(await interrupt(dir, args, 'SIGINT', layerBeingRead(dir)), 'SIGINT', dir, []);
   }, 30_000);
 
+  it('SIGTERM while a large sparse file is written (its zero blocks queue nothing to wait for)', async () => {
+    const dir = runDir('sparse');
+    const tree = path.join(work, 'sparse-tree', 'x.ch');
+    fs.mkdirSync(tree, { recursive: true });
+    fs.closeSync(fs.openSync(path.join(tree, 'holes'), 'w'));
+    fs.truncateSync(path.join(tree, 'holes'), 20 * 2 ** 30); // 20 GiB of holes: no disk used
+    fs.writeFileSync(path.join(work, 'x.ch.spec'), '/cvmfs/x.ch/*\n');
+    const args = ['build', '--cvmfs-root', path.dirname(tree), '--spec', path.join(work, 'x.ch.spec'), '-o', path.join(dir, 'img.sqfs'), '--progress'];
+    // Two seconds in: the CLI is loaded and the file's holes are being read (that takes ~10 s; the
+    // selection, one file, prints no progress line before it).
+    const started = Date.now();
+    const reading = () => Date.now() - started > 2000;
+    expectObeyed(await interrupt(dir, args, 'SIGTERM', reading), 'SIGTERM', dir, []);
+  }, 30_000);
+
   it('SIGTERM during the walk of plan', async () => {
     const dir = runDir('walk-plan');
     const args = ['plan', '--cvmfs-root', big, '--spec', path.join(work, 'all.spec'), '--repo', 'atlas.cern.ch', '--progress'];

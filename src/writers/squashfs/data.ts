@@ -92,6 +92,8 @@ type Written = Compressed & { copied?: ArrayBuffer };
 const READ_WHOLE = 4 << 20;
 /** Output is written in runs of about this many bytes, not one system call per block. */
 const WRITE_RUN = 1 << 20;
+/** Bytes of a streamed file read without the event loop turning (a sparse file queues nothing to wait for). */
+const TURN_EVERY = 32 << 20;
 /** Runs being written at most (their blocks' slots are held until then). */
 const WRITES_IN_FLIGHT = 4;
 /** Stored blocks are copied in reads of about this many bytes (at least one block). */
@@ -656,13 +658,22 @@ export class DataWriter {
       const hash = this.dedup && this.needsSum(slot, size) ? new ContentSum() : null;
       const full = Math.floor(size / this.blockSize);
       this.queue.push({ kind: 'start', slot });
+      let sinceTurn = 0;
       for (let i = 0; i < full; i++) {
         if (this.stopped) throw new BuildError('stopped');
         const block = this.pool.buffer(this.blockSize);
         this.read(fd, block, i * this.blockSize, source);
         hash?.update(block);
         this.addBlock(slot, i, block, true);
-        if (this.queue.length > this.window) await this.settle(this.window);
+        if (this.queue.length > this.window) {
+          await this.settle(this.window);
+          sinceTurn = 0;
+        } else if ((sinceTurn += this.blockSize) >= TURN_EVERY) {
+          // Zero blocks (a sparse file) queue nothing to wait for: let the event loop turn now and
+          // then, or a signal waits for the whole file (50 GB of holes: half a minute).
+          sinceTurn = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
       const tail = Buffer.allocUnsafe(size - full * this.blockSize);
       this.read(fd, tail, full * this.blockSize, source);
