@@ -110,20 +110,20 @@ async function runMerge(parts: string[], flags: MergeFlags, cli: MergeCli): Prom
   const diag = cli.diagnostics(flags.quiet);
   const base = baseRequestOf(flags as unknown as SelectionFlags);
   const options: MergeOptions = {
-      output: flags.output,
-      force: flags.force ?? false,
-      parts,
-      base,
-      compression: flags.compression as CodecName | undefined,
-      level: flags.level === undefined ? undefined : parseLevel(flags),
-      blockSize: flags.blockSize === undefined ? undefined : parseBlockSize(flags.blockSize),
-      recompress: flags.recompress,
-      priority: flags.partPriority === undefined ? null : parsePriority(flags.partPriority, parts),
-      threads: flags.threads === undefined ? undefined : parseThreads(flags.threads),
-      dedup: flags.dedup,
-      exportTable: flags.exportTable,
-      checksum: flags.checksum,
-      mountpoints: [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))],
+    output: flags.output,
+    force: flags.force ?? false,
+    parts,
+    base,
+    compression: flags.compression as CodecName | undefined,
+    level: flags.level === undefined ? undefined : parseLevel(flags),
+    blockSize: flags.blockSize === undefined ? undefined : parseBlockSize(flags.blockSize),
+    recompress: flags.recompress,
+    priority: flags.partPriority === undefined ? null : parsePriority(flags.partPriority, parts),
+    threads: flags.threads === undefined ? undefined : parseThreads(flags.threads),
+    dedup: flags.dedup,
+    exportTable: flags.exportTable,
+    checksum: flags.checksum,
+    mountpoints: [...(flags.defaultMountpoints ? DEFAULT_MOUNTPOINTS : []), ...(flags.mountpoint ?? []).map((m) => checkMountpoint(m))],
   };
   const hooks = { diagnostics: diag, progress: cli.progress(flags) };
   const result = oci

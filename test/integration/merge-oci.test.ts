@@ -223,6 +223,7 @@ describe.runIf(hasTools())('merge --format oci', () => {
     const fail = (args: string[], culprit: RegExp) => expectOneLineError(shrinkwrap(['merge', ...args], { env }), 2, culprit);
     fail(['-o', p('x.sif'), parts[2]!], /-o .*x\.sif: merge writes squashfs, oci or docker-archive, not sif/);
     fail(['--format', 'oci', '--compression', 'xz', '-o', p('bad'), parts[2]!], /--compression xz: OCI layers are gzip/);
+    fail(['--format', 'oci', '--level', '99', '-o', p('bad'), parts[2]!], /--level 99: gzip takes 1 to 9/);
     fail(['--format', 'oci', '--block-size', '64K', '-o', p('bad'), parts[2]!], /--block-size: SquashFS only/);
     fail(['--format', 'oci', '--layer-cache', p('no-such-dir'), '-o', p('bad'), parts[2]!], /--layer-cache .*no-such-dir: no such directory/);
     fail(['--tag', 'a:b', '-o', p('bad.sqfs'), parts[2]!], /--tag needs --format oci or docker-archive/);

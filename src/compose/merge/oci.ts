@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type CodecName, defaultLevel } from '../../codecs/index.js';
+import { type CodecName, codecFor, defaultLevel } from '../../codecs/index.js';
 import type { LayerCompression } from '../../formats/oci.js';
 import type { Diagnostics, Warning } from '../../model/diagnostics.js';
 import { type Entry, ancestors, comparePaths, copyEntry, findPath } from '../../model/entry.js';
@@ -197,8 +197,10 @@ function layerSettings(o: MergeOptions): LayerSettings {
   const c = (o.compression ?? 'gzip') as CodecName | 'none';
   if (c !== 'gzip' && c !== 'zstd' && c !== 'none') throw new InputError(`--compression ${c}: OCI layers are gzip (the default), zstd or none`);
   if (o.blockSize !== undefined) throw new InputError('--block-size: SquashFS only (an OCI merge writes tar layers)');
-  const level = c === 'none' ? 0 : (o.level ?? defaultLevel(c));
-  return { compression: c, level };
+  if (c === 'none') return { compression: c, level: 0 };
+  const { min, max } = codecFor(c).levels;
+  if (o.level !== undefined && (o.level < min || o.level > max)) throw new InputError(`--level ${o.level}: ${c} takes ${min} to ${max}`);
+  return { compression: c, level: o.level ?? defaultLevel(c) };
 }
 
 interface PartLayer {
