@@ -139,6 +139,11 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
   let parts: Part[] = [];
   let resolved: ResolvedRelease[] = [];
   const searchPath = [...(opts.elf?.ldLibraryPath ?? [])];
+  // Over HTTP, the repositories the spec files name (<fqrn>.spec, --repo) are opened without
+  // blocking first, so a server that stalls cannot hold a signal; others are opened when met.
+  const named = [...(repo !== null ? [repo] : []), ...opts.specs.map((f) => path.basename(f).replace(/\.spec$/, ''))];
+  const ahead = source.openAhead?.(named);
+  if (ahead) yield ahead;
   if (releases) {
     const plan = yield* planReleasesSteps(releases, source, rootText, diag);
     for (const item of plan.rules) rules.push(item);
@@ -156,6 +161,8 @@ function* selectFrom(source: CvmfsTree, rootText: string, releases: ReleaseOptio
   }
   for (const g of opts.exclude ?? []) globs.exclude(g, `--exclude ${g}`);
   for (const item of includeRules(opts.include ?? [], rules, source, globs, rootText, diag)) rules.push(item);
+  const ruleRepos = source.openAhead?.(rules.map((r) => r.path.split('/')[2]!));
+  if (ruleRepos) yield ruleRepos;
   for (const rule of rules) {
     const repo = rule.path.split('/')[2]!;
     if (!source.isRepo(repo)) {

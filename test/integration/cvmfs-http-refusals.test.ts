@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -353,6 +354,31 @@ describe('cvmfs over HTTP: what cannot be trusted is refused in one line, with n
     expect(stderr).toMatch(/^shrinkwrap: interrupted by SIGINT(; temporary output removed)?\n$/);
     expect((await s.counts()).total).toBeGreaterThan(4);
     expectNothingWritten(c);
+  });
+
+  it('SIGTERM while a server accepts and never answers: gone within a second (the repository is opened without blocking)', async () => {
+    const c = newCase();
+    // A server that takes the connection and says nothing, for longer than the test waits.
+    const silent = net.createServer((sock) => sock.on('data', () => {}));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as net.AddressInfo).port;
+      const child = spawn(process.execPath, [CLI, ...buildArgs(c, `http://127.0.0.1:${port}/cvmfs`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(child.exitCode, stderr).toBeNull();
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const { code, signal } = await exited;
+      // Before, the main thread waited for the manifest in Atomics.wait and the handler ran a minute later.
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect({ code, signal }).toEqual({ code: 143, signal: null });
+      expect(fs.readdirSync(c.outDir)).toEqual([]);
+    } finally {
+      silent.close();
+    }
   });
 });
 

@@ -162,6 +162,9 @@ export function* planReleasesSteps(opts: ReleaseOptions, source: CvmfsTree, root
   if (opts.recipes.length === 0) throw new InputError('no release recipes found (specs/recipes/*.recipe, or --recipe FILE)');
   const plan: ReleasePlan = { rules: [], globs: new GlobExclusions(), ldLibraryPath: [], parts: [], releases: [] };
   const host = scriptHost(source);
+  // Over HTTP, the recipes' repositories are opened without blocking first (signals are heard).
+  const ahead = source.openAhead?.(opts.recipes.map((r) => r.repo));
+  if (ahead) yield ahead;
   for (const req of opts.requests) {
     const r = resolve(req, opts, source, rootText);
     refuseSecondPlatform(r, plan.releases);

@@ -74,6 +74,12 @@ export interface CvmfsTree {
   // walk through these; the walk waits on the promises between its steps (util/steps.ts). Without
   // them (the POSIX tree) every lookup is simply answered when asked.
 
+  /**
+   * Open these repositories (names as the selection guesses them: spec files, recipes, --repo)
+   * without blocking, so that their first lookups need nothing from the network; null: nothing
+   * to wait for. A name that is no repository is the lookups' to report.
+   */
+  openAhead?(fqrns: readonly string[]): Promise<void> | null;
   /** Fetch what lookups at `imagePath` (and, when `deep`, anywhere below it) need; null: nothing to wait for. */
   prepare?(imagePath: string, deep: boolean): Promise<void> | null;
   /** Start fetching these sources' content, for openContent later. */

@@ -79,6 +79,28 @@ export function openRepository(fqrn: string, fetcher: Fetcher, o: TrustOptions, 
   return { fqrn, manifest, whitelist, revision, rootCatalog, tag: o.tag, published: manifest.timestamp };
 }
 
+/**
+ * Fetch what opening `fqrn` reads first (manifest, whitelist, the manifest's certificate and root
+ * catalog) without blocking the main thread, so that openRepository then finds it all at hand:
+ * while the main thread blocks on the wire, signals wait (Node runs their handlers when the event
+ * loop turns), and a server that accepts and never answers held a SIGTERM for a minute. Nothing
+ * is checked here and nothing fails: openRepository checks, and reports, all of it.
+ */
+export async function fetchRepositoryAhead(fqrn: string, fetcher: Fetcher, o: TrustOptions): Promise<void> {
+  const [manifestFile] = await Promise.all([fetcher.fetchFileAhead(fqrn, '.cvmfspublished', MAX_SIGNED_FILE), fetcher.fetchFileAhead(fqrn, '.cvmfswhitelist', MAX_SIGNED_FILE)]);
+  if (!manifestFile) return;
+  let m: Manifest;
+  try {
+    m = parseManifest(splitSigned(manifestFile).body);
+  } catch {
+    return;
+  }
+  const wanted: Array<Promise<unknown>> = [fetcher.object(objectRequest(fqrn, m.certificate, 'X'))];
+  // The manifest's own root (a tag or another revision is found by openRepository, the blocking way).
+  if (o.tag === null && (o.revision === null || o.revision === m.revision)) wanted.push(fetcher.object(objectRequest(fqrn, m.rootCatalog, 'C', true, m.catalogSize ?? 0)));
+  await Promise.all(wanted.map((w) => w.catch(() => undefined)));
+}
+
 function refuse(fqrn: string, what: string): never {
   throw new BuildError(`${fqrn}: ${what}`);
 }

@@ -19,7 +19,10 @@ import { keepCvmfsXattr } from '../../xattrs.js';
 import { Catalog, type CatalogRow, type NestedCatalog, isChunkedRow, isDirRow, isExternalRow, isHiddenRow, isLinkRow, isMountpointRow, isSpecialRow } from './catalog.js';
 import type { ChunkedRequest, Fetcher, ObjectRequest } from './fetch/fetcher.js';
 import { FQRN as FQRN_PLACEHOLDER } from './fetch/servers.js';
-import { type OpenRepository, type TrustOptions, objectRequest, openRepository } from './repository.js';
+import { type OpenRepository, type TrustOptions, fetchRepositoryAhead, objectRequest, openRepository } from './repository.js';
+
+/** A repository name is a host-like name: it goes into URLs and messages as it is. */
+const VALID_FQRN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export interface HttpTreeOptions extends TrustOptions {
   /** --cvmfs-variant VAR=VALUE: values for `$(VAR)` in symlinks. */
@@ -98,12 +101,25 @@ export class HttpTree implements CvmfsTree {
       .sort((a, b) => (a.fqrn < b.fqrn ? -1 : a.fqrn > b.fqrn ? 1 : 0));
   }
 
+  private readonly fetchedAhead = new Map<string, Promise<void>>();
+
+  openAhead(fqrns: readonly string[]): Promise<void> | null {
+    const pending = [...new Set(fqrns)].filter((f) => VALID_FQRN.test(f) && !this.repos.has(f)).map((f) => this.fetchAhead(f));
+    return pending.length === 0 ? null : Promise.all(pending).then(() => undefined);
+  }
+
+  /** What opening `fqrn` reads first, fetched without blocking (repository.ts fetchRepositoryAhead). */
+  private fetchAhead(fqrn: string): Promise<void> {
+    let p = this.fetchedAhead.get(fqrn);
+    if (!p) this.fetchedAhead.set(fqrn, (p = fetchRepositoryAhead(fqrn, this.fetcher, this.o)));
+    return p;
+  }
+
   private repo(fqrn: string): RepoState | null {
     let r = this.repos.get(fqrn);
     if (r !== undefined) return r;
     r = null;
-    // A repository name is a host-like name: it goes into URLs and messages as it is.
-    if (/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(fqrn)) {
+    if (VALID_FQRN.test(fqrn)) {
       const open = openRepository(fqrn, this.fetcher, this.o, this.diag);
       if (open) {
         // The manifest's B is the root catalog's size; a revision or tag chose another root.
@@ -316,6 +332,8 @@ export class HttpTree implements CvmfsTree {
   prepare(imagePath: string, deep: boolean): Promise<void> | null {
     const s = this.split(imagePath);
     if (!s) return null;
+    // A repository not opened yet is fetched ahead first (the walk waits here, signals are heard).
+    if (!this.repos.has(s.fqrn) && VALID_FQRN.test(s.fqrn)) return this.fetchAhead(s.fqrn).then(() => this.prepare(imagePath, deep) ?? undefined);
     if (deep) {
       // Below a directory prepared deep, everything is loaded already (the walk waited for it).
       for (let a = imagePath; a.length > MOUNT.length; a = a.slice(0, a.lastIndexOf('/'))) if (this.deepPrepared.has(a)) return null;

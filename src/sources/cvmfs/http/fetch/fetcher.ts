@@ -86,7 +86,31 @@ export class Fetcher {
     this.idle();
   }
 
+  /**
+   * Signed files fetched ahead, asynchronously (fetchFileAhead), by `fqrn/name`: the next
+   * fetchFileSync of the same file takes the bytes, or the failure, instead of blocking on the wire.
+   */
+  private readonly ahead = new Map<string, Buffer | Error>();
+
+  /** Fetch a signed file now, without blocking, for the fetchFileSync that will ask for it; its bytes (null on failure). */
+  async fetchFileAhead(fqrn: string, name: string, maxBytes: number): Promise<Buffer | null> {
+    try {
+      const b = await this.fetchFile(fqrn, name, maxBytes);
+      this.ahead.set(`${fqrn}/${name}`, b);
+      return b;
+    } catch (err) {
+      this.ahead.set(`${fqrn}/${name}`, err instanceof Error ? err : new Error(String(err)));
+      return null;
+    }
+  }
+
   fetchFileSync(fqrn: string, name: string, maxBytes: number): Buffer {
+    const early = this.ahead.get(`${fqrn}/${name}`);
+    if (early !== undefined) {
+      this.ahead.delete(`${fqrn}/${name}`);
+      if (early instanceof Error) throw early;
+      return early;
+    }
     const r = this.callSync({ id: 0, kind: 'file', fqrn, name, maxBytes, sync: true }, `${fqrn}: ${name}`);
     return bytesOf(r);
   }
