@@ -101,7 +101,7 @@ async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Pro
   } catch (err) {
     throw new InputError(`--base ${text}: ${describeSystemError(err)}`);
   }
-  if (!st) throw new InputError(`--base ${text}: no such file or directory (expected a root filesystem directory or tarball, oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG)`);
+  if (!st) throw new InputError(`--base ${text}: no such file or directory (expected a root filesystem directory or tarball, a SquashFS image, a SIF (FILE.sif, sif:FILE), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO:TAG)`);
   if (st.isFile() && st.size > 0) {
     const magic = fileMagic(text);
     if (magic === 'sif') return fromSif(text, text, opts.platform ?? hostPlatform());
