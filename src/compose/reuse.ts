@@ -9,17 +9,15 @@
 // additions, removed files) is kept for a second pass over the composed image. Files shrinkwrap
 // generates (/.shrinkwrap/, /release_setup.sh, Apptainer's files) are never matched: their times
 // are the image's, not their content's.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromText } from '../model/bytes.js';
 import type { Diagnostics } from '../model/diagnostics.js';
 import { type Entry, comparePaths } from '../model/entry.js';
 import { InputError, describeSystemError } from '../model/errors.js';
-import { SIF_MAGIC } from '../formats/sif.js';
-import { SQUASHFS_MAGIC } from '../formats/squashfs/index.js';
 import type { CodecName } from '../codecs/index.js';
 import { type ImageEntry, type SquashfsImage, openSquashfs } from '../sources/squashfs/reader.js';
 import { readSif, squashfsPartition } from '../sources/sif/index.js';
+import { imageFileKind } from '../sources/image-file.js';
 import { StoredSource } from '../writers/squashfs/stored.js';
 import type { MtimePolicy } from './image.js';
 
@@ -178,22 +176,14 @@ export class PreviousImage {
 
 /** Where the image is in the file: a SIF's primary partition; undefined for a SquashFS file. */
 function imageRegion(file: string, label: string): { offset: number; size: number } | undefined {
-  const head = Buffer.alloc(64);
-  let got: number;
+  let kind: ReturnType<typeof imageFileKind>;
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      got = fs.readSync(fd, head, 0, head.length, 0);
-    } finally {
-      fs.closeSync(fd);
-    }
+    kind = imageFileKind(file);
   } catch (err) {
     throw new InputError(`${label}: ${describeSystemError(err)}`);
   }
-  if (got >= 4 && head.readUInt32LE(0) === SQUASHFS_MAGIC) return undefined;
-  if (got < 32 + SIF_MAGIC.length || head.toString('latin1', 32, 32 + SIF_MAGIC.length) !== SIF_MAGIC) {
-    throw new InputError(`${label}: not a SquashFS image or a SIF container`);
-  }
+  if (kind === 'squashfs') return undefined;
+  if (kind !== 'sif') throw new InputError(`${label}: not a SquashFS image or a SIF container`);
   try {
     const d = squashfsPartition(readSif(file), null, label).descriptor;
     return { offset: d.offset, size: d.size };

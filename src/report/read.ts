@@ -10,6 +10,7 @@ import { BuildError, InputError, describeSystemError } from '../model/errors.js'
 import { openBase } from '../sources/base/index.js';
 import { openSquashfs } from '../sources/squashfs/reader.js';
 import { primaryPartition, readSif } from '../sources/sif/index.js';
+import { imageFileKind } from '../sources/image-file.js';
 import type { PlanEntryLike, ProvenanceFacts, Warning } from './model.js';
 
 export interface LoadedPlan {
@@ -144,16 +145,10 @@ async function imageDocuments(file: string, st: fs.Stats): Promise<{ plan: Buffe
     const read = (p: string) => (fs.statSync(path.join(file, p), { throwIfNoEntry: false })?.isFile() ? fs.readFileSync(path.join(file, p)) : null);
     return { plan: read(PLAN_IN_IMAGE), provenance: read(PROVENANCE_IN_IMAGE), what: 'an image directory' };
   }
-  const head = Buffer.alloc(263);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, head, 0, head.length, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  if (head.toString('latin1', 257, 262) === 'ustar') return stored(`docker-archive:${file}`, 'a docker-archive');
-  const sif = head.toString('latin1', 32, 41) === 'SIF_MAGIC';
-  if (head.toString('latin1', 0, 4) === 'hsqs' || sif) {
+  const kind = imageFileKind(file);
+  if (kind === 'tar') return stored(`docker-archive:${file}`, 'a docker-archive');
+  const sif = kind === 'sif';
+  if (kind === 'squashfs' || sif) {
     // A SIF's image is its primary partition.
     const part = sif ? primaryPartition(readSif(file)) : null;
     if (sif && !part) throw new InputError(`${file}: a SIF without a primary partition; ${NOT_A_PLAN}`);

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError, describeSystemError } from '../model/errors.js';
+import { imageFileKind } from '../sources/image-file.js';
 import { type ManifestEntry, readManifestFile } from './manifest.js';
 import { type OciVerifyResult, type OciVerifyStats, verifyDockerArchive, verifyOciLayout } from './oci/index.js';
 import { type VerifyResult, type VerifyStats, verifySquashfs } from './squashfs/index.js';
@@ -37,17 +38,10 @@ export function imageFormat(file: string): ImageFormat {
     throw new InputError(`${file}: a directory without an oci-layout file: verify checks SquashFS images, OCI layouts and docker-archives`);
   }
   if (!st.isFile()) throw new InputError(`${file}: not a regular file`);
-  const head = Buffer.alloc(263);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, head, 0, head.length, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  // ustar (POSIX "ustar\0", GNU "ustar  "): a docker-archive is a tar.
-  if (head.toString('latin1', 257, 262) === 'ustar') return 'docker-archive';
-  // SIF_MAGIC at byte 32; a file named .sif is checked as one (and told what it lacks).
-  if (head.toString('latin1', 32, 41) === 'SIF_MAGIC' || file.toLowerCase().endsWith('.sif')) return 'sif';
+  const kind = imageFileKind(file);
+  // A docker-archive is a tar; a file named .sif is checked as a SIF (and told what it lacks).
+  if (kind === 'tar') return 'docker-archive';
+  if (kind === 'sif' || file.toLowerCase().endsWith('.sif')) return 'sif';
   return 'squashfs';
 }
 

@@ -28,7 +28,7 @@ import { type StoredImage, readOciLayout } from './oci-layout.js';
 import { BaseView } from './view.js';
 import { readSifBase } from './sif.js';
 import { readSquashfsBase } from './squashfs.js';
-import { SQUASHFS_MAGIC } from '../../formats/squashfs/index.js';
+import { imageFileKind } from '../image-file.js';
 import { sha256File } from '../../util/digest.js';
 
 export type BaseKind = 'dir' | 'tarball' | 'oci' | 'docker-archive' | 'registry' | 'sif' | 'squashfs';
@@ -127,20 +127,13 @@ async function fromPath(text: string, opts: BaseOptions, diag: Diagnostics): Pro
 
 /** What a base file is by its first bytes: a SIF container, a SquashFS image, or something else (a tarball). */
 function fileMagic(file: string): 'sif' | 'squashfs' | null {
-  const head = Buffer.alloc(42);
-  let got = 0;
+  let kind: ReturnType<typeof imageFileKind> = null;
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      got = fs.readSync(fd, head, 0, head.length, 0);
-    } finally {
-      fs.closeSync(fd);
-    }
+    kind = imageFileKind(file);
   } catch {
     return null; // reading it as a tarball says what is wrong
   }
-  if (got >= 42 && head.subarray(32, 42).toString('latin1') === 'SIF_MAGIC\0') return 'sif';
-  if (got >= 4 && head.readUInt32LE(0) === SQUASHFS_MAGIC) return 'squashfs';
+  if (kind === 'sif' || kind === 'squashfs') return kind;
   // A name that says SIF is read as one, so that what is wrong with it is said in SIF's terms.
   if (file.toLowerCase().endsWith('.sif')) return 'sif';
   return null;
