@@ -1,7 +1,7 @@
 // Progress of the write stage: a bar (cli-progress) on a terminal, plain lines every few seconds
 // when asked for elsewhere (batch jobs, CI logs), nothing with --quiet.
 import cliProgress from 'cli-progress';
-import { humanBytes } from './output.js';
+import { humanBytes } from '../util/size.js';
 
 export interface Progress {
   update(bytes: number, files: number): void;

@@ -3,7 +3,7 @@ import type { BuildResult, WrittenImage } from '../compose/build.js';
 import { display } from '../model/bytes.js';
 import type { PushResult } from '../registry/push.js';
 import type { FetchStats } from '../sources/cvmfs/http/fetch/fetcher.js';
-import { humanBytes } from './output.js';
+import { humanBytes } from '../util/size.js';
 import { releaseLines, summaryLines } from './render-plan.js';
 
 /** One line on what was written: size, format, and what it holds. */

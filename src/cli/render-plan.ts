@@ -8,7 +8,7 @@ import type { PartSummary } from '../select/index.js';
 import type { ResolvedRelease } from '../select/release/index.js';
 import { xattrReports } from '../sources/xattrs.js';
 import type { Out } from '../util/out.js';
-import { humanBytes } from './output.js';
+import { humanBytes } from '../util/size.js';
 
 // Trees share few distinct mtimes (releases are installed in one go): format each once.
 let lastSeconds = NaN;

@@ -10,6 +10,7 @@
 // filesystem carries them, so a SIF's partition is the SquashFS image of the same build.
 import * as path from 'node:path';
 import type { BaseImage } from '../sources/base/index.js';
+import { hostPlatform } from '../formats/oci.js';
 import type { Sources } from './provenance.js';
 
 export interface ApptainerInput {
@@ -38,6 +39,13 @@ export interface ApptainerFiles {
 }
 
 const D = '/.singularity.d';
+
+/** The image's architecture (a Go name, as SIF and Apptainer's labels have it): the base's, else the platform asked for, else this machine's. */
+export function imageArch(baseImage: BaseImage | null, platform: string | null): string {
+  const fromConfig = baseImage?.config?.architecture;
+  if (typeof fromConfig === 'string' && fromConfig !== '') return fromConfig;
+  return (platform ?? hostPlatform()).split('/')[1] ?? 'unknown';
+}
 
 /** Everything below, from the build's inputs. */
 export function apptainerFiles(input: ApptainerInput): ApptainerFiles {

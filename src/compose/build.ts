@@ -23,8 +23,7 @@ import { type PushResult, pushLayout } from '../registry/push.js';
 import { type SquashfsOutput, type SquashfsResult, openSquashfs, startSquashfsPool, writeSquashfs } from '../writers/squashfs/index.js';
 import { PARTITION_OFFSET, type SifWritten, finishSif } from '../writers/sif/index.js';
 import { DataType } from '../formats/sif.js';
-import { hostPlatform } from '../formats/oci.js';
-import type { ApptainerFiles } from './apptainer.js';
+import { type ApptainerFiles, imageArch } from './apptainer.js';
 import { DEFAULT_MOUNTPOINTS } from './generated.js';
 import { type BuildHooks, type ProgressHooks, type WriteProgress, silentProgress } from './hooks.js';
 import { type MtimePolicy, composeImage, imageEpoch, normaliseOwner, normaliseTimes } from './image.js';
@@ -369,13 +368,6 @@ function openForWriting(tmp: string, output: string): number {
   }
 }
 
-/** The image's architecture (a Go name, as SIF and Apptainer's labels have it): the base's, else --platform's, else this machine's. */
-function imageArch(o: Resolved, baseImage: BaseImage | null): string {
-  const fromConfig = baseImage?.config?.architecture;
-  if (typeof fromConfig === 'string' && fromConfig !== '') return fromConfig;
-  return (o.base?.platform ?? hostPlatform()).split('/')[1] ?? 'unknown';
-}
-
 /** The image tree: base, payload and generated files, owners and times as asked. */
 async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | null): Promise<Omit<Composed, 'payload' | 'baseImage'> & { image: Entry[] }> {
   const { o, diag } = run;
@@ -393,7 +385,7 @@ async function composeFor(run: Run, payload: Payload, baseImage: BaseImage | nul
   if (base) diag.warn('cvmfs-bind', 'the image carries its own /cvmfs: a site that binds the host /cvmfs into containers (apptainer.conf "bind path", a Shifter siteFs entry, podman-hpc --cvmfs) hides it; run without that bind (docs/site-install.md)');
   const work = makeWorkDir('build');
   const sources = sourcesOf(o, payload);
-  const arch = imageArch(o, baseImage);
+  const arch = imageArch(baseImage, o.base?.platform ?? null);
   const generated = part
     ? { entries: await inWorkDir(work, () => writePartIndex(part, sources, work, epoch)), apptainer: null }
     : await inWorkDir(work, () => generatedFor({ sources, payload, baseImage, rootfs: base !== null, mountpoints: o.mountpoints, epoch, work, arch }, diag));

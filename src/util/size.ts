@@ -1,5 +1,6 @@
 // Sizes as options take them: bytes, or with a K, M, G or T suffix (powers of 1024), optionally
-// followed by B or iB (`128K`, `16MiB`, `64G`). One parser for every option that takes a size.
+// followed by B or iB (`128K`, `16MiB`, `64G`). One parser for every option that takes a size,
+// and the one way sizes are shown to people (`humanBytes`).
 import { InputError } from '../model/errors.js';
 
 export interface SizeRule {
@@ -19,4 +20,16 @@ export function parseSize(text: string, option: string, rule: SizeRule): number 
   const ok = m !== null && Number.isSafeInteger(n) && n >= (rule.min ?? 1) && n <= (rule.max ?? Number.MAX_SAFE_INTEGER);
   if (!ok) throw new InputError(`${option} ${text}: ${rule.expected}`);
   return n;
+}
+
+/** Bytes as people read them in summaries, progress lines and reports: `512 B`, `1.5 MiB`. */
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }

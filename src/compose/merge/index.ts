@@ -23,9 +23,8 @@ import { composeImage, imageEpoch } from '../image.js';
 import { type BaseRequest, openBaseImage } from '../inputs.js';
 import { checksumPath, outputKind } from '../output.js';
 import { VERSION, absoluteBaseName } from '../provenance.js';
-import { apptainerFiles } from '../apptainer.js';
+import { apptainerFiles, imageArch } from '../apptainer.js';
 import { PART_INDEX } from '../parts/index-file.js';
-import { hostPlatform } from '../../formats/oci.js';
 import { type Part, type PartFacts, hashFiles, openParts, partEntries } from './parts.js';
 import { type PartPriority, ranks, unionOf } from './union.js';
 
@@ -64,9 +63,9 @@ export interface MergedPart extends PartFacts {
   copied: boolean;
 }
 
-export interface MergeResult {
+/** What every merge reports, whatever it wrote. */
+export interface MergeFacts {
   output: string;
-  image: SquashfsResult & { format: 'squashfs'; compression: CodecName; level: number; blockSize: number };
   sha256: string | null;
   parts: MergedPart[];
   base: { name: string; kind: string; digest: string | null } | null;
@@ -74,6 +73,10 @@ export interface MergeResult {
   shared: number;
   settled: number;
   warnings: readonly Warning[];
+}
+
+export interface MergeResult extends MergeFacts {
+  image: SquashfsResult & { format: 'squashfs'; compression: CodecName; level: number; blockSize: number };
 }
 
 /** The compressor names we write SquashFS with (the superblock's names for them are the same). */
@@ -111,7 +114,7 @@ export async function merge(options: MergeOptions, hooks: BuildHooks): Promise<M
     const merged = parts.map((p, k): MergedPart => ({ file: path.basename(p.file), sha256: digests[k]!, ...p.facts, entries: p.entries.length, files: p.files, bytes: p.bytes, copied: copied[k]! }));
     const base = baseImage ? { name: absoluteBaseName(baseImage.text), kind: baseImage.kind, digest: baseImage.digest } : null;
     const releases = partReleases(opened);
-    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases, rootfs: baseImage !== null });
+    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases, rootfs: baseImage !== null, platform: options.base?.platform ?? null });
     const image = composeImage({ base: baseImage ? baseImage.entries : null, payload: union.entries, mount: MOUNT, epoch, extra }, diag);
 
     let total = 0;
@@ -258,6 +261,8 @@ export interface GeneratedInput {
   releases: PartRelease[];
   /** The image is a root file system (a base, or any OCI image): it gets what a build adds to one. */
   rootfs: boolean;
+  /** `os/arch` asked for (--platform), for the image's architecture when the base does not say it. */
+  platform: string | null;
 }
 
 /**
@@ -310,9 +315,7 @@ function mergedApptainerFiles(input: GeneratedInput): ReturnType<typeof apptaine
   // No command: a merge of the same parts is the same image however it was asked for (by hand,
   // by build --parts, by a Slurm job).
   const sources = { cvmfsRoot: `parts ${parts.map((p) => p.file).join(', ')}`, commandLine: [], created: epoch, specs: [], traces: [] };
-  const configArch = baseImage?.config?.architecture;
-  const arch = typeof configArch === 'string' && configArch !== '' ? configArch : (hostPlatform().split('/')[1] ?? 'unknown');
-  return apptainerFiles({ sources, releases, baseImage, labels, arch, version: VERSION });
+  return apptainerFiles({ sources, releases, baseImage, labels, arch: imageArch(baseImage, input.platform), version: VERSION });
 }
 
 /** The `.sha256` side file (unless turned off) and the flush to disk, then the image into place. */

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type CodecName, codecFor, defaultLevel } from '../../codecs/index.js';
 import type { LayerCompression } from '../../formats/oci.js';
-import type { Diagnostics, Warning } from '../../model/diagnostics.js';
+import type { Diagnostics } from '../../model/diagnostics.js';
 import { type Entry, ancestors, comparePaths, copyEntry, findPath } from '../../model/entry.js';
 import { InputError } from '../../model/errors.js';
 import { MOUNT } from '../../select/spec/parse.js';
@@ -32,7 +32,7 @@ import { openBaseImage } from '../inputs.js';
 import { layerGroups } from '../layers.js';
 import { checksumPath, outputKind } from '../output.js';
 import { VERSION, absoluteBaseName, baseAnnotations } from '../provenance.js';
-import { type MergeOptions, type MergedPart, generated, partReleases, readParts, refuseOutputAmongParts } from './index.js';
+import { type MergeFacts, type MergeOptions, type MergedPart, generated, partReleases, readParts, refuseOutputAmongParts } from './index.js';
 import { type CachedLayer, type LayerSettings, cachePaths, checkCacheNames, findLayer, keepLayer, partKey, reserveLayer } from './layer-cache.js';
 import { type Part, hashFiles, openParts } from './parts.js';
 import { type Union, ranks, unionOf } from './union.js';
@@ -62,15 +62,8 @@ export interface MergedLayer {
   lost?: number;
 }
 
-export interface OciMergeResult {
-  output: string;
+export interface OciMergeResult extends MergeFacts {
   image: Omit<OciWriteResult, 'layers'> & { format: 'oci' | 'docker-archive'; name: string; compression: LayerCompression; level: number; layers: MergedLayer[] };
-  sha256: string | null;
-  parts: MergedPart[];
-  base: { name: string; kind: string; digest: string | null } | null;
-  shared: number;
-  settled: number;
-  warnings: readonly Warning[];
 }
 
 /** How a part becomes its layer in this merge. */
@@ -111,7 +104,7 @@ export async function mergeOci(options: MergeOptions & OciMergeOptions, hooks: B
     const merged = parts.map((p, k): MergedPart => ({ file: path.basename(p.file), sha256: digests[k]!, ...p.facts, entries: p.entries.length, files: p.files, bytes: p.bytes, copied: false }));
     const base = baseImage ? { name: absoluteBaseName(baseImage.text), kind: baseImage.kind, digest: baseImage.digest } : null;
     const releases = partReleases(opened);
-    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases, rootfs: true });
+    const extra = generated({ parts: merged, base, baseImage, epoch, mountpoints: options.mountpoints ?? DEFAULT_MOUNTPOINTS, releases, rootfs: true, platform: options.base?.platform ?? null });
     // An OCI image is a root file system: without a base, the parts still sit at /cvmfs.
     const rootOnly: Entry[] = [{ path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: epoch, size: 0, reason: 'image root' }];
     const baseEntries = baseImage ? baseImage.entries : rootOnly;
