@@ -8,6 +8,14 @@
 import os = require('node:os');
 
 process.env['UV_THREADPOOL_SIZE'] ??= String(Math.min(32, 4 * Math.max(2, os.availableParallelism())));
+// A reader that goes away (`shrinkwrap --help | head`, `plan | less` quit early) is not an error:
+// stop quietly, as other command-line tools do, instead of dying on an unhandled EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 // main.ts runs nothing when imported (tests import it); the command runs here.
 void import('./main.js').then(async ({ main }) => {
   process.exitCode = await main(process.argv.slice(2));

@@ -1,11 +1,12 @@
 // What a new operator meets first (issue 20, item 9): bare `shrinkwrap`, a mistyped option or
 // command, `build --help`, a mistyped project or a branch for a release, an empty /cvmfs, and the
 // example's warnings, each of which says whether it is expected and what to do about it.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureExample } from '../../fixtures/example.js';
-import { expectOneLineError, shrinkwrap } from '../helpers/cli.js';
+import { CLI, expectOneLineError, shrinkwrap } from '../helpers/cli.js';
 import { makeTree, tmpDir } from '../helpers/tree.js';
 
 let cvmfs: string;
@@ -144,5 +145,12 @@ describe("the example's warnings", () => {
     expect(p.code, p.stderr).toBe(0);
     const left = p.stderr.split('\n').filter((l) => l.startsWith('shrinkwrap: warning: '));
     expect(left).toEqual([expect.stringMatching(/NotInImage, which is not in the source tree.*nothing to add\)$/)]);
+  });
+
+  it('a reader that goes away (--help | true) ends the run quietly: no EPIPE stack trace', () => {
+    // `true` is gone long before Node has started, so the help's write meets a closed pipe.
+    const r = spawnSync('sh', ['-c', `"${process.execPath}" "${CLI}" build --help | true`], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
   });
 });
