@@ -12,8 +12,8 @@ process.env['UV_THREADPOOL_SIZE'] ??= String(Math.min(32, 4 * Math.max(2, os.ava
 // stop quietly, as other command-line tools do, instead of dying on an unhandled EPIPE.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
+    // Other failures (a full disk under stdout) are the writer's to report, in one line (util/out.ts).
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
   });
 }
 // main.ts runs nothing when imported (tests import it); the command runs here.
